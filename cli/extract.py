@@ -1,0 +1,84 @@
+"""`serfast extract` and `serfast demo`."""
+
+import os
+import sys
+
+import click
+
+from serfast.corpus import CorpusError
+from serfast.extract import ExtractOptions, extract as run_extract
+from serfast.spec import FeatureSpec
+from serfast.store import StoreError
+
+from .progress import ProgressLine
+
+
+def _csv_list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+
+
+def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) -> int:
+    """Run an extraction, print its summary; returns the number of ok rows."""
+    try:
+        summary = run_extract(corpus, out, options, ProgressLine(not quiet))
+    except (CorpusError, StoreError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"extracted {summary.ok} of {summary.rows} rows ({summary.errors} failed) "
+               f"in {summary.seconds:.1f} s on {summary.workers} {summary.device} worker(s) "
+               f"-> {out}")
+    if summary.ignored:
+        click.echo(f"not audio, ignored: {len(summary.ignored)} file(s) (listed in the JSON)")
+    if summary.errors:
+        base = out[:-4] if out.endswith(".npy") else out
+        click.echo(f"failed rows and their reasons: {base}.csv (status=error)")
+    return summary.ok
+
+
+@click.command()
+@click.argument("corpus", type=click.Path(exists=True))
+@click.argument("out", type=click.Path())
+@click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
+              help="Worker processes; 0 = every core.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run into OUT.")
+@click.option("--frames", is_flag=True, help="Also store per-frame log-mel and MFCC.")
+@click.option("--sr", type=click.IntRange(1000), default=22050, show_default=True,
+              help="Sample rate in Hz.")
+@click.option("--offset", type=click.FloatRange(0), default=0.6, show_default=True,
+              help="Seconds skipped at the start of each file.")
+@click.option("--duration", type=click.FloatRange(0), default=2.5, show_default=True,
+              help="Seconds kept; 0 keeps the whole file.")
+@click.option("--augment", default="", help="Comma list: noise,stretch,pitch,lowpass,telephone.")
+@click.option("--copies", type=click.IntRange(1), default=1, show_default=True,
+              help="Augmented copies per clip and augmentation.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Augmentation seed.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def extract(corpus, out, workers, resume, frames, sr, offset, duration, augment, copies,
+            seed, quiet):
+    """Extract features of every clip under CORPUS (folder, file or CSV manifest) into
+    the store OUT (.npy, with .csv and .json beside it)."""
+    if not out.endswith(".npy"):
+        raise click.BadParameter("OUT must end in .npy", param_hint="OUT")
+    options = ExtractOptions(spec=FeatureSpec(sr=sr, offset=offset, duration=duration),
+                             workers=workers, frames=frames, augment=_csv_list(augment),
+                             copies=copies, seed=seed, resume=resume)
+    if run_and_report(corpus, out, options, quiet) == 0:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--dir", "folder", type=click.Path(), default="serfast-demo", show_default=True,
+              help="Where the demo corpus and outputs go.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def demo(folder, quiet):
+    """Make a small synthetic labelled corpus and run serfast on it (no data needed)."""
+    from serfast.demo import make_demo_corpus
+
+    corpus = os.path.join(folder, "corpus")
+    n = make_demo_corpus(corpus)
+    click.echo(f"made {n} synthetic clips in {corpus}")
+    out = os.path.join(folder, "features.npy")
+    for suffix in (".npy", ".csv", ".json", ".frames.npy"):
+        path = out[:-4] + suffix
+        if os.path.exists(path):
+            os.remove(path)
+    run_and_report(corpus, out, ExtractOptions(frames=True), quiet)

@@ -1,0 +1,70 @@
+"""The embedded default corpus: synthetic speech-like clips with known emotions.
+
+Each clip is a glottal pulse train with a moving pitch contour, shaped by three formant
+resonators and a syllable envelope. Emotions differ the way acted speech does (pitch
+level and range, tempo, loudness, breathiness), speakers by their pitch and formants, so
+the demo exercises every stage of the pipeline and a model can learn something real.
+Files are named as RAVDESS names them, so the corpus reader labels them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import scipy.signal
+import soundfile as sf
+
+#: emotion -> (RAVDESS code, pitch factor, pitch range in semitones, syllables/s,
+#:            loudness, breathiness)
+STYLES = {
+    "neutral": (1, 1.00, 2.0, 4.0, 0.30, 0.02),
+    "happy": (3, 1.25, 6.0, 5.0, 0.50, 0.03),
+    "sad": (4, 0.85, 1.0, 2.5, 0.18, 0.06),
+    "angry": (5, 1.20, 4.0, 5.5, 0.80, 0.10),
+    "fearful": (6, 1.40, 7.0, 6.0, 0.35, 0.08),
+    "disgust": (7, 0.90, 3.0, 3.0, 0.40, 0.12),
+}
+
+
+def synth_clip(emotion: str, speaker: int, take: int, sr: int = 22050,
+               seconds: float = 3.5) -> np.ndarray:
+    """One clip (float32, ``seconds`` long at ``sr`` Hz) of ``emotion`` by ``speaker``."""
+    _, pitch, spread, rate, loud, breath = STYLES[emotion]
+    rng = np.random.default_rng([speaker, take, STYLES[emotion][0]])
+    male = speaker % 2 == 1
+    f0 = (110.0 if male else 210.0) * (1 + 0.04 * (speaker % 5)) * pitch
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    contour = spread * np.sin(2 * np.pi * rng.uniform(0.3, 0.8) * t + rng.uniform(0, 6))
+    freq = f0 * 2 ** ((contour + rng.normal(0, 0.3, n).cumsum() / np.sqrt(n)) / 12)
+    phase = np.cumsum(freq) / sr
+    pulses = np.diff(np.floor(phase), prepend=0.0)
+    source = scipy.signal.lfilter([1.0], [1.0, -0.95], pulses)
+    source += breath * rng.standard_normal(n)
+    scale = 1.0 if male else 1.18
+    voice = np.zeros(n)
+    for fc, bw in ((700 * scale, 110), (1220 * scale, 140), (2600 * scale, 200)):
+        b, a = scipy.signal.iirpeak(fc * rng.uniform(0.95, 1.05), fc / bw, fs=sr)
+        voice += scipy.signal.lfilter(b, a, source)
+    syllables = 0.5 - 0.5 * np.cos(2 * np.pi * rate * t / 2) ** 2
+    envelope = np.where((t > 0.4) & (t < seconds - 0.3), syllables, 0.0)
+    y = voice * envelope
+    y *= loud / (np.max(np.abs(y)) + 1e-9)
+    y += 0.002 * rng.standard_normal(n)
+    return y.astype(np.float32)
+
+
+def make_demo_corpus(folder: str, speakers: int = 6, takes: int = 4, sr: int = 22050) -> int:
+    """Write ``speakers x 6 emotions x takes`` WAV clips under ``folder``; returns the count."""
+    count = 0
+    for s in range(1, speakers + 1):
+        actor = os.path.join(folder, f"Actor_{s:02d}")
+        os.makedirs(actor, exist_ok=True)
+        for emotion, style in STYLES.items():
+            for k in range(takes):
+                name = f"03-01-{style[0]:02d}-01-{k // 2 + 1:02d}-{k % 2 + 1:02d}-{s:02d}.wav"
+                sf.write(os.path.join(actor, name), synth_clip(emotion, s, k, sr), sr,
+                         subtype="PCM_16")
+                count += 1
+    return count

@@ -1,0 +1,110 @@
+"""Per-clip features of the "seed" set, computed for many clips at once.
+
+Reference definition (librosa 0.11, per clip ``y`` at ``sr``; means over frames)::
+
+    zcr    = zero_crossing_rate(y=y)                     (1)
+    chroma = chroma_stft(S=abs(stft(y)), sr=sr)          (12, tuning estimated per clip)
+    mfcc   = mfcc(y=y, sr=sr)                            (20)
+    rms    = rms(y=y)                                    (1)
+    mel    = melspectrogram(y=y, sr=sr)                  (128)
+    stats  = y.mean(), y.var(), skew(y), kurtosis(y),
+             spectral_centroid(y=y, sr=sr).mean(), spectral_bandwidth(y=y, sr=sr).mean()
+
+serfast computes one STFT per clip (float32 FFT over every frame of the batch in a single
+call) and derives everything else from it in the kernels of ``serfast.kernels_cpu``.
+Gender is not an audio feature: the store appends it from the corpus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+
+from . import kernels_cpu
+from .filterbanks import TUNING_EDGES, filter_banks
+from .spec import FeatureSpec
+
+#: piptrack's default frequency range in Hz (fmin, fmax).
+PITCH_RANGE = (150.0, 4000.0)
+
+
+@dataclass
+class BatchFeatures:
+    """Features of a batch of clips.
+
+    Attributes
+    ----------
+    values : (n_clips, len(spec.columns) - 1) float32
+        Clip features in store column order, without ``gender``.
+    frames : list of (n_frames_i, n_mels + n_mfcc) float32, or None
+        Per-frame log-mel (dB) and MFCC of each clip when asked for.
+    """
+
+    values: np.ndarray
+    frames: list[np.ndarray] | None
+
+
+def n_frames(n_samples: int, spec: FeatureSpec) -> int:
+    """Frames of a centred STFT of ``n_samples`` samples: ``1 + n // hop``."""
+    return 1 + n_samples // spec.hop_length
+
+
+def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
+                  frames: bool = False) -> BatchFeatures:
+    """Compute the seed features of every clip in ``signals``.
+
+    Parameters
+    ----------
+    signals : list of (n_i,) float32 arrays
+        Mono clips at ``spec.sr``, each with at least one finite sample.
+    spec : FeatureSpec
+    frames : bool
+        Also return frame-level log-mel and MFCC.
+    """
+    banks = filter_banks(spec)
+    lengths = np.array([len(s) for s in signals], np.int64)
+    if len(signals) == 0:
+        width = len(spec.columns) - 1
+        return BatchFeatures(np.zeros((0, width), np.float32), [] if frames else None)
+    if lengths.min() < 1:
+        raise ValueError("every clip needs at least one sample")
+    sig_off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    counts = 1 + lengths // spec.hop_length
+    frame_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    flat = np.concatenate(signals).astype(np.float32, copy=False)
+
+    buf = np.empty((frame_off[-1], spec.n_fft), np.float32)
+    kernels_cpu.frame_batch(flat, sig_off, frame_off, banks.window, spec.hop_length, buf)
+    spectra = scipy.fft.rfft(buf, axis=1, workers=1, overwrite_x=True)
+    del buf
+
+    n_mels, n_chroma, n_mfcc = spec.n_mels, spec.n_chroma, spec.n_mfcc
+    spectral = np.empty((len(signals), n_chroma + 2 * n_mels + 2), np.float64)
+    logmel = np.empty((frame_off[-1] if frames else 0, n_mels), np.float32)
+    k_lo = int(np.ceil(PITCH_RANGE[0] * spec.n_fft / spec.sr))
+    k_hi = int(np.ceil(min(PITCH_RANGE[1], spec.sr / 2) * spec.n_fft / spec.sr))
+    kernels_cpu.spectral_batch(
+        spectra, frame_off, banks.freqs, banks.mel_start, banks.mel_stop, banks.mel_offset,
+        banks.mel_weights, banks.chroma, TUNING_EDGES, k_lo, k_hi, spec.sr / spec.n_fft,
+        spec.top_db, spectral, logmel)
+
+    timed = np.empty((len(signals), 6), np.float64)
+    for i, s in enumerate(signals):
+        kernels_cpu.time_features(s, spec.n_fft, spec.hop_length, timed[i])
+
+    chroma = spectral[:, :n_chroma]
+    mel = spectral[:, n_chroma:n_chroma + n_mels]
+    centroid_bw = spectral[:, n_chroma + n_mels:n_chroma + n_mels + 2]
+    mfcc = spectral[:, n_chroma + n_mels + 2:] @ banks.dct.astype(np.float64)
+    values = np.concatenate([
+        timed[:, :1], chroma, mfcc, timed[:, 1:2], mel, timed[:, 2:6], centroid_bw,
+    ], axis=1).astype(np.float32)
+
+    frame_list = None
+    if frames:
+        mfcc_frames = logmel @ banks.dct
+        frame_list = [np.concatenate([logmel[a:b], mfcc_frames[a:b]], axis=1)
+                      for a, b in zip(frame_off[:-1], frame_off[1:])]
+    return BatchFeatures(values, frame_list)
