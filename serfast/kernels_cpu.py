@@ -113,8 +113,8 @@ def _frame_spectrum(xf, freqs, mel_start, mel_stop, mel_offset, mel_weights,
     (centroid Hz, bandwidth Hz, max |X|).  librosa: ``stft``, ``melspectrogram``,
     ``spectral_centroid``, ``spectral_bandwidth``."""
     n_bins = mag.shape[0]
-    total = np.float32(0.0)
-    weighted = np.float32(0.0)
+    total = 0.0
+    weighted = 0.0
     peak = np.float32(0.0)
     for k in range(n_bins):
         v = xf[k]
@@ -131,14 +131,14 @@ def _frame_spectrum(xf, freqs, mel_start, mel_stop, mel_offset, mel_weights,
         melpow[b] = acc
     if total >= _TINY32:
         centroid = weighted / total
-        spread = np.float32(0.0)
+        spread = 0.0
         for k in range(n_bins):
             d = freqs[k] - centroid
             spread += mag[k] * d * d
         bandwidth = math.sqrt(spread / total)
     else:  # librosa leaves an all-zero frame unnormalised: both sums are 0
         centroid = weighted
-        spread = np.float32(0.0)
+        spread = 0.0
         for k in range(n_bins):
             d = freqs[k] - centroid
             spread += mag[k] * d * d
