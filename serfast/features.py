@@ -75,29 +75,44 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
     frame_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     flat = np.concatenate(signals).astype(np.float32, copy=False)
 
-    buf = np.empty((frame_off[-1], spec.n_fft), np.float32)
+    n_frames_total = int(frame_off[-1])
+    buf = np.empty((n_frames_total, spec.n_fft), np.float32)
     kernels_cpu.frame_batch(flat, sig_off, frame_off, banks.window, spec.hop_length, buf)
     spectra = scipy.fft.rfft(buf, axis=1, workers=1, overwrite_x=True)
     del buf
 
-    n_mels, n_chroma, n_mfcc = spec.n_mels, spec.n_chroma, spec.n_mfcc
-    spectral = np.empty((len(signals), n_chroma + 2 * n_mels + 2), np.float64)
-    logmel = np.empty((frame_off[-1] if frames else 0, n_mels), np.float32)
+    n_mels, n_clips = spec.n_mels, len(signals)
+    mag = np.empty((n_frames_total, spec.n_bins), np.float32)
+    melpow = np.empty((n_frames_total, n_mels), np.float32)
+    frame_stats = np.empty((n_frames_total, 3), np.float64)
+    kernels_cpu.spectrum_frames(spectra, banks.freqs, banks.mel_start, banks.mel_stop,
+                                banks.mel_offset, banks.mel_weights, mag, melpow, frame_stats)
+    del spectra
+    db = np.maximum(melpow, np.float32(1e-10))
+    np.log10(db, out=db)
+    db *= np.float32(10.0)
+
+    means = np.empty((n_clips, 2 * n_mels + 2), np.float64)
+    tunings = np.empty(n_clips, np.int64)
+    logmel = np.empty((n_frames_total if frames else 0, n_mels), np.float32)
     k_lo = int(np.ceil(PITCH_RANGE[0] * spec.n_fft / spec.sr))
     k_hi = int(np.ceil(min(PITCH_RANGE[1], spec.sr / 2) * spec.n_fft / spec.sr))
-    kernels_cpu.spectral_batch(
-        spectra, frame_off, banks.freqs, banks.mel_start, banks.mel_stop, banks.mel_offset,
-        banks.mel_weights, banks.chroma, TUNING_EDGES, k_lo, k_hi, spec.sr / spec.n_fft,
-        spec.top_db, spectral, logmel)
+    kernels_cpu.clip_reduce(mag, melpow, db, frame_stats, frame_off, k_lo, k_hi,
+                            spec.sr / spec.n_fft, TUNING_EDGES, spec.top_db, means, tunings,
+                            logmel)
+    chroma = np.empty((n_clips, spec.n_chroma), np.float64)
+    for c, (a, b) in enumerate(zip(frame_off[:-1], frame_off[1:])):
+        raw = mag[a:b] @ banks.chroma_t[tunings[c]]  # (n_frames, n_chroma)
+        peak = np.abs(raw).max(axis=1, keepdims=True)
+        peak[peak < np.finfo(np.float32).tiny] = 1.0  # librosa.util.normalize(norm=inf)
+        chroma[c] = (raw / peak).mean(axis=0)
 
-    timed = np.empty((len(signals), 6), np.float64)
+    timed = np.empty((n_clips, 6), np.float64)
     for i, s in enumerate(signals):
         kernels_cpu.time_features(s, spec.n_fft, spec.hop_length, timed[i])
 
-    chroma = spectral[:, :n_chroma]
-    mel = spectral[:, n_chroma:n_chroma + n_mels]
-    centroid_bw = spectral[:, n_chroma + n_mels:n_chroma + n_mels + 2]
-    mfcc = spectral[:, n_chroma + n_mels + 2:] @ banks.dct.astype(np.float64)
+    mel, centroid_bw = means[:, :n_mels], means[:, n_mels:n_mels + 2]
+    mfcc = means[:, n_mels + 2:] @ banks.dct.astype(np.float64)
     values = np.concatenate([
         timed[:, :1], chroma, mfcc, timed[:, 1:2], mel, timed[:, 2:6], centroid_bw,
     ], axis=1).astype(np.float32)

@@ -35,8 +35,8 @@ class FilterBanks:
         Where each filter's weights start in ``mel_weights``.
     mel_weights : (nnz,) float32
         Non-zero weights of librosa's Slaney mel bank, filter after filter.
-    chroma : (len(TUNING_EDGES) - 1, n_chroma, n_bins) float32
-        librosa's chroma bank for every tuning ``estimate_tuning`` can return.
+    chroma_t : (len(TUNING_EDGES) - 1, n_bins, n_chroma) float32
+        librosa's chroma bank, transposed, for every tuning ``estimate_tuning`` returns.
     dct : (n_mels, n_mfcc) float32
         Orthonormal DCT-II matrix: ``mfcc = log_mel @ dct``.
     """
@@ -47,7 +47,7 @@ class FilterBanks:
     mel_stop: np.ndarray
     mel_offset: np.ndarray
     mel_weights: np.ndarray
-    chroma: np.ndarray
+    chroma_t: np.ndarray
     dct: np.ndarray
 
     def mel_dense(self, n_bins: int) -> np.ndarray:
@@ -102,6 +102,6 @@ def _build(spec: FeatureSpec) -> FilterBanks:
         mel_stop=np.asarray(stops, np.int64),
         mel_offset=offset,
         mel_weights=np.concatenate(weights).astype(np.float32),
-        chroma=np.ascontiguousarray(chroma, np.float32),
+        chroma_t=np.ascontiguousarray(chroma.transpose(0, 2, 1), np.float32),
         dct=np.ascontiguousarray(dct, np.float32),
     )

@@ -43,7 +43,7 @@ def frame_batch(signal, sig_offsets, frame_offsets, window, hop, out):
                 row[j] = signal[a + k] * window[j] if 0 <= k < n else np.float32(0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FAST)
 def time_features(y, n_fft, hop, out):
     """ZCR mean, RMS mean and the four waveform moments of one clip.
 
@@ -51,37 +51,36 @@ def time_features(y, n_fft, hop, out):
     ``zcr_mean, rms_mean, mean, var, skew, kurtosis`` (Fisher kurtosis, biased moments as
     ``scipy.stats``; skew and kurtosis are 0 for a constant signal).
 
-    ZCR: ``librosa.feature.zero_crossing_rate`` (edge padding, threshold 1e-10, first
-    sample of each frame never a crossing). RMS: ``librosa.feature.rms`` (zero padding).
+    ZCR: ``librosa.feature.zero_crossing_rate`` (edge padding, |x| <= 1e-10 counts as 0,
+    first sample of each frame never a crossing). RMS: ``librosa.feature.rms`` (zero
+    padding). Edge padding repeats the end samples, so crossings only occur inside ``y``.
     """
     n = y.shape[0]
     half = n_fft // 2
     n_frames = 1 + n // hop
-    # padded signal index p maps to y[clip(p - half, 0, n - 1)] for ZCR (edge mode)
-    m = n + 2 * half
-    cross = np.zeros(m + 1, np.int64)  # cross[p + 1] = cumulative crossings up to p
-    prev_neg = False
-    for p in range(m):
-        q = min(max(p - half, 0), n - 1)
-        v = y[q]
-        neg = (v < 0.0) and (abs(v) > 1e-10)
-        cross[p + 1] = cross[p] + (1 if (p > 0 and neg != prev_neg) else 0)
-        prev_neg = neg
-    sq = np.zeros(n + 1, np.float64)
-    s1 = 0.0
+    crossings = np.zeros(n + 1, np.int32)  # crossings[i + 1]: crossings at y[1..i]
+    energy = np.zeros(n + 1, np.float64)  # energy[i]: sum of y[:i] ** 2
+    prev = y[0] < -1e-10
+    total = 0.0
     for i in range(n):
-        s1 += y[i]
-        sq[i + 1] = sq[i] + np.float64(y[i]) * y[i]
+        v = y[i]
+        neg = v < -1e-10
+        crossings[i + 1] = crossings[i] + (neg != prev)
+        prev = neg
+        energy[i + 1] = energy[i] + np.float64(v) * v
+        total += v
     zcr = 0.0
     rms = 0.0
     for t in range(n_frames):
-        p0 = t * hop
-        # crossings strictly inside the frame: positions p0+1 .. p0+n_fft-1
-        zcr += (cross[p0 + n_fft] - cross[p0 + 1]) / n_fft
-        lo = min(max(p0 - half, 0), n)
-        hi = min(max(p0 - half + n_fft, 0), n)
-        rms += math.sqrt(max(sq[hi] - sq[lo], 0.0) / n_fft)
-    mean = s1 / n
+        p0 = t * hop - half
+        lo = max(p0 + 1, 1)
+        hi = min(p0 + n_fft - 1, n - 1)
+        if hi >= lo:
+            zcr += crossings[hi + 1] - crossings[lo]
+        e_lo = min(max(p0, 0), n)
+        e_hi = min(max(p0 + n_fft, 0), n)
+        rms += math.sqrt(max(energy[e_hi] - energy[e_lo], 0.0) / n_fft)
+    mean = total / n
     m2 = 0.0
     m3 = 0.0
     m4 = 0.0
@@ -94,7 +93,7 @@ def time_features(y, n_fft, hop, out):
     m2 /= n
     m3 /= n
     m4 /= n
-    out[0] = zcr / n_frames
+    out[0] = zcr / n_fft / n_frames
     out[1] = rms / n_frames
     out[2] = mean
     out[3] = m2
@@ -107,43 +106,46 @@ def time_features(y, n_fft, hop, out):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _frame_spectrum(xf, freqs, mel_start, mel_stop, mel_offset, mel_weights,
-                    mag, melpow):
-    """|X| of one frame into ``mag``, its mel power into ``melpow``; returns
-    (centroid Hz, bandwidth Hz, max |X|).  librosa: ``stft``, ``melspectrogram``,
-    ``spectral_centroid``, ``spectral_bandwidth``."""
-    n_bins = mag.shape[0]
-    total = 0.0
-    weighted = 0.0
-    peak = np.float32(0.0)
-    for k in range(n_bins):
-        v = xf[k]
-        a = np.float32(math.sqrt(v.real * v.real + v.imag * v.imag))
-        mag[k] = a
-        total += a
-        weighted += a * freqs[k]
-        peak = max(peak, a)
-    for b in range(mel_start.shape[0]):
-        acc = np.float32(0.0)
-        w0 = mel_offset[b] - mel_start[b]
-        for k in range(mel_start[b], mel_stop[b]):
-            acc += mel_weights[w0 + k] * (mag[k] * mag[k])
-        melpow[b] = acc
-    if total >= _TINY32:
-        centroid = weighted / total
+def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights,
+                    mag, melpow, frame_stats):
+    """Magnitude, mel power, centroid, bandwidth and peak of every STFT frame.
+
+    spectra : (n_frames, n_bins) complex64.  mag : (n_frames, n_bins) float32 out, |X|.
+    melpow : (n_frames, n_mels) float32 out, Slaney mel bank @ |X|**2 (sparse rows).
+    frame_stats : (n_frames, 3) float64 out: centroid Hz, bandwidth Hz, max |X|.
+    librosa: ``stft``, ``melspectrogram``, ``spectral_centroid``, ``spectral_bandwidth``
+    (an all-zero frame is left unnormalised there, so both are computed from raw sums).
+    """
+    n_bins = spectra.shape[1]
+    for t in range(spectra.shape[0]):
+        m = mag[t]
+        x = spectra[t]
+        total = 0.0
+        weighted = 0.0
+        peak = np.float32(0.0)
+        for k in range(n_bins):
+            v = x[k]
+            a = np.float32(math.sqrt(v.real * v.real + v.imag * v.imag))
+            m[k] = a
+            total += a
+            weighted += a * freqs[k]
+            peak = max(peak, a)
+        norm = total if total >= _TINY32 else 1.0
+        centroid = weighted / norm
         spread = 0.0
         for k in range(n_bins):
             d = freqs[k] - centroid
-            spread += mag[k] * d * d
-        bandwidth = math.sqrt(spread / total)
-    else:  # librosa leaves an all-zero frame unnormalised: both sums are 0
-        centroid = weighted
-        spread = 0.0
-        for k in range(n_bins):
-            d = freqs[k] - centroid
-            spread += mag[k] * d * d
-        bandwidth = math.sqrt(spread)
-    return centroid, bandwidth, peak
+            spread += m[k] * d * d
+        frame_stats[t, 0] = centroid
+        frame_stats[t, 1] = math.sqrt(spread / norm)
+        frame_stats[t, 2] = peak
+        p = melpow[t]
+        for b in range(mel_start.shape[0]):
+            acc = np.float32(0.0)
+            w0 = mel_offset[b] - mel_start[b]
+            for k in range(mel_start[b], mel_stop[b]):
+                acc += mel_weights[w0 + k] * (m[k] * m[k])
+            p[b] = acc
 
 
 @njit(cache=True)
@@ -201,75 +203,48 @@ def _tuning_index(pitches, mags, count, edges):
     return int(np.argmax(hist))
 
 
-@njit(cache=True, fastmath=_FAST)
-def spectral_batch(spectra, frame_offsets, freqs, mel_start, mel_stop, mel_offset,
-                   mel_weights, chroma_table, tuning_edges, k_lo, k_hi, sr_over_nfft,
-                   top_db, out, logmel_out):
-    """Spectral features of every clip from its one-sided STFT.
+@njit(cache=True)
+def clip_reduce(mag, melpow, db, frame_stats, frame_offsets, k_lo, k_hi, sr_over_nfft,
+                tuning_edges, top_db, out, tunings, logmel_out):
+    """Per-clip means and chroma tuning from the per-frame arrays of ``spectrum_frames``.
 
-    spectra : (n_frames, n_bins) complex64, frames of all clips (``frame_offsets``).
-    chroma_table : (n_tunings, n_chroma, n_bins) float32, see ``FilterBanks.chroma``.
-    out : (n_clips, n_chroma + n_mels + 2 + n_mels) float64 receives per clip
-        ``chroma means, mel power means, centroid mean, bandwidth mean, log-mel dB means``.
-    logmel_out : (n_frames, n_mels) float32 receives the dB mel of every frame
-        (``power_to_db(ref=1, amin=1e-10, top_db)``); pass shape (0, n_mels) to skip.
+    db : (n_frames, n_mels) float32, ``10 * log10(max(melpow, 1e-10))``.
+    out : (n_clips, 2 * n_mels + 2) float64 receives per clip the means of
+        ``mel power, centroid, bandwidth, clamped dB`` (``power_to_db(top_db)``: the clamp
+        is ``max(db, clip max - top_db)``).
+    tunings : (n_clips,) int64 receives the ``tuning_edges`` index from ``estimate_tuning``.
+    logmel_out : (n_frames, n_mels) float32 receives clamped dB; shape (0, n_mels) skips.
     """
-    n_bins = spectra.shape[1]
-    n_mels = mel_start.shape[0]
-    n_chroma = chroma_table.shape[1]
+    n_mels = melpow.shape[1]
     n_clips = frame_offsets.shape[0] - 1
     max_t = 0
     for c in range(n_clips):
         max_t = max(max_t, frame_offsets[c + 1] - frame_offsets[c])
-    mag = np.empty((max_t, n_bins), np.float32)
-    db = np.empty((max_t, n_mels), np.float32)
     per_frame = max(k_hi - k_lo, 1)
     pitches = np.empty(max_t * per_frame, np.float32)
     pmags = np.empty(max_t * per_frame, np.float32)
-    melpow = np.empty(n_mels, np.float32)
-    raw = np.empty(n_chroma, np.float32)
     keep_frames = logmel_out.shape[0] > 0
     for c in range(n_clips):
         f0 = frame_offsets[c]
-        n_t = frame_offsets[c + 1] - f0
+        f1 = frame_offsets[c + 1]
         row = out[c]
         row[:] = 0.0
         count = 0
         db_max = np.float32(-np.inf)
-        cen_sum = 0.0
-        bw_sum = 0.0
-        for t in range(n_t):
-            cen, bw, peak = _frame_spectrum(spectra[f0 + t], freqs, mel_start, mel_stop,
-                                            mel_offset, mel_weights, mag[t], melpow)
-            cen_sum += cen
-            bw_sum += bw
-            count = _pitch_candidates(mag[t], peak, k_lo, k_hi, sr_over_nfft,
-                                      pitches, pmags, count)
+        for t in range(f0, f1):
+            count = _pitch_candidates(mag[t], np.float32(frame_stats[t, 2]), k_lo, k_hi,
+                                      sr_over_nfft, pitches, pmags, count)
+            row[n_mels] += frame_stats[t, 0]
+            row[n_mels + 1] += frame_stats[t, 1]
             for b in range(n_mels):
-                row[n_chroma + b] += melpow[b]
-                d = np.float32(10.0) * np.float32(math.log10(max(np.float32(1e-10), melpow[b])))
-                db[t, b] = d
-                db_max = max(db_max, d)
+                row[b] += melpow[t, b]
+                db_max = max(db_max, db[t, b])
         floor = db_max - np.float32(top_db)
-        for t in range(n_t):
+        for t in range(f0, f1):
             for b in range(n_mels):
                 d = max(db[t, b], floor)
-                row[n_chroma + n_mels + 2 + b] += d
+                row[n_mels + 2 + b] += d
                 if keep_frames:
-                    logmel_out[f0 + t, b] = d
-        fb = chroma_table[_tuning_index(pitches, pmags, count, tuning_edges)]
-        for t in range(n_t):
-            peak = np.float32(0.0)
-            for q in range(n_chroma):
-                acc = np.float32(0.0)
-                for k in range(n_bins):
-                    acc += fb[q, k] * mag[t, k]
-                raw[q] = acc
-                peak = max(peak, abs(acc))
-            if peak < _TINY32:
-                peak = np.float32(1.0)
-            for q in range(n_chroma):
-                row[q] += raw[q] / peak
-        row[n_chroma + n_mels] = cen_sum
-        row[n_chroma + n_mels + 1] = bw_sum
-        row[:] /= n_t
+                    logmel_out[t, b] = d
+        row[:] /= f1 - f0
+        tunings[c] = _tuning_index(pitches, pmags, count, tuning_edges)

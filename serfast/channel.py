@@ -1,0 +1,163 @@
+"""Label one channel of a recording: blocks -> VAD -> windows -> features -> model.
+
+The channel is streamed (:mod:`serfast.stream`); only the audio that a window may still
+need is kept (a few tens of seconds whatever the recording's length). Windows are placed
+over each speech region found by :mod:`serfast.vad`:
+
+* a region no longer than the window gets one window centred on it (the model was
+  trained on crops with some silence around the words);
+* a longer region gets windows every ``hop`` from its start, plus one ending at its end,
+  so every speech sample is covered.
+
+Windows are computed by the engine (:func:`serfast.features.compute_batch`) ``batch`` at
+a time; the model sees all windows of the channel in one call, as one speaker group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .features import compute_batch
+from .stream import channel_blocks
+from .vad import SpeechDetector, VadOptions
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """Windows (seconds), decoding blocks (seconds of input audio) and feature batches."""
+
+    window: float = 2.5
+    hop: float = 1.25
+    block_seconds: float = 30.0
+    batch: int = 64
+    vad: VadOptions = VadOptions()
+
+
+@dataclass
+class ChannelResult:
+    """Windows of one channel and what the model said about them.
+
+    starts, ends : (n,) float64 seconds.  probs : (n, n_labels) float32.
+    regions : speech regions as (start, end) seconds.  seconds : channel length.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    probs: np.ndarray
+    regions: list[tuple[float, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str = ""
+
+
+def region_windows(a: int, b: int, win: int, hop: int) -> list[int]:
+    """Start samples of the windows over the speech region [a, b) (see module doc)."""
+    if b - a <= win:
+        return [(a + b) // 2 - win // 2]
+    starts = list(range(a, b - win + 1, hop))
+    if starts[-1] + win < b:
+        starts.append(b - win)
+    return starts
+
+
+class _Labeller:
+    """State of one channel while its blocks stream through."""
+
+    def __init__(self, predictor, options: WindowOptions):
+        self.predictor, self.spec, self.opt = predictor, predictor.spec, options
+        sr = self.spec.sr
+        self.win, self.hop = int(round(options.window * sr)), int(round(options.hop * sr))
+        self.vad = SpeechDetector(sr, self.spec.hop_length, options.vad)
+        self.audio, self.base = np.zeros(0, np.float32), 0  # audio[0] is sample `base`
+        self.planned: list[int] = []  # window starts not yet cut
+        self.open_emitted: set[int] = set()  # starts already planned in the open region
+        self.pending: list[tuple[int, np.ndarray]] = []
+        self.spans: list[tuple[int, int]] = []
+        self.values: list[np.ndarray] = []
+        self.frames: list[np.ndarray] = []
+        self.regions: list[tuple[int, int]] = []
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.audio)
+
+    def push(self, y: np.ndarray) -> None:
+        self.audio = np.concatenate([self.audio, y])
+        self._plan(self.vad.push(y))
+        self._cut(final=False)
+        keep = min([self.vad.decided_sample - self.win]
+                   + ([self.vad.open_start - self.win] if self.vad.open is not None else [])
+                   + self.planned)
+        if keep > self.base:
+            self.audio = self.audio[keep - self.base:]
+            self.base = keep
+
+    def finish(self) -> ChannelResult:
+        self._plan(self.vad.finish())
+        self._cut(final=True)
+        self._features()
+        sr = self.spec.sr
+        n = len(self.spans)
+        order = sorted(range(n), key=lambda i: self.spans[i])
+        spans = np.array([self.spans[i] for i in order], np.float64).reshape(n, 2) / sr
+        probs = np.zeros((0, len(self.predictor.labels)), np.float32)
+        if n:
+            values = np.concatenate(self.values)
+            values = np.concatenate([values, np.full((n, 1), np.nan, np.float32)], axis=1)
+            frames = self.frames if self.predictor.needs_frames else None
+            probs = self.predictor.predict_proba(values, frames, np.zeros(n, np.int64))
+            probs = np.asarray(probs, np.float32)[order]
+        regions = [(a / sr, min(b, self.end) / sr) for a, b in self.regions]
+        return ChannelResult(spans[:, 0], spans[:, 1], probs, regions, self.end / sr)
+
+    def _plan(self, closed: list[tuple[int, int]]) -> None:
+        for a, b in closed:
+            self.regions.append((a, b))
+            self.planned += [s for s in region_windows(a, b, self.win, self.hop)
+                             if s not in self.open_emitted]
+            self.open_emitted = set()
+        if self.vad.open is not None:  # windows certain to exist in a long open region
+            a, b = self.vad.open_start, self.vad.open_end
+            for s in range(a, b - self.win + 1, self.hop):
+                if s not in self.open_emitted:
+                    self.open_emitted.add(s)
+                    self.planned.append(s)
+
+    def _cut(self, final: bool) -> None:
+        keep = []
+        for s in self.planned:
+            s = max(s, 0)
+            e = s + self.win
+            if e > self.end and not final:
+                keep.append(s)
+                continue
+            if e > self.end:
+                s, e = max(0, self.end - self.win), self.end
+            self.pending.append((s, self.audio[s - self.base:e - self.base].copy()))
+            if len(self.pending) >= self.opt.batch:
+                self._features()
+        self.planned = keep
+
+    def _features(self) -> None:
+        if not self.pending:
+            return
+        batch = compute_batch([y for _, y in self.pending], self.spec,
+                              frames=self.predictor.needs_frames)
+        self.spans += [(s, s + len(y)) for s, y in self.pending]
+        self.values.append(batch.values)
+        if batch.frames is not None:
+            self.frames += batch.frames
+        self.pending = []
+
+
+def label_channel(path: str, channel: int | None, predictor,
+                  options: WindowOptions = WindowOptions()) -> ChannelResult:
+    """Label channel ``channel`` of ``path`` (None: the mix of all channels).
+
+    Raises :class:`serfast.audio.AudioError` when the file cannot be decoded.
+    """
+    state = _Labeller(predictor, options)
+    for block in channel_blocks(path, channel, predictor.spec.sr, options.block_seconds):
+        state.push(block)
+    return state.finish()
