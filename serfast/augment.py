@@ -7,7 +7,6 @@ Each augmentation is a pure function ``(y, sr, rng) -> y`` on a mono float32 cli
 from __future__ import annotations
 
 import numpy as np
-import scipy.signal
 
 
 def add_noise(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -34,6 +33,8 @@ def pitch_shift(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 def low_pass(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Zero-phase 4th-order Butterworth low-pass at a random 2–4 kHz cut-off."""
+    import scipy.signal
+
     cutoff = min(float(rng.uniform(2000.0, 4000.0)), 0.45 * sr)
     sos = scipy.signal.butter(4, cutoff, btype="lowpass", fs=sr, output="sos")
     return scipy.signal.sosfiltfilt(sos, y).astype(np.float32)
@@ -41,6 +42,8 @@ def low_pass(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 def telephone(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     """A telephone channel: 300–3,400 Hz band, 8 kHz, 8-bit µ-law, back to ``sr``."""
+    import scipy.signal
+
     from .audio import resample
 
     sos = scipy.signal.butter(4, [300.0, 3400.0], btype="bandpass", fs=sr, output="sos")

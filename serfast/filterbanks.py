@@ -7,7 +7,13 @@ of chroma banks indexed by estimated tuning).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+
 import numpy as np
 import scipy.fft
 
@@ -67,10 +73,35 @@ def install_filter_banks(spec: FeatureSpec, banks: FilterBanks) -> None:
 
 
 def filter_banks(spec: FeatureSpec) -> FilterBanks:
-    """The banks for ``spec``, built from librosa once per process."""
+    """The banks for ``spec``: from this process, else the disk cache, else librosa.
+
+    Building them imports librosa and asks it for 100 chroma banks (about half a second),
+    so they are cached under ``$SERFAST_CACHE`` (default ``~/.cache/serfast``), keyed by
+    the spec and the librosa version, like Numba caches compiled kernels.
+    """
     if spec not in _BUILT:
-        _BUILT[spec] = _build(spec)
+        _BUILT[spec] = _cached(spec)
     return _BUILT[spec]
+
+
+def _cached(spec: FeatureSpec) -> FilterBanks:
+    key = json.dumps([spec.to_dict(), version("librosa"), 1], sort_keys=True)
+    folder = os.environ.get("SERFAST_CACHE", os.path.expanduser("~/.cache/serfast"))
+    path = os.path.join(folder, f"banks-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz")
+    try:
+        with np.load(path) as data:
+            return FilterBanks(**{k: data[k] for k in data.files})
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    banks = _build(spec)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".npz", delete=False) as fh:
+            np.savez(fh, **asdict(banks))
+        os.replace(fh.name, path)
+    except OSError:
+        pass  # a read-only home only costs the rebuild
+    return banks
 
 
 def _build(spec: FeatureSpec) -> FilterBanks:

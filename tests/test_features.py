@@ -94,3 +94,15 @@ def test_frame_level_output_matches_librosa():
 def test_empty_clip_is_rejected():
     with pytest.raises(ValueError):
         compute_batch([np.zeros(0, np.float32)], SPEC)
+
+
+def test_filter_bank_disk_cache_round_trips(tmp_path, monkeypatch):
+    from serfast import filterbanks
+
+    spec = FeatureSpec(n_mels=64)
+    monkeypatch.setenv("SERFAST_CACHE", str(tmp_path))
+    built = filterbanks._cached(spec)
+    assert len(list(tmp_path.glob("banks-*.npz"))) == 1
+    loaded = filterbanks._cached(spec)
+    for name in built.__dataclass_fields__:
+        assert np.array_equal(getattr(built, name), getattr(loaded, name)), name
