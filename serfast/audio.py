@@ -7,6 +7,8 @@ channels are averaged to mono, and soxr resamples with librosa's default quality
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import soundfile as sf
 import soxr
@@ -18,6 +20,15 @@ class AudioError(Exception):
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
+
+def _open(path: str):
+    """A context manager giving what soundfile opens: the path, or an fsspec file for URLs."""
+    if "://" in path:
+        import fsspec  # only for object stores: s3://, gs://, file://, …
+
+        return fsspec.open(path, "rb")
+    return contextlib.nullcontext(path)
+
 
 def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Resample mono float32 ``y`` like ``librosa.resample(res_type="soxr_hq")``.
@@ -41,7 +52,7 @@ def load_clip(path: str, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
     samples after ``offset``, or holds NaN/inf samples.
     """
     try:
-        with sf.SoundFile(path) as f:
+        with _open(path) as source, sf.SoundFile(source) as f:
             sr_native = f.samplerate
             start = int(spec.offset * sr_native)
             if start >= f.frames > 0 or (start > 0 and f.frames == 0):
@@ -54,7 +65,8 @@ def load_clip(path: str, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
             y = f.read(frames=frames, dtype="float32", always_2d=True)
     except AudioError:
         raise
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as err:
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError,
+            ImportError) as err:
         raise AudioError(f"cannot decode: {_one_line(err)}") from None
     if y.shape[0] == 0:
         raise AudioError("no samples")

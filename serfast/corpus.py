@@ -193,10 +193,16 @@ def read_crema_genders(path: str | os.PathLike) -> dict[str, str]:
     return {actor: sex for actor, sex in sexes.items() if sex in ("male", "female")}
 
 
+def is_url(path: str) -> bool:
+    """True for an fsspec URL such as ``s3://bucket/a.wav`` (kept as is, never resolved)."""
+    return "://" in path
+
+
 def read_manifest(path: str | os.PathLike) -> list[Clip]:
     """Clips listed in a CSV manifest, in manifest order.
 
-    Columns: ``path`` (relative to the manifest's folder, or absolute), optional ``label``
+    Columns: ``path`` (relative to the manifest's folder, absolute, or an fsspec URL such
+    as ``s3://bucket/a.wav``), optional ``label``
     (an emotion or alias), ``speaker``, ``gender`` (male/female/m/f/1/0); others ignored.
     Listed files are not checked for existence.
     """
@@ -222,7 +228,7 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
                 expected = "male/female/m/f/1/0"
                 raise CorpusError(f"{where}: unknown gender {gender!r} (expected {expected})")
             clips.append(Clip(
-                os.path.abspath(os.path.join(folder, audio)),
+                audio if is_url(audio) else os.path.abspath(os.path.join(folder, audio)),
                 "manifest",
                 speaker,
                 GENDER_ALIASES[gender.lower()],

@@ -42,6 +42,7 @@ class ExtractOptions:
     seed: int = 0
     resume: bool = False
     shard_size: int = 16
+    cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
 
 
 @dataclass
@@ -53,8 +54,7 @@ class Summary:
     errors: int
     ignored: list[str]
     seconds: float
-    workers: int
-    device: str = "cpu"
+    where: str  # e.g. "2 CPU worker processes", "Dask cluster local:2"
 
 
 def plan_rows(clips: list[Clip], kinds: Iterable[str], copies: int) -> list[RowMeta]:
@@ -110,6 +110,39 @@ def _init_worker(spec: FeatureSpec, banks) -> None:
     install_filter_banks(spec, banks)
 
 
+def _cluster_shard(shard: list[ClipTask], banks, spec: FeatureSpec, frames: bool,
+                   seed: int) -> list[RowResult]:
+    _init_worker(spec, banks)
+    return _process_shard(shard, spec, frames, seed)
+
+
+def _run_shards(shards: list[list[ClipTask]], options: ExtractOptions,
+                workers: int) -> Iterable[list[RowResult]]:
+    """Results of every shard, in completion order, from wherever the work runs."""
+    args = (options.spec, options.frames, options.seed)
+    if options.cluster:
+        from .cluster import connect, map_shards
+
+        with connect(options.cluster) as client:
+            yield from map_shards(client, _cluster_shard, shards, args,
+                                  broadcast=(filter_banks(options.spec),))
+    elif workers == 1:
+        with threadpool_limits(1):
+            for shard in shards:
+                yield _process_shard(shard, *args)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                 initializer=_init_worker,
+                                 initargs=(options.spec, filter_banks(options.spec))) as pool:
+            pending = set()
+            for shard in shards:
+                pending.add(pool.submit(_process_shard, shard, *args))
+                if len(pending) >= 2 * workers:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    yield from (f.result() for f in finished)
+            yield from (f.result() for f in pending)
+
+
 def _tasks(plan: list[RowMeta], done: dict) -> list[ClipTask]:
     by_path: dict[int, ClipTask] = {}
     for i, m in enumerate(plan):
@@ -143,26 +176,10 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
     workers = options.workers or os.cpu_count() or 1
     workers = max(1, min(workers, len(tasks) or 1))
     shards = [tasks[i:i + options.shard_size] for i in range(0, len(tasks), options.shard_size)]
-    args = (options.spec, options.frames, options.seed)
-    if workers == 1:
-        with threadpool_limits(1):
-            for shard in shards:
-                record(_process_shard(shard, *args))
-    else:
-        banks = filter_banks(options.spec)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=_init_worker,
-                                 initargs=(options.spec, banks)) as pool:
-            pending = set()
-            queue = iter(shards)
-            for shard in queue:
-                pending.add(pool.submit(_process_shard, shard, *args))
-                if len(pending) >= 2 * workers:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        record(f.result())
-            for f in pending:
-                record(f.result())
+    for results in _run_shards(shards, options, workers):
+        record(results)
     writer.finish({"ignored_files": corpus.ignored})
+    where = (f"Dask cluster {options.cluster}" if options.cluster
+             else f"{workers} CPU worker process{'es' if workers > 1 else ''}")
     return Summary(len(plan), counts["ok"], counts["err"], corpus.ignored,
-                   time.perf_counter() - start, workers)
+                   time.perf_counter() - start, where)

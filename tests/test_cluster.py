@@ -1,0 +1,91 @@
+"""extract on a Dask cluster (loopback only) gives the local run's store, even when a
+worker dies; an unreachable scheduler is one clear line."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("distributed", reason="the cluster extra (dask[distributed]) is needed")
+
+from serfast.cluster import ClusterError, connect  # noqa: E402
+from serfast.extract import ExtractOptions, extract  # noqa: E402
+from serfast_cli.main import main  # noqa: E402
+
+
+def store_bytes(out):
+    base = str(out)[:-4]
+    return (np.load(out).tobytes(), open(base + ".csv").read())
+
+
+def test_local_cluster_matches_local_run(good_corpus, tmp_path):
+    local, dask = tmp_path / "local.npy", tmp_path / "dask.npy"
+    extract(str(good_corpus), str(local), ExtractOptions(workers=1, augment=("noise",)))
+    extract(str(good_corpus), str(dask),
+            ExtractOptions(cluster="local:2", shard_size=1, augment=("noise",)))
+    assert store_bytes(dask) == store_bytes(local)
+
+
+def test_a_dying_worker_costs_only_a_retry(good_corpus, tmp_path):
+    from distributed import default_client
+
+    local, dask = tmp_path / "local.npy", tmp_path / "dask.npy"
+    options = dict(augment=("noise", "lowpass"), copies=3)
+    extract(str(good_corpus), str(local), ExtractOptions(workers=1, **options))
+    killed = []
+
+    def kill_one_worker(done, total, ok, failed):
+        if not killed:
+            pids = default_client().run(os.getpid)
+            victim = sorted(pids.values())[0]
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    extract(str(good_corpus), str(dask),
+            ExtractOptions(cluster="local:2", shard_size=1, **options), kill_one_worker)
+    assert killed
+    assert store_bytes(dask) == store_bytes(local)
+
+
+def test_resume_a_local_run_on_the_cluster(good_corpus, tmp_path):
+    full, out = tmp_path / "full.npy", tmp_path / "cut.npy"
+    extract(str(good_corpus), str(full), ExtractOptions(workers=1))
+
+    def stop(done, *_):
+        if done >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(str(good_corpus), str(out), ExtractOptions(workers=1, shard_size=2), stop)
+    extract(str(good_corpus), str(out),
+            ExtractOptions(cluster="local:2", shard_size=2, resume=True))
+    assert store_bytes(out) == store_bytes(full)
+
+
+def test_unreachable_scheduler_is_one_line(good_corpus, tmp_path):
+    with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"):
+        with connect("tcp://127.0.0.1:9"):
+            pass
+    res = CliRunner().invoke(main, ["extract", str(good_corpus), str(tmp_path / "x.npy"),
+                                    "--cluster", "tcp://127.0.0.1:9", "--quiet"])
+    assert res.exit_code == 1
+    assert "cannot reach the Dask scheduler" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["extract", str(good_corpus), str(tmp_path / "y.npy"),
+                                    "--cluster", "local:x", "--quiet"])
+    assert res.exit_code == 1 and "use local:N" in res.output
+
+
+def test_fsspec_urls_in_a_manifest(good_corpus, tmp_path):
+    wavs = sorted(str(p) for p in good_corpus.rglob("*.wav"))
+    manifest = tmp_path / "urls.csv"
+    manifest.write_text("path,label\n" + "".join(f"file://{p},angry\n" for p in wavs))
+    out = tmp_path / "urls.npy"
+    extract(str(manifest), str(out), ExtractOptions(workers=1))
+    plain = tmp_path / "plain.npy"
+    (tmp_path / "plain.csv").unlink(missing_ok=True)
+    manifest2 = tmp_path / "paths.csv"
+    manifest2.write_text("path,label\n" + "".join(f"{p},angry\n" for p in wavs))
+    extract(str(manifest2), str(plain), ExtractOptions(workers=1))
+    assert np.load(out).tobytes() == np.load(plain).tobytes()
