@@ -51,6 +51,35 @@ def n_frames(n_samples: int, spec: FeatureSpec) -> int:
     return 1 + n_samples // spec.hop_length
 
 
+#: Frames per FFT call: bounds the framing and complex-spectrum buffers (~25 MB).
+CHUNK_FRAMES = 1024
+
+
+def _chunks(frame_off: np.ndarray) -> list[tuple[int, int]]:
+    """Split frames [0, total) into runs of at most CHUNK_FRAMES, cutting anywhere."""
+    total = int(frame_off[-1])
+    return [(a, min(a + CHUNK_FRAMES, total)) for a in range(0, total, CHUNK_FRAMES)]
+
+
+def _spectrum_chunk(signals, frame_off, first, last, spec, banks, mag, melpow, stats):
+    """STFT frames ``first..last-1`` of the batch -> |X|, mel power and frame statistics."""
+    clips = np.searchsorted(frame_off, np.arange(first, last), side="right") - 1
+    pieces = np.unique(clips)
+    piece_signals = [signals[c] for c in pieces]
+    lengths = np.array([len(x) for x in piece_signals], np.int64)
+    sig_off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    starts = np.maximum(frame_off[pieces], first)
+    ends = np.minimum(frame_off[pieces + 1], last)
+    piece_off = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
+    buf = np.empty((last - first, spec.n_fft), np.float32)
+    kernels_cpu.frame_batch(np.concatenate(piece_signals), sig_off,
+                            (starts - frame_off[pieces]).astype(np.int64), piece_off,
+                            banks.window, spec.hop_length, buf)
+    spectra = scipy.fft.rfft(buf, axis=1, workers=1, overwrite_x=True)
+    kernels_cpu.spectrum_frames(spectra, banks.freqs, banks.mel_start, banks.mel_stop,
+                                banks.mel_offset, banks.mel_weights, mag, melpow, stats)
+
+
 def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
                   frames: bool = False) -> BatchFeatures:
     """Compute the seed features of every clip in ``signals``.
@@ -70,24 +99,16 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
         return BatchFeatures(np.zeros((0, width), np.float32), [] if frames else None)
     if lengths.min() < 1:
         raise ValueError("every clip needs at least one sample")
-    sig_off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     counts = 1 + lengths // spec.hop_length
     frame_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    flat = np.concatenate(signals).astype(np.float32, copy=False)
-
     n_frames_total = int(frame_off[-1])
-    buf = np.empty((n_frames_total, spec.n_fft), np.float32)
-    kernels_cpu.frame_batch(flat, sig_off, frame_off, banks.window, spec.hop_length, buf)
-    spectra = scipy.fft.rfft(buf, axis=1, workers=1, overwrite_x=True)
-    del buf
-
     n_mels, n_clips = spec.n_mels, len(signals)
     mag = np.empty((n_frames_total, spec.n_bins), np.float32)
     melpow = np.empty((n_frames_total, n_mels), np.float32)
     frame_stats = np.empty((n_frames_total, 3), np.float64)
-    kernels_cpu.spectrum_frames(spectra, banks.freqs, banks.mel_start, banks.mel_stop,
-                                banks.mel_offset, banks.mel_weights, mag, melpow, frame_stats)
-    del spectra
+    for first, last in _chunks(frame_off):
+        _spectrum_chunk(signals, frame_off, first, last, spec, banks,
+                        mag[first:last], melpow[first:last], frame_stats[first:last])
     db = np.maximum(melpow, np.float32(1e-10))
     np.log10(db, out=db)
     db *= np.float32(10.0)

@@ -22,22 +22,24 @@ _TINY32 = np.float32(np.finfo(np.float32).tiny)
 
 
 @njit(cache=True)
-def frame_batch(signal, sig_offsets, frame_offsets, window, hop, out):
-    """Cut centred, zero-padded, windowed STFT frames of every clip.
+def frame_batch(signal, sig_offsets, first_frame, frame_offsets, window, hop, out):
+    """Cut centred, zero-padded, windowed STFT frames of pieces of clips.
 
     signal : (n_samples,) float32, the clips end to end.
-    sig_offsets : (n_clips + 1,) int64, clip ``i`` is ``signal[sig_offsets[i]:sig_offsets[i+1]]``.
-    frame_offsets : (n_clips + 1,) int64, its frames go to ``out[frame_offsets[i]:...]``.
+    sig_offsets : (n_pieces + 1,) int64 per piece: its clip is ``signal[sig_offsets[i]:``
+        ``sig_offsets[i+1]]`` (consecutive pieces of one clip repeat the same bounds).
+    first_frame : (n_pieces,) int64, the clip frame each piece starts at.
+    frame_offsets : (n_pieces + 1,) int64, piece ``i`` fills ``out[frame_offsets[i]:...]``.
     window : (n_fft,) float32.  out : (n_frames, n_fft) float32, filled in place.
     """
     n_fft = window.shape[0]
     half = n_fft // 2
-    for c in range(sig_offsets.shape[0] - 1):
+    for c in range(first_frame.shape[0]):
         a = sig_offsets[c]
         n = sig_offsets[c + 1] - a
         for t in range(frame_offsets[c + 1] - frame_offsets[c]):
             row = out[frame_offsets[c] + t]
-            start = t * hop - half
+            start = (first_frame[c] + t) * hop - half
             for j in range(n_fft):
                 k = start + j
                 row[j] = signal[a + k] * window[j] if 0 <= k < n else np.float32(0.0)

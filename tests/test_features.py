@@ -106,3 +106,20 @@ def test_filter_bank_disk_cache_round_trips(tmp_path, monkeypatch):
     loaded = filterbanks._cached(spec)
     for name in built.__dataclass_fields__:
         assert np.array_equal(getattr(built, name), getattr(loaded, name)), name
+
+
+def test_chunked_stft_gives_the_same_features(monkeypatch):
+    from serfast import features
+
+    signals = [speech("angry", 1), rng_signal(700, 3), speech("sad", 2, seconds=2.0)]
+    whole = compute_batch(signals, SPEC, frames=True)
+    monkeypatch.setattr(features, "CHUNK_FRAMES", 37)  # cuts inside and across clips
+    cut = compute_batch(signals, SPEC, frames=True)
+    assert np.array_equal(whole.values, cut.values)
+    assert all(np.array_equal(a, b) for a, b in zip(whole.frames, cut.frames))
+
+
+def test_long_clip_across_many_chunks_matches_librosa():
+    y = np.tile(speech("happy", 4, seconds=5.0), 8)  # 40 s: 1,723 frames, two chunks
+    err = relative_errors([y, speech("sad", 1)])
+    assert_parity(err, tol=1e-4, chroma_tol=1e-3)
