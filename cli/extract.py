@@ -7,6 +7,7 @@ import click
 
 from serfast.cluster import ClusterError
 from serfast.corpus import CorpusError
+from serfast.device import DEVICES, DeviceError
 from serfast.extract import ExtractOptions, extract as run_extract
 from serfast.spec import FeatureSpec
 from serfast.store import StoreError
@@ -22,7 +23,7 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
     """Run an extraction, print its summary; returns the number of ok rows."""
     try:
         summary = run_extract(corpus, out, options, ProgressLine(not quiet))
-    except (CorpusError, StoreError, ClusterError, ValueError) as err:
+    except (CorpusError, StoreError, ClusterError, DeviceError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"extracted {summary.ok} of {summary.rows} rows ({summary.errors} failed) "
                f"in {summary.seconds:.1f} s on {summary.where} -> {out}")
@@ -53,16 +54,19 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
 @click.option("--seed", type=int, default=0, show_default=True, help="Augmentation seed.")
 @click.option("--cluster", default="", metavar="ADDRESS",
               help="Run on a Dask cluster: tcp://host:8786, or local:N worker processes.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where features are computed; auto = the GPU when one is usable.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def extract(corpus, out, workers, resume, frames, sr, offset, duration, augment, copies,
-            seed, cluster, quiet):
+            seed, cluster, device, quiet):
     """Extract features of every clip under CORPUS (folder, file or CSV manifest) into
     the store OUT (.npy, with .csv and .json beside it)."""
     if not out.endswith(".npy"):
         raise click.BadParameter("OUT must end in .npy", param_hint="OUT")
     options = ExtractOptions(spec=FeatureSpec(sr=sr, offset=offset, duration=duration),
                              workers=workers, frames=frames, augment=_csv_list(augment),
-                             copies=copies, seed=seed, resume=resume, cluster=cluster)
+                             copies=copies, seed=seed, resume=resume, cluster=cluster,
+                             device=device)
     if run_and_report(corpus, out, options, quiet) == 0:
         sys.exit(1)
 

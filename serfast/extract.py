@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Callable, Iterable
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .audio import AudioError, load_clip
 from .augment import AUGMENTATIONS, augment
 from .corpus import Clip, scan
+from .device import DeviceError, batch_features, describe, resolve_device
 from .features import compute_batch
 from .filterbanks import filter_banks, install_filter_banks
 from .spec import FeatureSpec
@@ -26,6 +28,8 @@ from .store import RowMeta, RowResult, StoreWriter
 
 #: A task: one clip's path and its rows as (row index, augmentation or "").
 ClipTask = tuple[str, list[tuple[int, str]]]
+#: Clips per GPU batch when the parent process computes features on the GPU.
+GPU_BATCH = 4096
 #: progress(rows done, rows in total, rows ok, rows failed)
 Progress = Callable[[int, int, int, int], None]
 
@@ -43,6 +47,7 @@ class ExtractOptions:
     resume: bool = False
     shard_size: int = 16
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
+    device: str = "auto"  # auto | cpu | gpu (see serfast.device)
 
 
 @dataclass
@@ -79,30 +84,71 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: " + " ".join(str(err).split())
 
 
-def process_clip(task: ClipTask, spec: FeatureSpec, frames: bool, seed: int) -> list[RowResult]:
-    """Decode one clip once and compute every row planned for it."""
+def decode_task(task: ClipTask, spec: FeatureSpec,
+                seed: int) -> tuple[list[tuple[int, np.ndarray]], list[RowResult]]:
+    """Decode one clip once and make its augmented copies.
+
+    Returns ``([(row, mono float32 signal at spec.sr)], [error rows])``.
+    """
     path, rows = task
     try:
         y = load_clip(path, spec)
     except AudioError as err:
-        return [RowResult(r, error=str(err)) for r, _ in rows]
+        return [], [RowResult(r, error=str(err)) for r, _ in rows]
     except Exception as err:  # noqa: BLE001 - a bad file must never stop the run
-        return [RowResult(r, error=f"cannot decode: {_one_line(err)}") for r, _ in rows]
-    results = []
+        return [], [RowResult(r, error=f"cannot decode: {_one_line(err)}") for r, _ in rows]
+    signals, errors = [], []
     for r, kind in rows:
         try:
-            signal = augment(kind, y, spec.sr, seed, r) if kind else y
-            batch = compute_batch([signal], spec, frames=frames)
-            results.append(RowResult(r, batch.values[0], duration=len(signal) / spec.sr,
-                                     frames=batch.frames[0] if frames else None))
+            signals.append((r, augment(kind, y, spec.sr, seed, r) if kind else y))
+        except Exception as err:  # noqa: BLE001
+            errors.append(RowResult(r, error=f"augmentation error: {_one_line(err)}"))
+    return signals, errors
+
+
+def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frames: bool,
+                 device: str = "cpu") -> list[RowResult]:
+    """Features of decoded rows: one clip per call on the CPU (so a row never depends on
+    its neighbours and one failure stays one row), one batch on the GPU."""
+    def row(r: int, y: np.ndarray, batch, i: int) -> RowResult:
+        return RowResult(r, batch.values[i], duration=len(y) / spec.sr,
+                         frames=batch.frames[i] if frames else None)
+
+    if device == "gpu":
+        try:
+            batch = batch_features([y for _, y in signals], spec, frames, "gpu")
+        except Exception as err:  # noqa: BLE001
+            return [RowResult(r, error=f"feature error: {_one_line(err)}") for r, _ in signals]
+        return [row(r, y, batch, i) for i, (r, y) in enumerate(signals)]
+    results = []
+    for r, y in signals:
+        try:
+            results.append(row(r, y, compute_batch([y], spec, frames=frames), 0))
         except Exception as err:  # noqa: BLE001
             results.append(RowResult(r, error=f"feature error: {_one_line(err)}"))
     return results
 
 
-def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,
-                   seed: int) -> list[RowResult]:
-    return [res for task in shard for res in process_clip(task, spec, frames, seed)]
+def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool, seed: int,
+                   device: str = "cpu") -> list[RowResult]:
+    """Decode and compute every row of a shard of clips on ``device``."""
+    signals, errors = [], []
+    for task in shard:
+        ok, bad = decode_task(task, spec, seed)
+        signals += ok
+        errors += bad
+    return errors + feature_rows(signals, spec, frames, device)
+
+
+def _decode_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,
+                  seed: int) -> tuple[list[tuple[int, np.ndarray]], list[RowResult]]:
+    """Decode only (the parent batches the signals through the GPU)."""
+    signals, errors = [], []
+    for task in shard:
+        ok, bad = decode_task(task, spec, seed)
+        signals += ok
+        errors += bad
+    return signals, errors
 
 
 def _init_worker(spec: FeatureSpec, banks) -> None:
@@ -112,13 +158,15 @@ def _init_worker(spec: FeatureSpec, banks) -> None:
 
 def _cluster_shard(shard: list[ClipTask], banks, spec: FeatureSpec, frames: bool,
                    seed: int) -> list[RowResult]:
+    """A shard on a Dask worker, on that worker's own device (``auto``)."""
     _init_worker(spec, banks)
-    return _process_shard(shard, spec, frames, seed)
+    return _process_shard(shard, spec, frames, seed, resolve_device("auto"))
 
 
-def _run_shards(shards: list[list[ClipTask]], options: ExtractOptions,
-                workers: int) -> Iterable[list[RowResult]]:
-    """Results of every shard, in completion order, from wherever the work runs."""
+def _map(fn, shards: list[list[ClipTask]], options: ExtractOptions,
+         workers: int) -> Iterable:
+    """``fn(shard, spec, frames, seed)`` for every shard, results in completion order,
+    in this process, in a pool of worker processes, or on a Dask cluster."""
     args = (options.spec, options.frames, options.seed)
     if options.cluster:
         from .cluster import connect, map_shards
@@ -129,18 +177,37 @@ def _run_shards(shards: list[list[ClipTask]], options: ExtractOptions,
     elif workers == 1:
         with threadpool_limits(1):
             for shard in shards:
-                yield _process_shard(shard, *args)
+                yield fn(shard, *args)
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                                  initializer=_init_worker,
                                  initargs=(options.spec, filter_banks(options.spec))) as pool:
             pending = set()
             for shard in shards:
-                pending.add(pool.submit(_process_shard, shard, *args))
+                pending.add(pool.submit(fn, shard, *args))
                 if len(pending) >= 2 * workers:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     yield from (f.result() for f in finished)
             yield from (f.result() for f in pending)
+
+
+def _run_shards(shards: list[list[ClipTask]], options: ExtractOptions, workers: int,
+                device: str) -> Iterable[list[RowResult]]:
+    """Rows of every shard: computed by the workers (CPU), or decoded by the workers and
+    sent through the GPU by this process in batches of ``GPU_BATCH`` clips."""
+    if device != "gpu" or options.cluster:
+        yield from _map(_process_shard, shards, options, workers)
+        return
+    pending: list[tuple[int, np.ndarray]] = []
+    for signals, errors in _map(_decode_shard, shards, options, workers):
+        pending += signals
+        if errors:
+            yield errors
+        if len(pending) >= GPU_BATCH:
+            yield feature_rows(pending, options.spec, options.frames, "gpu")
+            pending = []
+    if pending:
+        yield feature_rows(pending, options.spec, options.frames, "gpu")
 
 
 def _tasks(plan: list[RowMeta], done: dict) -> list[ClipTask]:
@@ -157,6 +224,10 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
             progress: Progress | None = None) -> Summary:
     """Extract the corpus at ``source`` (folder, file or CSV manifest) into store ``out``."""
     start = time.perf_counter()
+    device = resolve_device(options.device)
+    if options.cluster and options.device == "gpu":
+        raise DeviceError("--device gpu cannot be combined with --cluster: each Dask "
+                          "worker uses its own GPU when it has one (--device auto)")
     corpus = scan(source)
     plan = plan_rows(corpus.clips, options.augment, options.copies)
     writer = StoreWriter(out, options.spec, plan, frames=options.frames,
@@ -176,10 +247,13 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
     workers = options.workers or os.cpu_count() or 1
     workers = max(1, min(workers, len(tasks) or 1))
     shards = [tasks[i:i + options.shard_size] for i in range(0, len(tasks), options.shard_size)]
-    for results in _run_shards(shards, options, workers):
+    for results in _run_shards(shards, options, workers, device):
         record(results)
     writer.finish({"ignored_files": corpus.ignored})
-    where = (f"Dask cluster {options.cluster}" if options.cluster
-             else f"{workers} CPU worker process{'es' if workers > 1 else ''}")
+    where = f"{workers} CPU worker process{'es' if workers > 1 else ''}"
+    if options.cluster:
+        where = f"Dask cluster {options.cluster}"
+    elif device == "gpu":
+        where = f"{describe('gpu')} with {where} decoding"
     return Summary(len(plan), counts["ok"], counts["err"], corpus.ignored,
                    time.perf_counter() - start, where)

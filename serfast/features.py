@@ -46,6 +46,13 @@ class BatchFeatures:
     frames: list[np.ndarray] | None
 
 
+def pitch_bins(spec: FeatureSpec) -> tuple[int, int]:
+    """FFT bins [lo, hi) that ``piptrack`` searches for peaks (``PITCH_RANGE``)."""
+    k_lo = int(np.ceil(PITCH_RANGE[0] * spec.n_fft / spec.sr))
+    k_hi = int(np.ceil(min(PITCH_RANGE[1], spec.sr / 2) * spec.n_fft / spec.sr))
+    return max(k_lo, 1), min(k_hi, spec.n_bins - 1)
+
+
 def n_frames(n_samples: int, spec: FeatureSpec) -> int:
     """Frames of a centred STFT of ``n_samples`` samples: ``1 + n // hop``."""
     return 1 + n_samples // spec.hop_length
@@ -116,8 +123,7 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
     means = np.empty((n_clips, 2 * n_mels + 2), np.float64)
     tunings = np.empty(n_clips, np.int64)
     logmel = np.empty((n_frames_total if frames else 0, n_mels), np.float32)
-    k_lo = int(np.ceil(PITCH_RANGE[0] * spec.n_fft / spec.sr))
-    k_hi = int(np.ceil(min(PITCH_RANGE[1], spec.sr / 2) * spec.n_fft / spec.sr))
+    k_lo, k_hi = pitch_bins(spec)
     kernels_cpu.clip_reduce(mag, melpow, db, frame_stats, frame_off, k_lo, k_hi,
                             spec.sr / spec.n_fft, TUNING_EDGES, spec.top_db, means, tunings,
                             logmel)

@@ -1,0 +1,83 @@
+"""Which device computes features: ``auto``, ``cpu`` or ``gpu``, and the dispatch to it.
+
+The GPU backend needs CuPy and a usable CUDA device (``pip install serfast[gpu]``);
+``auto`` uses it when it is there and falls back to the CPU otherwise, ``gpu`` refuses
+with one line saying why.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from .features import BatchFeatures, compute_batch
+from .spec import FeatureSpec
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+class DeviceError(Exception):
+    """The requested device cannot be used; ``str(err)`` is one line."""
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+@cache
+def gpu_problem() -> str | None:
+    """Why the GPU backend cannot run here (one line), or None when it can (checked once
+    per process)."""
+    try:
+        import cupy
+    except ImportError:
+        return "cupy not installed"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA device"
+        cupy.zeros(1, cupy.float32).sum().item()  # a context and a kernel launch work
+    except Exception as err:  # noqa: BLE001 - any CUDA failure means "not usable"
+        return f"CUDA error: {_one_line(err)}"
+    return None
+
+
+def resolve_device(name: str) -> str:
+    """``"cpu"`` or ``"gpu"`` for ``name`` in ``DEVICES``; raises :class:`DeviceError`
+    for an unknown name or for ``gpu`` without a usable CUDA GPU."""
+    if name not in DEVICES:
+        raise DeviceError(f"--device {name}: choose one of {', '.join(DEVICES)}")
+    if name == "cpu":
+        return "cpu"
+    problem = gpu_problem()
+    if problem is None:
+        return "gpu"
+    if name == "gpu":
+        raise DeviceError(f"--device gpu: no usable CUDA GPU ({problem})")
+    return "cpu"
+
+
+def describe(device: str) -> str:
+    """A few words for run summaries: ``"CPU"`` or ``"GPU 0 (NVIDIA H100 80GB HBM3)"``."""
+    if device != "gpu":
+        return "CPU"
+    import cupy
+
+    index = cupy.cuda.Device().id
+    name = cupy.cuda.runtime.getDeviceProperties(index)["name"]
+    return f"GPU {index} ({name.decode() if isinstance(name, bytes) else name})"
+
+
+def batch_features(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
+                   frames: bool = False, device: str = "auto") -> BatchFeatures:
+    """``compute_batch`` on the resolved device; ``device`` as :func:`resolve_device`.
+
+    Returns host arrays in either case: values (n_clips, n_features) float32.
+    """
+    if resolve_device(device) == "cpu":
+        return compute_batch(signals, spec, frames=frames)
+    import cupy
+
+    from .kernels_gpu import compute_batch_xp
+
+    return compute_batch_xp(signals, spec, frames=frames, xp=cupy)

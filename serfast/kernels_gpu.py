@@ -1,0 +1,335 @@
+"""GPU backend: the seed features of thousands of clips from one batched STFT per bucket.
+
+The array code is written against an array module ``xp``: CuPy on a GPU (cuFFT for the
+STFT, cuBLAS for the filter-bank products), NumPy standing in for it on a CPU so that the
+same code runs in every test. Clips are bucketed by frame count (``1 + n // hop``), so a
+bucket is one (clips, samples) array whose clips share the frame grid: zero samples past
+a clip's end are exactly the STFT's own zero padding, and only the time-domain features
+need each clip's true length. Every per-clip step (piptrack, median, tuning histogram,
+dB clamp, chroma normalisation, ZCR, RMS, moments) is one array operation over the
+bucket, never a Python loop over clips.
+
+The arithmetic is that of ``serfast.kernels_cpu`` (librosa 0.11, see
+``serfast.features``), from the same filter banks; only the kernels differ. ZCR and RMS
+per frame are one fused Numba-CUDA kernel on a GPU (no prefix-sum arrays of the whole
+bucket) and prefix-sum array code elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import cuda
+
+from .features import BatchFeatures, n_frames, pitch_bins
+from .filterbanks import TUNING_EDGES, filter_banks
+from .kernels_cpu import _TINY32
+from .spec import FeatureSpec
+
+#: Zero-crossing threshold of ``librosa.feature.zero_crossing_rate``.
+_ZCR_THRESHOLD = -1e-10
+#: Device bytes per STFT frame while a bucket is processed (frames, spectrum, |X|, power).
+_BYTES_PER_FRAME = 40 * 1024
+#: Frames per chunk when the array module is not a GPU one.
+HOST_CHUNK_FRAMES = 8192
+#: CUDA block shape (clips, frames) of the fused ZCR/RMS kernel.
+_BLOCK = (4, 64)
+
+
+@dataclass(frozen=True)
+class DeviceBanks:
+    """``FilterBanks`` of one spec as ``xp`` arrays, in the layout of GEMM kernels.
+
+    window (n_fft,) f32; freqs (n_bins,) f32; mel_t (n_bins, n_mels) f32 dense;
+    chroma_t (n_tunings, n_bins, n_chroma) f32; dct64 (n_mels, n_mfcc) f64 for clip means
+    and dct (same) f32 for frames; edges (n_tunings + 1,) f64 ``TUNING_EDGES``.
+    """
+
+    window: object
+    freqs: object
+    mel_t: object
+    chroma_t: object
+    dct: object
+    dct64: object
+    edges: object
+
+
+_DEVICE_BANKS: dict[tuple[FeatureSpec, str], DeviceBanks] = {}
+
+
+def device_banks(spec: FeatureSpec, xp) -> DeviceBanks:
+    """The spec's filter banks copied once to the array module's device."""
+    key = (spec, xp.__name__)
+    if key not in _DEVICE_BANKS:
+        b = filter_banks(spec)
+        _DEVICE_BANKS[key] = DeviceBanks(
+            window=xp.asarray(b.window), freqs=xp.asarray(b.freqs),
+            mel_t=xp.asarray(np.ascontiguousarray(b.mel_dense(spec.n_bins).T)),
+            chroma_t=xp.asarray(b.chroma_t), dct=xp.asarray(b.dct),
+            dct64=xp.asarray(b.dct.astype(np.float64)), edges=xp.asarray(TUNING_EDGES))
+    return _DEVICE_BANKS[key]
+
+
+def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
+                     frames: bool = False, xp=None, fused: bool | None = None,
+                     max_frames: int | None = None) -> BatchFeatures:
+    """The seed features of every clip, as ``features.compute_batch``, on ``xp``'s device.
+
+    Parameters
+    ----------
+    signals : list of (n_i,) float32 host arrays, mono at ``spec.sr``, n_i >= 1.
+    xp : array module, default CuPy.  NumPy runs the same code on the CPU.
+    fused : run the Numba-CUDA ZCR/RMS kernel (default: when ``xp`` is not NumPy).
+    max_frames : STFT frames per chunk (default: a quarter of free GPU memory, or
+        ``HOST_CHUNK_FRAMES``); a bucket is cut into chunks of whole clips.
+
+    Returns host arrays: ``values`` (n_clips, n_features) float32 and ``frames``.
+    """
+    if xp is None:
+        import cupy as xp
+    fused = xp is not np if fused is None else fused
+    width = len(spec.columns) - 1
+    lengths = np.array([len(s) for s in signals], np.int64)
+    if len(signals) and lengths.min() < 1:
+        raise ValueError("every clip needs at least one sample")
+    banks = device_banks(spec, xp)
+    budget = max_frames or _chunk_frames(xp)
+    values = np.empty((len(signals), width), np.float32)
+    frame_list = [None] * len(signals) if frames else None
+    for clips in _buckets(lengths, spec, budget):
+        host = _staging((len(clips), lengths[clips].max()), xp)
+        for row, c in enumerate(clips):
+            host[row, :lengths[c]] = signals[c]
+        rows, logmel = _bucket_features(xp.asarray(host), xp.asarray(lengths[clips]), spec,
+                                        banks, xp, fused, frames)
+        values[clips] = _to_host(rows, xp)
+        if frames:
+            both = xp.concatenate([logmel, logmel @ banks.dct], axis=2)
+            for row, block in zip(clips, _to_host(both, xp)):
+                frame_list[row] = block
+    return BatchFeatures(values, frame_list)
+
+
+def _chunk_frames(xp) -> int:
+    """Frames per chunk: a quarter of the device memory free now or held free by CuPy."""
+    if xp is np:
+        return HOST_CHUNK_FRAMES
+    free = xp.cuda.runtime.memGetInfo()[0] + xp.get_default_memory_pool().free_bytes()
+    return max(1, free // 4 // _BYTES_PER_FRAME)
+
+
+def _staging(shape: tuple[int, int], xp) -> np.ndarray:
+    """A zeroed float32 host array for one bucket, page-locked under CuPy (faster and
+    asynchronous-capable copies to the device)."""
+    if xp is np:
+        return np.zeros(shape, np.float32)
+    import cupyx
+
+    return cupyx.zeros_pinned(shape, np.float32)
+
+
+def _to_host(a, xp) -> np.ndarray:
+    return a if xp is np else xp.asnumpy(a)
+
+
+def _buckets(lengths: np.ndarray, spec: FeatureSpec, max_frames: int) -> list[np.ndarray]:
+    """Clip indices grouped by frame count, each group cut to at most ``max_frames``
+    frames (at least one clip)."""
+    counts = 1 + lengths // spec.hop_length
+    order = np.argsort(counts, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(counts[order])) + 1)
+    out = []
+    for g in groups:
+        if g.size:
+            per_chunk = max(1, max_frames // int(counts[g[0]]))
+            out.extend(g[i:i + per_chunk] for i in range(0, g.size, per_chunk))
+    return out
+
+
+def _bucket_features(y, lengths, spec: FeatureSpec, banks: DeviceBanks, xp, fused: bool,
+                     frames: bool):
+    """Feature rows of one bucket.
+
+    y : (n_clips, n_samples) float32, clip ``i`` zero past ``lengths[i]``; every clip has
+    ``T = 1 + n_samples // hop`` frames.  Returns (n_clips, n_features) float32 and, when
+    ``frames``, the clamped log-mel (n_clips, T, n_mels) float32 (else None).
+    """
+    t = n_frames(y.shape[1], spec)
+    mag = _stft_magnitude(y, t, spec, banks, xp)
+    melpow = (mag * mag) @ banks.mel_t
+    total = mag.sum(axis=2, dtype=xp.float64)
+    norm = xp.where(total >= _TINY32, total, 1.0)
+    centroid = (mag @ banks.freqs).astype(xp.float64) / norm
+    spread = (mag * (banks.freqs - centroid[..., None].astype(xp.float32)) ** 2).sum(
+        axis=2, dtype=xp.float64)
+    bandwidth = xp.sqrt(spread / norm)
+
+    db = xp.float32(10.0) * xp.log10(xp.maximum(melpow, xp.float32(1e-10)))
+    floor = db.max(axis=(1, 2), keepdims=True) - xp.float32(spec.top_db)
+    logmel = xp.maximum(db, floor)
+    mfcc = logmel.mean(axis=1, dtype=xp.float64) @ banks.dct64
+
+    tuning = _tuning_indices(mag, spec, banks.edges, xp)
+    raw = mag @ banks.chroma_t[tuning]
+    peak = xp.abs(raw).max(axis=2, keepdims=True)
+    chroma = (raw / xp.where(peak < _TINY32, xp.float32(1.0), peak)).mean(axis=1)
+
+    zcr, rms = (_frame_time_fused if fused else _frame_time_xp)(y, lengths, t, spec, xp)
+    moments = _moments(y, lengths, xp)
+    columns = [zcr.sum(axis=1)[:, None] / spec.n_fft / t, chroma, mfcc,
+               rms.mean(axis=1)[:, None], melpow.mean(axis=1, dtype=xp.float64), moments,
+               centroid.mean(axis=1)[:, None], bandwidth.mean(axis=1)[:, None]]
+    rows = xp.concatenate([c.astype(xp.float64) for c in columns], axis=1)
+    return rows.astype(xp.float32), (logmel if frames else None)
+
+
+def _stft_magnitude(y, t: int, spec: FeatureSpec, banks: DeviceBanks, xp):
+    """|STFT| (n_clips, t, n_bins) float32 of centred, zero-padded Hann frames."""
+    half = spec.n_fft // 2
+    padded = xp.pad(y, ((0, 0), (half, half)))
+    index = xp.arange(t)[:, None] * spec.hop_length + xp.arange(spec.n_fft)[None, :]
+    framed = padded[:, index]
+    framed *= banks.window
+    return xp.abs(xp.fft.rfft(framed, axis=2))
+
+
+def _tuning_indices(mag, spec: FeatureSpec, edges, xp):
+    """``estimate_tuning`` per clip: (n_clips,) int64 index into ``TUNING_EDGES``.
+
+    piptrack candidates (local peaks above 0.1 * frame max, parabolic shift) of every
+    frame, compacted; those with at least the clip's median candidate magnitude vote in a
+    histogram of pitch residuals; the mode wins, the middle bin (tuning 0.0) when none
+    vote.
+    """
+    n_clips = mag.shape[0]
+    n_hist = edges.shape[0] - 1
+    lo, hi = pitch_bins(spec)
+    if hi <= lo:
+        return xp.full(n_clips, n_hist // 2, xp.int64)
+    ref = xp.float32(0.1) * mag.max(axis=2, keepdims=True)
+    zero = xp.float32(0.0)
+    m_prev, m0, m_next = mag[..., lo - 1:hi - 1], mag[..., lo:hi], mag[..., lo + 1:hi + 1]
+    x0 = xp.where(m0 > ref, m0, zero)
+    is_peak = ((x0 > xp.where(m_prev > ref, m_prev, zero))
+               & (x0 >= xp.where(m_next > ref, m_next, zero)))
+    clip, _, k = xp.nonzero(is_peak)  # candidates in clip order
+    if clip.size == 0:
+        return xp.full(n_clips, n_hist // 2, xp.int64)
+    m_prev, m0, m_next = m_prev[is_peak], m0[is_peak], m_next[is_peak]
+    a = m_next + m_prev - xp.float32(2.0) * m0
+    b = (m_next - m_prev) / xp.float32(2.0)
+    shift = xp.where(xp.abs(b) >= xp.abs(a), zero, -b / xp.where(a == 0, xp.float32(1), a))
+    strength = m0 + xp.float32(0.5) * b * shift
+    pitch = ((k + lo + shift.astype(xp.float64)) * (spec.sr / spec.n_fft)).astype(xp.float32)
+
+    votes = (strength >= _clip_medians(strength, clip, n_clips, xp)[clip]) & (pitch > 0)
+    f = pitch[votes]
+    r = (xp.float32(12.0) * xp.log2(f / xp.float32(440.0 / 16.0))) % xp.float32(1.0)
+    r = xp.where(r >= xp.float32(0.5), r - xp.float32(1.0), r)
+    j = xp.clip(xp.searchsorted(edges, r.astype(xp.float64), side="right") - 1, 0, n_hist - 1)
+    hist = xp.bincount(clip[votes] * n_hist + j, minlength=n_clips * n_hist)
+    hist = hist.reshape(n_clips, n_hist)
+    return xp.where(hist.sum(axis=1) > 0, hist.argmax(axis=1), n_hist // 2)
+
+
+def _clip_medians(values, clip, n_clips: int, xp):
+    """Median of each clip's ``values`` (n,) float32 > 0, given ``clip`` (n,) int64
+    ascending: (n_clips,) float32, inf for a clip without values.  One sort of the
+    candidates keyed by (clip, value bits): positive floats order as their bit patterns.
+    """
+    key = (clip.astype(xp.int64) << 32) | values.view(xp.int32).astype(xp.int64)
+    ranked = values[xp.argsort(key)]
+    count = xp.bincount(clip, minlength=n_clips)
+    first = xp.cumsum(count) - count
+    lower, upper = (ranked[xp.clip(first + m, 0, values.size - 1)]
+                    for m in ((count - 1) // 2, count // 2))
+    return xp.where(count > 0, (lower + upper) / xp.float32(2.0), xp.float32(xp.inf))
+
+
+def _frame_bounds(lengths, t: int, spec: FeatureSpec, xp):
+    """Per (clip, frame) sample ranges, (n_clips, t) int64 each: crossings are counted at
+    samples [z_lo, z_hi] (edge padding adds none) and energy summed over [e_lo, e_hi)."""
+    start = xp.arange(t)[None, :] * spec.hop_length - spec.n_fft // 2
+    n = lengths[:, None]
+    z_lo = xp.broadcast_to(xp.maximum(start + 1, 1), (n.shape[0], t))
+    z_hi = xp.minimum(start + spec.n_fft - 1, n - 1)
+    e_lo = xp.minimum(xp.maximum(start, 0), n)
+    e_hi = xp.minimum(xp.maximum(start + spec.n_fft, 0), n)
+    return z_lo, z_hi, e_lo, e_hi
+
+
+def _frame_time_xp(y, lengths, t: int, spec: FeatureSpec, xp):
+    """Zero crossings (count) and RMS of every frame, (n_clips, t) float64 each, from
+    prefix sums of crossings and energy over the bucket (the bounds never reach past a
+    clip's end, so its zero padding is never counted)."""
+    z_lo, z_hi, e_lo, e_hi = _frame_bounds(lengths, t, spec, xp)
+    neg = y < _ZCR_THRESHOLD
+    crossing = xp.zeros(y.shape, xp.int32)
+    crossing[:, 1:] = neg[:, 1:] != neg[:, :-1]
+    crossings = _prefix(crossing, xp)
+    energy = _prefix(y.astype(xp.float64) ** 2, xp)
+    take = xp.take_along_axis
+    zcr = xp.where(z_hi >= z_lo, take(crossings, z_hi + 1, axis=1)
+                   - take(crossings, z_lo, axis=1), 0)
+    frame_energy = take(energy, e_hi, axis=1) - take(energy, e_lo, axis=1)
+    rms = xp.sqrt(xp.maximum(frame_energy, 0.0) / spec.n_fft)
+    return zcr.astype(xp.float64), rms
+
+
+def _prefix(x, xp):
+    """Cumulative sums along axis 1 with a leading zero column: (n, m + 1)."""
+    out = xp.zeros((x.shape[0], x.shape[1] + 1), x.dtype)
+    xp.cumsum(x, axis=1, out=out[:, 1:])
+    return out
+
+
+def _frame_time_fused(y, lengths, t: int, spec: FeatureSpec, xp):
+    """As ``_frame_time_xp``, by the Numba-CUDA kernel: one thread per (clip, frame)."""
+    zcr = xp.empty((y.shape[0], t), xp.float64)
+    rms = xp.empty((y.shape[0], t), xp.float64)
+    grid = (-(-y.shape[0] // _BLOCK[0]), -(-t // _BLOCK[1]))
+    frame_time_kernel[grid, _BLOCK](y, lengths, spec.n_fft, spec.hop_length, zcr, rms)
+    return zcr, rms
+
+
+@cuda.jit
+def frame_time_kernel(y, lengths, n_fft, hop, zcr, rms):
+    """Zero crossings and RMS of every frame; thread (i, j) writes frame j of clip i.
+
+    y (n_clips, n) float32, clip i zero past lengths[i] (int64); zcr, rms (n_clips, t)
+    float64 out.  Under ``NUMBA_ENABLE_CUDASIM=1`` (set before ``numba.cuda`` is first
+    imported) it runs on Numba's simulator.
+    """
+    c, f = cuda.grid(2)
+    if c >= zcr.shape[0] or f >= zcr.shape[1]:
+        return
+    n = lengths[c]
+    start = f * hop - n_fft // 2
+    count = 0
+    for k in range(max(start + 1, 1), min(start + n_fft - 1, n - 1) + 1):
+        if (y[c, k] < _ZCR_THRESHOLD) != (y[c, k - 1] < _ZCR_THRESHOLD):
+            count += 1
+    energy = 0.0
+    for k in range(max(start, 0), min(start + n_fft, n)):
+        v = float(y[c, k])
+        energy += v * v
+    zcr[c, f] = count
+    rms[c, f] = math.sqrt(energy / n_fft)
+
+
+def _moments(y, lengths, xp):
+    """Mean, variance, skew and Fisher kurtosis of each clip (biased, as scipy.stats;
+    skew and kurtosis 0 for a constant clip): (n_clips, 4) float64."""
+    n = lengths.astype(xp.float64)
+    mean = y.sum(axis=1, dtype=xp.float64) / n
+    inside = xp.arange(y.shape[1])[None, :] < lengths[:, None]
+    d = xp.where(inside, y - mean[:, None], 0.0)
+    d2 = d * d
+    m2, m3, m4 = ((d2 * p).sum(axis=1) / n for p in (1.0, d, d2))
+    spread = m2 > 1e-30
+    safe = xp.where(spread, m2, 1.0)
+    skew = xp.where(spread, m3 / safe ** 1.5, 0.0)
+    kurt = xp.where(spread, m4 / (safe * safe) - 3.0, 0.0)
+    return xp.stack([mean, m2, skew, kurt], axis=1)

@@ -1,0 +1,248 @@
+"""The GPU backend: its array code with NumPy standing in for CuPy, its CUDA kernel on
+Numba's simulator, device selection, and parity on a real GPU when there is one."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from serfast import device
+from serfast.audio import load_clip
+from serfast.features import compute_batch
+from serfast.kernels_gpu import compute_batch_xp
+from serfast.spec import FeatureSpec
+
+from conftest import rng_signal, speech
+
+SPEC = FeatureSpec()
+COLS = SPEC.columns[:-1]
+CHROMA = np.array([c.startswith("chroma_") for c in COLS])
+CLIP = int(SPEC.duration * SPEC.sr)  # a decoded 2.5-s clip
+
+
+def synthetic_clips():
+    """Speech of every pitch range at the cropped length and others, plus noise."""
+    return [speech("angry", 1, seconds=2.5), speech("sad", 2, seconds=2.5),
+            speech("happy", 3, 1, seconds=2.5), speech("fearful", 4, seconds=3.5),
+            speech("neutral", 5, seconds=1.3), speech("disgust", 6, 2, seconds=2.5),
+            rng_signal(30000, 1), rng_signal(3000, 2)]
+
+
+def assert_matches_cpu(signals, got):
+    """Every column within 1e-4 of its scale (chroma 1e-3) of the CPU engine; frames too."""
+    want = compute_batch(signals, SPEC, frames=got.frames is not None)
+    scale = np.maximum(np.abs(want.values).max(axis=0), 1e-12)
+    err = (np.abs(got.values.astype(np.float64) - want.values) / scale).max(axis=0)
+    bad = [(c, e) for c, e, is_c in zip(COLS, err, CHROMA) if e > (1e-3 if is_c else 1e-4)]
+    assert not bad, f"columns off the CPU engine: {bad}"
+    if got.frames is not None:
+        assert [f.shape for f in got.frames] == [f.shape for f in want.frames]
+        for g, w in zip(got.frames, want.frames):
+            assert np.abs(g[:, :SPEC.n_mels] - w[:, :SPEC.n_mels]).max() < 1e-3  # dB
+            assert np.abs(g[:, SPEC.n_mels:] - w[:, SPEC.n_mels:]).max() < 1e-3
+
+
+def test_numpy_standin_matches_cpu_engine_on_synthetic_speech():
+    signals = synthetic_clips()
+    got = compute_batch_xp(signals, SPEC, frames=True, xp=np)
+    assert got.values.shape == (len(signals), len(COLS)) and got.values.dtype == np.float32
+    assert_matches_cpu(signals, got)
+
+
+def test_numpy_standin_matches_cpu_engine_on_real_speech(ravdess_files):
+    signals = [load_clip(f, SPEC) for f in ravdess_files]
+    assert_matches_cpu(signals, compute_batch_xp(signals, SPEC, frames=True, xp=np))
+
+
+def odd_lengths():
+    """Lengths around frame boundaries, two sharing a frame count, and a silent clip."""
+    clips = [rng_signal(n, n) for n in (1, 2, 511, 512, 513, 2047, 2048, 2049, 5000)]
+    clips += [speech("angry", 2, seconds=2.5), speech("happy", 1, seconds=2.5)[:CLIP - 100],
+              np.zeros(20000, np.float32)]
+    return clips
+
+
+def test_mixed_lengths_in_buckets_give_the_rows_of_one_by_one():
+    signals = odd_lengths()
+    together = compute_batch_xp(signals, SPEC, frames=True, xp=np)
+    alone = [compute_batch_xp([s], SPEC, frames=True, xp=np) for s in signals]
+    scale = np.maximum(np.abs(together.values).max(axis=0), 1e-12)
+    one_by_one = np.stack([a.values[0] for a in alone])
+    assert (np.abs(together.values - one_by_one) <= 1e-6 * scale).all()
+    for f, a in zip(together.frames, alone):
+        assert np.allclose(f, a.frames[0], atol=1e-4)
+    assert np.isfinite(together.values).all()
+
+
+def test_mixed_lengths_match_the_cpu_engine():
+    signals = odd_lengths()
+    # skew and kurtosis of one or two samples are rounding noise: compare the rest there
+    got = compute_batch_xp(signals, SPEC, xp=np)
+    moments = [COLS.index("wave_skew"), COLS.index("wave_kurtosis")]
+    got.values[:2, moments] = compute_batch(signals[:2], SPEC).values[:, moments]
+    assert_matches_cpu(signals, got)
+
+
+def test_chunks_of_a_bucket_give_the_same_rows():
+    signals = [speech("sad", k, seconds=2.5) for k in range(1, 6)]
+    whole = compute_batch_xp(signals, SPEC, xp=np)
+    cut = compute_batch_xp(signals, SPEC, xp=np, max_frames=250)  # two clips per chunk
+    scale = np.abs(whole.values).max(axis=0) + 1e-12
+    assert (np.abs(whole.values - cut.values) <= 1e-6 * scale).all()
+
+
+def test_empty_batch_and_empty_clip():
+    assert compute_batch_xp([], SPEC, frames=True, xp=np).values.shape == (0, len(COLS))
+    with pytest.raises(ValueError, match="at least one sample"):
+        compute_batch_xp([np.zeros(0, np.float32)], SPEC, xp=np)
+
+
+SIMULATED = """
+import json
+import numpy as np
+from numba import config
+from conftest import rng_signal, speech
+from serfast import kernels_gpu
+from serfast.spec import FeatureSpec
+
+spec = FeatureSpec(n_fft=256, hop_length=64)  # small frames keep the simulator quick
+clips = [rng_signal(n, n) for n in (1, 63, 64, 300, 310)] + [np.zeros(200, np.float32)]
+lengths = np.array([len(c) for c in clips])
+fused = kernels_gpu.compute_batch_xp(clips, spec, xp=np, fused=True).values
+plain = kernels_gpu.compute_batch_xp(clips, spec, xp=np, fused=False).values
+y = np.zeros((2, 310), np.float32)
+y[0], y[1, :300] = clips[4], clips[3]
+n = np.array([310, 300])
+args = (y, n, 5, spec, np)
+zk, rk = kernels_gpu._frame_time_fused(*args)
+zx, rx = kernels_gpu._frame_time_xp(*args)
+print(json.dumps({"simulator": bool(config.ENABLE_CUDASIM),
+    "rows_equal": bool(np.array_equal(fused, plain)),
+    "zcr_equal": bool(np.array_equal(zk, zx)), "zcr_sum": float(zk.sum()),
+    "rms_close": bool(np.allclose(rk, rx, rtol=1e-12, atol=1e-15)),
+    "rms_sum": float(rk.sum())}))
+"""
+
+
+def simulated(script, *paths):
+    """JSON printed last by ``script`` in a fresh interpreter on Numba's CUDA simulator
+    (the variable must be set before numba.cuda is first imported)."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*map(str, paths),
+                                                      os.path.dirname(__file__),
+                                                      env.get("PYTHONPATH")]))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_fused_zcr_rms_kernel_on_the_cuda_simulator():
+    res = simulated(SIMULATED)
+    assert res["simulator"]
+    assert res["rows_equal"] and res["zcr_equal"] and res["rms_close"]
+    assert res["zcr_sum"] > 0 and res["rms_sum"] > 0
+
+
+STAND_IN = {
+    "cupy/__init__.py": """
+import numpy as _np
+from types import SimpleNamespace as _NS
+def __getattr__(name):
+    return getattr(_np, name)
+def asnumpy(a):
+    return _np.asarray(a)
+def get_default_memory_pool():
+    return _NS(free_bytes=lambda: 0)
+cuda = _NS(Device=lambda: _NS(id=0), runtime=_NS(
+    getDeviceCount=lambda: 1, memGetInfo=lambda: (20 * 40 * 1024 * 4, 2 ** 30),
+    getDeviceProperties=lambda i: {"name": b"Stand-in GPU"}))
+""",
+    "cupyx/__init__.py": "from numpy import zeros as zeros_pinned\n",
+}
+
+DISPATCHED = """
+import json
+import numpy as np
+from conftest import rng_signal, speech
+from serfast.device import batch_features, describe, resolve_device
+from serfast.features import compute_batch
+clips = [speech("angry", 1, seconds=0.4), speech("sad", 2, seconds=0.4), rng_signal(1, 1),
+         rng_signal(900, 2)]
+got = batch_features(clips, frames=True, device="auto")  # 20-frame chunks: a clip each
+want = compute_batch(clips, frames=True)
+scale = np.abs(want.values).max(axis=0) + 1e-12
+print(json.dumps({"device": resolve_device("auto"), "name": describe("gpu"),
+    "host": type(got.values).__name__, "err": float((abs(got.values - want.values)
+    / scale).max()), "frames_err": max(float(abs(a - b).max())
+    for a, b in zip(got.frames, want.frames))}))
+"""
+
+
+def test_gpu_dispatch_with_numpy_as_cupy_on_the_cuda_simulator(tmp_path):
+    """The CuPy branches (pinned staging, memory-sized chunks, the CUDA kernel, copies
+    back) under a stand-in ``cupy`` package that is NumPy."""
+    for name, text in STAND_IN.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    res = simulated(DISPATCHED, tmp_path)
+    assert res["device"] == "gpu" and res["name"] == "GPU 0 (Stand-in GPU)"
+    assert res["host"] == "ndarray"
+    assert res["err"] < 1e-4 and res["frames_err"] < 1e-3
+
+
+@pytest.fixture
+def no_cupy(monkeypatch):
+    """This process as if CuPy were not installed."""
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    device.gpu_problem.cache_clear()
+    yield
+    device.gpu_problem.cache_clear()
+
+
+def test_auto_falls_back_to_cpu_and_gpu_refuses_in_one_line(no_cupy):
+    assert device.resolve_device("auto") == "cpu"
+    assert device.resolve_device("cpu") == "cpu"
+    with pytest.raises(device.DeviceError) as err:
+        device.resolve_device("gpu")
+    assert str(err.value) == "--device gpu: no usable CUDA GPU (cupy not installed)"
+    with pytest.raises(device.DeviceError, match="choose one of auto, cpu, gpu"):
+        device.resolve_device("tpu")
+
+
+def test_batch_features_dispatches_to_the_cpu_engine(no_cupy):
+    signals = [speech("angry", 1, seconds=1.0), rng_signal(700, 4)]
+    want = compute_batch(signals, SPEC, frames=True)
+    for name in ("auto", "cpu"):
+        got = device.batch_features(signals, SPEC, frames=True, device=name)
+        assert np.array_equal(got.values, want.values)
+        assert all(np.array_equal(a, b) for a, b in zip(got.frames, want.frames))
+    with pytest.raises(device.DeviceError):
+        device.batch_features(signals, SPEC, device="gpu")
+    assert device.describe("cpu") == "CPU"
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    problem = device.gpu_problem()
+    if problem is not None:
+        pytest.skip(f"needs a CUDA GPU ({problem})")
+    import cupy
+
+    return cupy
+
+
+def test_gpu_matches_cpu_engine_on_synthetic_and_odd_lengths(gpu):
+    signals = synthetic_clips() + odd_lengths()[2:]
+    assert_matches_cpu(signals, compute_batch_xp(signals, SPEC, frames=True, xp=gpu))
+    assert device.resolve_device("auto") == "gpu"
+    assert device.describe("gpu").startswith("GPU ")
+
+
+def test_gpu_matches_cpu_engine_on_real_speech(gpu, ravdess_files):
+    signals = [load_clip(f, SPEC) for f in ravdess_files]
+    assert_matches_cpu(signals, device.batch_features(signals, SPEC, frames=True,
+                                                      device="gpu"))
