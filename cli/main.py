@@ -5,6 +5,7 @@ import click
 from serfast import __version__
 
 from .extract import demo, extract
+from .train import evaluate, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,3 +16,5 @@ def main() -> None:
 
 main.add_command(extract)
 main.add_command(demo)
+main.add_command(train)
+main.add_command(evaluate)

@@ -1,0 +1,102 @@
+"""`serfast train` and `serfast evaluate`."""
+
+import csv
+import json
+
+import click
+
+from serfast.store import StoreError
+
+
+def _library_errors():
+    from serfast.model import ModelError
+    from serfast.train import TrainError
+
+    return (StoreError, TrainError, ModelError)
+
+
+@click.command()
+@click.argument("stores", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to save the trained model and its report in.")
+@click.option("--classes", default="seed6", show_default=True,
+              help="seed6 (no calm/surprised), all, or a comma list of emotions.")
+@click.option("--cv", type=click.IntRange(0), default=5, show_default=True,
+              help="Folds of whole speakers; 0 = no cross-validation.")
+@click.option("--network", type=click.Choice(["serfast", "method"]), default="serfast",
+              show_default=True, help="serfast ensemble, or the method's exact SER-FusionNet.")
+@click.option("--extractor", type=click.Choice(["conv1d", "conv2d"]), default="conv1d",
+              show_default=True, help="Method network: deep-feature extractor.")
+@click.option("--classifier", type=click.Choice(["mlp", "lstm", "bilstm"]), default="mlp",
+              show_default=True, help="Method network: classifier head.")
+@click.option("--norm", type=click.Choice(["speaker", "global"]), default=None,
+              help="Feature normalisation [serfast: speaker, method: global].")
+@click.option("--ensemble", type=click.IntRange(1), default=2, show_default=True,
+              help="Serfast: members of each kind (statistics MLP, frame CNN).")
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Epochs [serfast: 40; method: at most 100 with early stopping].")
+@click.option("--class-weight/--no-class-weight", default=True, show_default=True,
+              help="Balance the classes in the loss.")
+@click.option("--no-augmented", is_flag=True, help="Ignore the augmented rows of the stores.")
+@click.option("--compare", "compare_baselines", is_flag=True,
+              help="Also cross-validate scikit-learn baselines and network variants.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Folds and weights seed.")
+@click.option("--quiet", is_flag=True, help="Print only the summary.")
+def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, ensemble,
+          epochs, class_weight, no_augmented, compare_baselines, seed, quiet):
+    """Cross-validate over speaker folds, then train on all rows of STORES (.npy feature
+    stores) and save the model, report.md, report.json and plots in --model DIR."""
+    from serfast.train import TrainOptions, train as run_train
+
+    options = TrainOptions(classes=classes, cv=cv, network=network, extractor=extractor,
+                           classifier=classifier, norm=norm, ensemble=ensemble, epochs=epochs,
+                           class_weight=class_weight, augmented=not no_augmented, seed=seed)
+    try:
+        report = run_train(list(stores), model_dir, options, compare_baselines,
+                           progress=(lambda _: None) if quiet else click.echo)
+    except _library_errors() as err:
+        raise click.ClickException(str(err)) from None
+    if "cv" in report:
+        s = report["cv"]["summary"]
+        click.echo(f"{options.cv}-fold speaker CV: accuracy {100 * s['accuracy']['mean']:.1f} "
+                   f"± {100 * s['accuracy']['std']:.1f} %, UAR {s['uar']['mean']:.3f} "
+                   f"± {s['uar']['std']:.3f} ({report['cv_seconds']:.0f} s)")
+    click.echo(f"model and report -> {model_dir} ({report['seconds']:.0f} s)")
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("stores", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--predictions", type=click.Path(dir_okay=False),
+              help="Write one CSV row per clip: path, true, predicted, confidence, p_<class>.")
+def evaluate(model_dir, stores, as_json, predictions):
+    """Score the saved model MODEL_DIR on the labelled clips of STORES."""
+    from serfast.train import evaluate as run_evaluate
+
+    try:
+        result = run_evaluate(model_dir, list(stores))
+    except _library_errors() as err:
+        raise click.ClickException(str(err)) from None
+    rows = result.pop("predictions")
+    if predictions:
+        with open(predictions, "w", newline="", encoding="utf-8") as fh:
+            fields = ["path", "true", "predicted", "confidence"] + [
+                f"p_{lab}" for lab in result["labels"]]
+            writer = csv.DictWriter(fh, fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    labels = result["labels"]
+    click.echo(f"{result['n']} clips scored ({result['left_out']} of other classes left out)")
+    click.echo(f"accuracy {result['accuracy']:.3f}  UAR {result['uar']:.3f}  "
+               f"macro F1 {result['macro_f1']:.3f}")
+    click.echo("recall: " + "  ".join(f"{lab} {c['recall']:.3f}"
+                                      for lab, c in result["per_class"].items()))
+    width = max(len(lab) for lab in labels) + 1
+    click.echo("confusion (rows true, columns predicted):")
+    click.echo(" " * width + " ".join(f"{lab[:7]:>7}" for lab in labels))
+    for lab, row in zip(labels, result["confusion"]):
+        click.echo(f"{lab:<{width}}" + " ".join(f"{v:>7}" for v in row))

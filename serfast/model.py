@@ -1,0 +1,479 @@
+"""The networks of ``serfast train``, their inputs, and the saved-model format.
+
+Two networks:
+
+* ``serfast`` (the default): an ensemble of MLPs over per-speaker standardised utterance
+  statistics of the frame-level features (plus the store's 168 values and gender) and
+  small Conv1D sequence models over per-speaker normalised frames; member probabilities
+  are averaged. Needs a store extracted with ``--frames`` (without frames it falls back to
+  MLPs over the 168 values).
+* ``method``: the SER-FusionNet method's exact network: a Conv1D (or Conv2D over the
+  frame log-mel) extractor -> Dense 32 deep features, fused with the six statistical
+  values and gender, classified by an MLP, LSTM or BiLSTM head; global standardisation.
+
+A model DIR holds ``model.json`` (labels, feature spec, config, versions),
+``network.keras`` (the whole network, loaded with ``safe_mode=True``), ``norm.npz``
+(normalisation and gender-classifier arrays) and, for ``serfast`` networks,
+``weights.npz`` (the same weights as plain arrays, for a TensorFlow-free NumPy forward
+pass). No file executes code when loaded. TensorFlow is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+from .spec import FeatureSpec
+
+N_ACOUSTIC = 162  # store columns 0..161: zcr, chroma, mfcc, rms, mel means
+N_VALUES = 168  # acoustic + the six statistical columns; column 168 is gender
+PRIOR_ROWS = 4.0  # pseudo-rows of the training distribution added to every group
+VOICED_DB = 25.0  # frames within this many dB of a clip's loudest frame are "voiced"
+FORMAT = 1
+
+
+class ModelError(ValueError):
+    """A model DIR or input that cannot be used; one-line message."""
+
+
+@dataclass
+class NetworkConfig:
+    """What to build and how to feed it.
+
+    ``network``: "serfast" or "method"; ``extractor``: "conv1d" | "conv2d" (method only);
+    ``classifier``: "mlp" | "lstm" | "bilstm" (method only); ``norm``: "speaker" (per-group
+    standardisation) or "global"; ``ensemble``: members of each kind (serfast);
+    ``frames``: whether frame-level features are used; ``n_steps``: frames per clip fed
+    to sequence members (pad/crop).
+    """
+
+    network: str = "serfast"
+    extractor: str = "conv1d"
+    classifier: str = "mlp"
+    norm: str = "speaker"
+    ensemble: int = 2
+    frames: bool = True
+    n_steps: int = 0
+    members: list[str] = field(default_factory=list)  # "stats" / "seq" per member
+
+    @property
+    def input_names(self) -> list[str]:
+        """Names of the network inputs this config needs."""
+        if self.network == "serfast":
+            return ["stats", "seq"] if self.frames else ["stats"]
+        return ["logmel", "aux"] if self.extractor == "conv2d" else ["acoustic", "aux"]
+
+
+# ---------------------------------------------------------------- input features
+
+def pooled_frame_stats(frames: list[np.ndarray], n_mels: int) -> np.ndarray:
+    """Utterance statistics of frame features: (n, 5 * d + 1) float32.
+
+    For each clip's (n_frames, d) frames: mean, std, 10th and 90th percentile over voiced
+    frames (mean log-mel within :data:`VOICED_DB` of the loudest frame), mean absolute
+    frame-to-frame change over all frames, and the voiced fraction.
+    """
+    out = []
+    for f in frames:
+        f = np.asarray(f, dtype=np.float32)
+        if f.shape[0] == 0:
+            raise ModelError("a row has no frame-level features")
+        energy = f[:, :n_mels].mean(1)
+        voiced = f[energy > energy.max() - VOICED_DB]
+        lo, hi = _quantiles(np.sort(voiced, axis=0), (0.1, 0.9))
+        delta = np.abs(np.diff(f, axis=0)).mean(0) if f.shape[0] > 1 else np.zeros(f.shape[1])
+        out.append(np.concatenate([voiced.mean(0), voiced.std(0), lo, hi, delta,
+                                   [voiced.shape[0] / f.shape[0]]]))
+    return np.asarray(out, dtype=np.float32)
+
+
+def _quantiles(ordered: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """Linear-interpolated quantiles (as np.percentile) of column-sorted (m, d) data."""
+    out = []
+    for q in qs:
+        pos = q * (len(ordered) - 1)
+        k = int(pos)
+        upper = ordered[min(k + 1, len(ordered) - 1)]
+        out.append(ordered[k] + (pos - k) * (upper - ordered[k]))
+    return out
+
+
+def moments(x: np.ndarray) -> dict:
+    """Training-set mean and variance of each column of ``x`` (rows, d)."""
+    x = np.asarray(x, dtype=np.float64)
+    return {"mean": x.mean(0), "var": x.var(0)}
+
+
+def standardize(x: np.ndarray, prior: dict, groups: np.ndarray | None,
+                weights: np.ndarray | None = None, prior_weight: float = PRIOR_ROWS) -> np.ndarray:
+    """Standardise the rows of ``x`` (rows, d) within each group, float32.
+
+    Each group's mean and variance are estimated from its rows plus ``prior_weight``
+    pseudo-rows of the training distribution ``prior`` (so a one-row group is standardised
+    mostly by the training moments). ``groups`` None standardises by ``prior`` alone.
+    ``weights`` (rows,) counts each row that many times (frames per clip for sequences).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    mean, var = prior["mean"], prior["var"]
+    if groups is None:
+        return ((x - mean) / np.sqrt(var + 1e-8)).astype(np.float32)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    out = np.empty(x.shape, dtype=np.float32)
+    _, inverse = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    for g in range(inverse.max() + 1):
+        rows = inverse == g
+        xg, wg = x[rows], w[rows][:, None]
+        n = wg.sum()
+        mu = ((xg * wg).sum(0) + prior_weight * mean) / (n + prior_weight)
+        v = (((xg - mu) ** 2 * wg).sum(0) + prior_weight * (var + (mean - mu) ** 2)) \
+            / (n + prior_weight)
+        out[rows] = (xg - mu) / np.sqrt(v + 1e-8)
+    return out
+
+
+def _pad(frames: list[np.ndarray], n_steps: int) -> np.ndarray:
+    """Frames cropped/zero-padded to ``n_steps``: (n, n_steps, d) float32."""
+    out = np.zeros((len(frames), n_steps, frames[0].shape[1]), dtype=np.float32)
+    for i, f in enumerate(frames):
+        out[i, :min(len(f), n_steps)] = f[:n_steps]
+    return out
+
+
+def gender_column(values: np.ndarray, gender: "GenderClassifier | None",
+                  groups: np.ndarray | None) -> np.ndarray:
+    """The gender input (n,) in {-1 female, +1 male}; NaN filled by ``gender`` (0 if none)."""
+    g = np.asarray(values[:, N_VALUES], dtype=np.float64)
+    missing = np.isnan(g)
+    if missing.any():
+        fill = gender.predict(values[missing], None if groups is None else groups[missing]) \
+            if gender is not None else np.full(missing.sum(), 0.5)
+        g = g.copy()
+        g[missing] = fill
+    return (2 * g - 1).astype(np.float32)
+
+
+def network_inputs(config: NetworkConfig, norm: dict, spec: FeatureSpec, values: np.ndarray,
+                   frames: list[np.ndarray] | None, groups: np.ndarray | None,
+                   gender: "GenderClassifier | None") -> dict[str, np.ndarray]:
+    """The arrays the network eats, by input name (see :attr:`NetworkConfig.input_names`).
+
+    ``norm`` holds training moments per block: ``stats``, ``frames`` (serfast) or
+    ``acoustic``, ``aux``, ``logmel`` (method). Per-group standardisation when
+    ``config.norm == "speaker"``.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    groups = groups if config.norm == "speaker" else None
+    sex = gender_column(values, gender, groups)[:, None]
+    if config.network == "serfast":
+        block = stat_block(config, spec, values, frames)
+        out = {"stats": np.hstack([standardize(block, norm["stats"], groups), sex])}
+        if config.frames:
+            lengths = np.array([len(f) for f in frames])
+            flat = standardize(np.concatenate(frames), norm["frames"],
+                               None if groups is None else np.repeat(groups, lengths))
+            parts = np.split(flat, np.cumsum(lengths)[:-1])
+            out["seq"] = _pad(parts, config.n_steps)
+        return out
+    aux = np.hstack([standardize(values[:, N_ACOUSTIC:N_VALUES], norm["aux"], groups), sex])
+    if config.extractor == "conv2d":
+        mels = [np.asarray(f)[:, :spec.n_mels] for f in frames]
+        lengths = np.array([len(f) for f in mels])
+        flat = standardize(np.concatenate(mels), norm["logmel"],
+                           None if groups is None else np.repeat(groups, lengths))
+        parts = np.split(flat, np.cumsum(lengths)[:-1])
+        seq = _pad(parts, config.n_steps)
+        return {"logmel": seq[..., None], "aux": aux}
+    acoustic = standardize(values[:, :N_ACOUSTIC], norm["acoustic"], groups)
+    return {"acoustic": acoustic[..., None], "aux": aux}
+
+
+def stat_block(config: NetworkConfig, spec: FeatureSpec, values: np.ndarray,
+               frames: list[np.ndarray] | None) -> np.ndarray:
+    """Unstandardised utterance features of the serfast MLPs: (n, d) float32."""
+    block = np.asarray(values[:, :N_VALUES], dtype=np.float32)
+    if config.frames:
+        block = np.hstack([pooled_frame_stats(frames, spec.n_mels), block])
+    return block
+
+
+# ---------------------------------------------------------------- gender classifier
+
+@dataclass
+class GenderClassifier:
+    """Logistic regression male-vs-female over the 168 raw values (global z-score)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def predict(self, values: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """(n,) 1.0 male / 0.0 female; probabilities averaged over each group first."""
+        z = (np.asarray(values[:, :N_VALUES], np.float64) - self.mean) / self.scale
+        p = 1 / (1 + np.exp(-(z @ self.coef + self.intercept)))
+        if groups is not None:
+            _, inv = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+            p = (np.bincount(inv, p) / np.bincount(inv))[inv]
+        return (p > 0.5).astype(np.float64)
+
+
+# ---------------------------------------------------------------- networks (Keras)
+
+def keras_modules():
+    """Import Keras lazily with modest CPU threads; returns (keras, layers)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    if not getattr(keras_modules, "configured", False):
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(2)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass  # TF already initialised by the caller: keep its settings
+        keras_modules.configured = True
+    import keras
+    from keras import layers
+
+    return keras, layers
+
+
+def build_stats_member(n_in: int, n_classes: int, name: str):
+    """Serfast MLP: dropout 0.3 -> Dense 128 ReLU -> dropout 0.4 -> softmax."""
+    keras, layers = keras_modules()
+    x_in = keras.Input((n_in,), name="stats")
+    x = layers.Dropout(0.3)(x_in)
+    x = layers.Dense(128, activation="relu", name="hidden")(x)
+    x = layers.Dropout(0.4)(x)
+    out = layers.Dense(n_classes, activation="softmax", name="out")(x)
+    return keras.Model({"stats": x_in}, out, name=name)
+
+
+def build_seq_member(n_steps: int, n_feat: int, n_classes: int, name: str):
+    """Serfast sequence model over (n_steps, n_feat) frames: 2 x [Conv1D 64 k5, BN, ReLU,
+    max-pool 2] -> mean+max pooling over time -> Dense 64 ReLU -> softmax."""
+    keras, layers = keras_modules()
+    x_in = keras.Input((n_steps, n_feat), name="seq")
+    x = layers.SpatialDropout1D(0.1)(x_in)
+    for k in range(2):
+        x = layers.Conv1D(64, 5, padding="same", name=f"conv{k}")(x)
+        x = layers.BatchNormalization(name=f"bn{k}")(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling1D(2)(x)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
+    x = layers.Dense(64, activation="relu", name="hidden")(x)
+    x = layers.Dropout(0.4)(x)
+    out = layers.Dense(n_classes, activation="softmax", name="out")(x)
+    return keras.Model({"seq": x_in}, out, name=name)
+
+
+def build_method(config: NetworkConfig, shapes: dict[str, tuple], n_classes: int):
+    """The method's SER-FusionNet: extractor -> Dense 32 deep features, concatenated with
+    the six statistical values and gender, then the ``config.classifier`` head."""
+    keras, layers = keras_modules()
+    inputs = {name: keras.Input(shapes[name], name=name) for name in config.input_names}
+    if config.extractor == "conv2d":
+        x = layers.Conv2D(32, 3, padding="same", activation="relu")(inputs["logmel"])
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D(4)(x)
+    else:
+        x = layers.Conv1D(256, 5, padding="same", activation="relu")(inputs["acoustic"])
+        x = layers.MaxPooling1D(2)(x)
+        x = layers.Conv1D(256, 5, padding="same", activation="relu")(x)
+        x = layers.MaxPooling1D(2)(x)
+    x = layers.Dropout(0.3)(x)
+    deep = layers.Dense(32, activation="relu")(layers.Flatten()(x))
+    fused = layers.Concatenate()([deep, inputs["aux"]])
+    if config.classifier == "mlp":
+        x = layers.Dropout(0.3)(layers.Dense(64, activation="relu")(fused))
+    else:
+        seq = layers.Reshape((fused.shape[-1], 1))(fused)
+        lstm = layers.LSTM(64)
+        x = layers.Bidirectional(lstm)(seq) if config.classifier == "bilstm" else lstm(seq)
+    out = layers.Dense(n_classes, activation="softmax")(x)
+    return keras.Model(inputs, out, name="method")
+
+
+def average_members(members: list, kinds: list[str], shapes: dict[str, tuple]):
+    """One Keras model averaging the serfast members' probabilities; member ``j`` reads
+    the input named ``kinds[j]`` ("stats" or "seq")."""
+    keras, layers = keras_modules()
+    inputs = {name: keras.Input(shape, name=name) for name, shape in shapes.items()}
+    outs = [m({k: inputs[k]}) for m, k in zip(members, kinds)]
+    if len(outs) == 1:
+        return keras.Model(inputs, outs[0], name="ensemble")
+    return keras.Model(inputs, layers.Average()(outs), name="ensemble")
+
+
+# ---------------------------------------------------------------- NumPy forward pass
+
+def member_arrays(member, kind: str) -> dict[str, np.ndarray]:
+    """A serfast member's weights as plain arrays, keyed ``layer/i``."""
+    names = ["hidden", "out"] + (["conv0", "bn0", "conv1", "bn1"] if kind == "seq" else [])
+    return {f"{n}/{i}": np.asarray(w) for n in names
+            for i, w in enumerate(member.get_layer(n).get_weights())}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _conv_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Conv1D with "same" padding: x (n, steps, c_in), kernel (width, c_in, c_out) ->
+    (n, steps, c_out). One GEMM per tap over the flattened padded batch, then shift-add."""
+    width, (n, steps, _) = kernel.shape[0], x.shape
+    padded = steps + width - 1
+    flat = np.pad(x, ((0, 0), (width // 2, width - 1 - width // 2), (0, 0))).reshape(n * padded, -1)
+    total = n * padded - (width - 1)
+    out = np.zeros((n * padded, kernel.shape[2]), dtype=np.float32)
+    for j in range(width):
+        out[:total] += (flat @ kernel[j])[j:j + total]
+    return out.reshape(n, padded, -1)[:, :steps]
+
+
+def numpy_member(kind: str, w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Inference of one serfast member in NumPy (dropout is the identity): (n, classes)."""
+    if kind == "seq":
+        for k in range(2):
+            kernel, bias = w[f"conv{k}/0"], w[f"conv{k}/1"]  # (5, c_in, c_out)
+            x = _conv_same(x, kernel) + bias
+            gamma, beta, mm, mv = (w[f"bn{k}/{i}"] for i in range(4))
+            x = np.maximum((x - mm) * (gamma / np.sqrt(mv + 1e-3)) + beta, 0)
+            t = x.shape[1] // 2
+            x = x[:, :2 * t].reshape(len(x), t, 2, -1).max(2)
+        x = np.concatenate([x.mean(1), x.max(1)], axis=1)
+    h = np.maximum(x @ w["hidden/0"] + w["hidden/1"], 0)
+    return _softmax(h @ w["out/0"] + w["out/1"])
+
+
+# ---------------------------------------------------------------- Predictor
+
+@dataclass
+class Predictor:
+    """A trained model ready to score store rows (see :meth:`predict_proba`)."""
+
+    labels: list[str]
+    spec: FeatureSpec
+    config: NetworkConfig
+    norm: dict
+    gender: GenderClassifier | None
+    forward: Callable[[dict[str, np.ndarray]], np.ndarray]
+
+    @property
+    def needs_frames(self) -> bool:
+        """True if :meth:`predict_proba` needs frame-level features."""
+        return self.config.frames
+
+    def predict_proba(self, values: np.ndarray, frames: list[np.ndarray] | None = None,
+                      groups: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities (n, len(labels)) float32.
+
+        ``values``: (n, 169) store rows (gender may be NaN: the gender classifier fills
+        it); ``frames``: per-row (n_frames_i, 148) frame features, required when
+        :attr:`needs_frames`; ``groups``: (n,) ids (speaker, or file+channel) for
+        per-speaker normalisation, None = all rows one group.
+        """
+        values = np.asarray(values, dtype=np.float32)
+        if values.ndim != 2 or values.shape[1] != len(self.spec.columns):
+            raise ModelError(f"values must be (n, {len(self.spec.columns)}) store rows, "
+                             f"got {values.shape}")
+        if len(values) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        if self.needs_frames and (frames is None or len(frames) != len(values)):
+            raise ModelError("this model needs frame-level features "
+                             "(extract the store with --frames)")
+        if groups is None:
+            groups = np.zeros(len(values), dtype=int)
+        inputs = network_inputs(self.config, self.norm, self.spec, values, frames,
+                                np.asarray(groups), self.gender)
+        return np.asarray(self.forward(inputs), dtype=np.float32)
+
+
+def keras_forward(network) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """Forward pass through a Keras model in batches of 512."""
+    return lambda inputs: network.predict(inputs, batch_size=512, verbose=0)
+
+
+def numpy_forward(kinds: list[str], weights: list[dict]) -> Callable:
+    """Forward pass of a serfast ensemble without TensorFlow: mean member probabilities."""
+    def forward(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.mean([numpy_member(k, w, inputs["stats" if k == "stats" else "seq"])
+                        for k, w in zip(kinds, weights)], axis=0)
+    return forward
+
+
+# ---------------------------------------------------------------- save / load
+
+def _flat_norm(norm: dict, gender: GenderClassifier | None) -> dict[str, np.ndarray]:
+    flat = {f"{block}/{k}": v for block, m in norm.items() for k, v in m.items()}
+    if gender is not None:
+        flat.update({f"gender/{k}": np.asarray(v) for k, v in asdict(gender).items()})
+    return flat
+
+
+def save_model(model_dir: str, predictor: Predictor, network, member_weights: list[dict],
+               extra: dict | None = None) -> None:
+    """Write ``model_dir``: model.json, network.keras, norm.npz (+ weights.npz)."""
+    os.makedirs(model_dir, exist_ok=True)
+    network.save(os.path.join(model_dir, "network.keras"))
+    np.savez(os.path.join(model_dir, "norm.npz"), **_flat_norm(predictor.norm, predictor.gender))
+    if member_weights:
+        np.savez(os.path.join(model_dir, "weights.npz"),
+                 **{f"m{j}/{k}": v for j, w in enumerate(member_weights) for k, v in w.items()})
+    meta = {"format": FORMAT, "serfast_version": __version__, "labels": predictor.labels,
+            "spec": predictor.spec.to_dict(), "config": asdict(predictor.config),
+            "gender_classifier": predictor.gender is not None, **(extra or {})}
+    with open(os.path.join(model_dir, "model.json"), "w", encoding="utf-8") as fh:
+        json.dump(meta, fh, indent=1)
+
+
+def read_meta(model_dir: str) -> dict:
+    """The model.json of ``model_dir``; ModelError if it is not a serfast model."""
+    path = os.path.join(model_dir, "model.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelError(f"not a serfast model directory: {model_dir} ({err.__class__.__name__})")
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{path}: unsupported model format {meta.get('format')!r}")
+    return meta
+
+
+def load_predictor(model_dir: str, use_keras: bool = False) -> Predictor:
+    """Load a saved model. Serfast networks run in NumPy (no TensorFlow import) unless
+    ``use_keras``; method networks load ``network.keras`` with ``safe_mode=True``."""
+    meta = read_meta(model_dir)
+    config = NetworkConfig(**meta["config"])
+    with np.load(os.path.join(model_dir, "norm.npz"), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    norm: dict[str, dict] = {}
+    for key, v in arrays.items():
+        block, name = key.split("/", 1)
+        norm.setdefault(block, {})[name] = v
+    gender = None
+    if "gender" in norm:
+        g = norm.pop("gender")
+        gender = GenderClassifier(g["mean"], g["scale"], g["coef"], float(g["intercept"]))
+    if config.network == "serfast" and not use_keras:
+        with np.load(os.path.join(model_dir, "weights.npz"), allow_pickle=False) as z:
+            weights = [{} for _ in config.members]
+            for key in z.files:
+                j, name = key.split("/", 1)
+                weights[int(j[1:])][name] = z[key]
+        forward = numpy_forward(config.members, weights)
+    else:
+        keras, _ = keras_modules()
+        network = keras.saving.load_model(os.path.join(model_dir, "network.keras"),
+                                          safe_mode=True, compile=False)
+        forward = keras_forward(network)
+    return Predictor(meta["labels"], FeatureSpec.from_dict(meta["spec"]), config, norm,
+                     gender, forward)

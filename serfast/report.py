@@ -1,0 +1,121 @@
+"""The training report of a model DIR: ``report.json`` (every number), ``report.md`` (for a
+person) and PNGs: confusion matrix, per-fold accuracy, training curves."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+
+def _pct(summary: dict, key: str) -> str:
+    return f"{100 * summary[key]['mean']:.1f} ± {100 * summary[key]['std']:.1f} %"
+
+
+def _plots(model_dir: str, report: dict) -> list[str]:
+    """Write the PNGs; returns their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cv, labels, names = report["cv"], report["labels"], []
+    cm = np.asarray(cv["pooled"]["confusion"], dtype=float)
+    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, int(v), ha="center", va="center",
+                color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
+    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xlabel="predicted",
+           ylabel="true", title="Confusion matrix (all folds)")
+    ax.set_xticklabels(labels, rotation=45, ha="right")
+    ax.set_yticklabels(labels)
+    names.append(_save(fig, model_dir, "confusion.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    acc = [f["accuracy"] for f in cv["folds"]]
+    ax.bar(range(1, len(acc) + 1), acc, color="tab:blue")
+    ax.axhline(np.mean(acc), color="black", linestyle="--", label=f"mean {np.mean(acc):.3f}")
+    ax.set(xlabel="fold", ylabel="accuracy", ylim=(0, 1), title="Accuracy per fold")
+    ax.legend()
+    names.append(_save(fig, model_dir, "folds.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for f, members in enumerate(cv["histories"]):
+        for j, h in enumerate(members):
+            ax.plot(h["loss"], color=f"C{f}", alpha=0.6, label=f"fold {f + 1}" if j == 0 else None)
+    ax.set(xlabel="epoch", ylabel="training loss", title="Training curves (every member)")
+    ax.legend(fontsize=7)
+    names.append(_save(fig, model_dir, "curves.png"))
+    return names
+
+
+def _save(fig, model_dir: str, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(os.path.join(model_dir, name), dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return name
+
+
+def markdown(report: dict, pictures: list[str]) -> str:
+    """The report as Markdown text."""
+    opts = report["options"]
+    lines = [f"# serfast model: {', '.join(report['labels'])}", "",
+             f"Stores: {', '.join(report['stores'])}  ",
+             f"Clips: {report['clips']} from {report['speakers']} speakers "
+             f"(+{report['augmented_rows']} augmented rows; {report['left_out']} clips of "
+             f"other classes left out)  ",
+             f"Network: {opts['network']}"
+             + (f" ({opts['extractor']} + {opts['classifier']})" if opts["network"] == "method"
+                else f" (ensemble {opts['ensemble']})")
+             + f", seed {opts['seed']}, class weighting {'on' if opts['class_weight'] else 'off'}",
+             ""]
+    if "cv" in report:
+        cv = report["cv"]
+        s = cv["summary"]
+        lines += [f"## Cross-validation: {opts['cv']} folds of whole speakers "
+                  f"({report['cv_seconds']:.0f} s)", "",
+                  f"- accuracy **{_pct(s, 'accuracy')}**, UAR **{_pct(s, 'uar')}**",
+                  f"- macro precision {_pct(s, 'macro_precision')}, recall "
+                  f"{_pct(s, 'macro_recall')}, F1 {_pct(s, 'macro_f1')}", "",
+                  "| fold | speakers | clips | accuracy | UAR | macro F1 | gender acc. |",
+                  "|---|---|---|---|---|---|---|"]
+        for f in cv["folds"]:
+            g = "–" if f["gender_accuracy"] is None else f"{f['gender_accuracy']:.3f}"
+            lines.append(f"| {f['fold'] + 1} | {', '.join(f['speakers'])} | {f['n']} | "
+                         f"{f['accuracy']:.3f} | {f['uar']:.3f} | {f['macro_f1']:.3f} | {g} |")
+        lines += ["", "Per class (all folds pooled):", "",
+                  "| class | precision | recall | F1 | clips |", "|---|---|---|---|---|"]
+        for lab, c in cv["pooled"]["per_class"].items():
+            lines.append(f"| {lab} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} "
+                         f"| {c['support']} |")
+        lines += ["", "Confusion matrix (rows true, columns predicted):", "",
+                  "| | " + " | ".join(report["labels"]) + " |",
+                  "|---" * (len(report["labels"]) + 1) + "|"]
+        for lab, row in zip(report["labels"], cv["pooled"]["confusion"]):
+            lines.append(f"| {lab} | " + " | ".join(str(v) for v in row) + " |")
+        lines += [""] + [f"![{p}]({p})" for p in pictures] + [""]
+    if "compare" in report:
+        lines += ["## Comparison under the same folds", "",
+                  "| model | accuracy | UAR |", "|---|---|---|"]
+        if "cv" in report:
+            lines.append(f"| **serfast (this model)** | {_pct(report['cv']['summary'], 'accuracy')}"
+                         f" | {_pct(report['cv']['summary'], 'uar')} |")
+        for row in report["compare"]:
+            lines.append(f"| {row['name']} | {_pct(row, 'accuracy')} | {_pct(row, 'uar')} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(model_dir: str, report: dict) -> None:
+    """Write report.json, the PNGs (with cross-validation) and report.md into model_dir."""
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, "report.json"), "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=1)
+    pictures = _plots(model_dir, report) if "cv" in report else []
+    with open(os.path.join(model_dir, "report.md"), "w", encoding="utf-8") as fh:
+        fh.write(markdown(report, pictures))

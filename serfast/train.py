@@ -1,0 +1,453 @@
+"""Training: labelled rows of one or more stores, speaker folds, the training loop,
+cross-validation, scikit-learn comparisons, the gender classifier and evaluation.
+
+Augmented rows (``augment`` set in the store CSV) train with their source clip's speaker
+and are never scored. Per-speaker normalisation groups augmented rows by speaker and
+augmentation, so each augmented copy set is standardised like a separate channel.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from .corpus import EMOTIONS
+from .metrics import scores, summarize_folds
+from .model import (GenderClassifier, NetworkConfig, Predictor, average_members,
+                    build_method, build_seq_member, build_stats_member, keras_forward,
+                    keras_modules, member_arrays, moments, network_inputs, save_model,
+                    stat_block, N_ACOUSTIC, N_VALUES)
+from .store import open_store
+
+SEED6 = ("neutral", "happy", "sad", "angry", "fearful", "disgust")
+CLASS_SETS = {"seed6": SEED6, "all": EMOTIONS}
+
+
+class TrainError(ValueError):
+    """Bad training input (stores, classes, options); one-line message."""
+
+
+@dataclass
+class TrainOptions:
+    """Options of :func:`train`; None picks the network's default."""
+
+    classes: str = "seed6"  # seed6 | all | comma list of canonical emotions
+    cv: int = 5  # speaker folds; 0 = no cross-validation
+    network: str = "serfast"  # serfast | method
+    extractor: str = "conv1d"  # method: conv1d | conv2d
+    classifier: str = "mlp"  # method: mlp | lstm | bilstm
+    norm: str | None = None  # speaker | global (serfast: speaker, method: global)
+    ensemble: int = 2  # serfast: members of each kind
+    epochs: int | None = None  # serfast: 40 fixed; method: at most 100, early stopping
+    batch_size: int | None = None  # serfast 32, method 64
+    class_weight: bool = True
+    augmented: bool = True  # train on the augmented rows of the stores
+    val_fraction: float = 0.1  # method: share of training speakers for early stopping
+    seed: int = 0
+
+
+def resolve_classes(classes: str) -> list[str]:
+    """``seed6``, ``all`` or a comma list -> canonical labels in EMOTIONS order."""
+    if classes in CLASS_SETS:
+        return list(CLASS_SETS[classes])
+    wanted = [c.strip() for c in classes.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in EMOTIONS]
+    if unknown or len(wanted) < 2:
+        raise TrainError(f"--classes: use seed6, all or a comma list of at least two of "
+                         f"{', '.join(EMOTIONS)} (got {classes!r})")
+    return [e for e in EMOTIONS if e in wanted]
+
+
+@dataclass
+class Dataset:
+    """Labelled ok rows of one or more stores. ``values`` (n, 169) float32, ``frames``
+    per-row (n_frames, 148) memmap views or None, ``y`` (n,) class index, ``speakers``
+    and ``groups`` (n,) str, ``source`` (n,) index of the original row (itself for
+    originals), ``augmented`` (n,) bool, ``paths`` (n,) str."""
+
+    labels: list[str]
+    spec: object
+    values: np.ndarray
+    frames: list[np.ndarray] | None
+    y: np.ndarray
+    speakers: np.ndarray
+    groups: np.ndarray
+    source: np.ndarray
+    augmented: np.ndarray
+    paths: np.ndarray
+    left_out: int = 0  # labelled original clips whose label is not in ``labels``
+
+    def subset(self, rows: np.ndarray) -> dict:
+        """Arguments of :func:`network_inputs` for ``rows`` (values, frames, groups)."""
+        return {"values": self.values[rows], "groups": self.groups[rows],
+                "frames": None if self.frames is None else [self.frames[i] for i in rows]}
+
+
+def load_dataset(store_paths: list[str], labels: list[str], need_speakers: bool = True,
+                 need_frames: bool = False) -> Dataset:
+    """Read the rows of ``store_paths`` labelled with one of ``labels`` (StoreError and
+    TrainError on bad input). All stores must share one feature spec."""
+    values, frames, y, speakers, groups, source, augmented, paths = ([] for _ in range(8))
+    spec, has_frames, left_out = None, True, 0
+    for path in store_paths:
+        store = open_store(path)
+        if spec is not None and store.spec != spec:
+            raise TrainError(f"{path} was extracted with another feature spec than "
+                             f"{store_paths[0]}")
+        spec = store.spec
+        has_frames &= store.frames is not None
+        kept: dict[int, int] = {}  # store row -> dataset index of kept original rows
+        for i, r in enumerate(store.rows):
+            if r["status"] != "ok":
+                continue
+            src = int(r["source"])
+            if src >= 0 and src not in kept:
+                continue  # augmented copy of a clip that is not used
+            if src < 0 and r["label"] not in labels:
+                left_out += bool(r["label"])
+                continue
+            if need_speakers and not r["speaker"]:
+                raise TrainError(f"{path}: row {i} has no speaker; speaker folds need one")
+            index = len(y)
+            if src < 0:
+                kept[i] = index
+            y.append(labels.index(r["label"]))
+            speaker = f"{r['speaker'] or r['path']}"
+            speakers.append(speaker)
+            groups.append(speaker + ("/" + r["augment"] if r["augment"] else ""))
+            source.append(kept[src] if src >= 0 else index)
+            augmented.append(src >= 0)
+            paths.append(r["path"])
+            values.append(np.asarray(store.values[i]))
+            if store.frames is not None:
+                frames.append(store.row_frames(i))
+    if need_frames and not has_frames:
+        raise TrainError("this network needs frame-level features: extract the store(s) "
+                         "with --frames")
+    if not y:
+        raise TrainError(f"no usable rows labelled {', '.join(labels)} in "
+                         f"{', '.join(store_paths)}")
+    return Dataset(labels, spec, np.asarray(values, np.float32), frames if has_frames else None,
+                   np.asarray(y), np.asarray(speakers), np.asarray(groups), np.asarray(source),
+                   np.asarray(augmented), np.asarray(paths), left_out)
+
+
+def speaker_folds(speakers: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold index (n,) per row: the sorted speakers, shuffled with ``seed``, split into
+    ``k`` near-equal folds of whole speakers (RAVDESS, k=5: folds of 4 actors)."""
+    unique = np.unique(speakers)
+    if not 2 <= k <= len(unique):
+        raise TrainError(f"--cv {k}: need 2 <= K <= number of speakers ({len(unique)})")
+    order = np.random.default_rng(seed).permutation(unique)
+    fold_of = {s: f for f, chunk in enumerate(np.array_split(order, k)) for s in chunk}
+    return np.array([fold_of[s] for s in speakers])
+
+
+# ---------------------------------------------------------------- fitting
+
+def network_config(options: TrainOptions, ds: Dataset) -> NetworkConfig:
+    """The network configuration for ``options`` on ``ds``."""
+    serfast = options.network == "serfast"
+    frames = ds.frames is not None if serfast else options.extractor == "conv2d"
+    n_steps = max((len(f) for f in ds.frames), default=0) if ds.frames is not None else 0
+    kinds = (["stats"] * options.ensemble + (["seq"] * options.ensemble if frames else [])
+             if serfast else [])
+    return NetworkConfig(network=options.network, extractor=options.extractor,
+                         classifier=options.classifier,
+                         norm=options.norm or ("speaker" if serfast else "global"),
+                         ensemble=options.ensemble, frames=frames, n_steps=n_steps,
+                         members=kinds)
+
+
+def fit_gender(ds: Dataset, rows: np.ndarray) -> GenderClassifier | None:
+    """Logistic regression on the rows of known gender; None if one gender is missing."""
+    from sklearn.linear_model import LogisticRegression
+
+    g = ds.values[rows, N_VALUES]
+    known = rows[~np.isnan(g)]
+    target = ds.values[known, N_VALUES]
+    if len(np.unique(target)) < 2:
+        return None
+    x = ds.values[known, :N_VALUES].astype(np.float64)
+    mean, scale = x.mean(0), x.std(0) + 1e-8
+    clf = LogisticRegression(C=0.1, max_iter=2000).fit((x - mean) / scale, target)
+    return GenderClassifier(mean, scale, clf.coef_[0], float(clf.intercept_[0]))
+
+
+def fit_norm(config: NetworkConfig, ds: Dataset, rows: np.ndarray) -> dict:
+    """Training moments of every input block of ``config`` over ``rows``."""
+    sub = ds.subset(rows)
+    if config.network == "serfast":
+        norm = {"stats": moments(stat_block(config, ds.spec, sub["values"], sub["frames"]))}
+        if config.frames:
+            norm["frames"] = moments(np.concatenate(sub["frames"]))
+        return norm
+    norm = {"aux": moments(sub["values"][:, N_ACOUSTIC:N_VALUES]),
+            "acoustic": moments(sub["values"][:, :N_ACOUSTIC])}
+    if config.frames:
+        norm["logmel"] = moments(np.concatenate([f[:, :ds.spec.n_mels] for f in sub["frames"]]))
+    return norm
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Balanced weights n / (K * count) of the classes present in ``y``."""
+    counts = np.bincount(y, minlength=n_classes)
+    present = counts > 0
+    return {k: float(len(y) / (present.sum() * counts[k])) for k in range(n_classes)
+            if present[k]}
+
+
+@dataclass
+class Fitted:
+    """A trained model: the predictor, the Keras network, NumPy member weights, curves."""
+
+    predictor: Predictor
+    network: object
+    member_weights: list[dict]
+    history: list[dict] = field(default_factory=list)  # one per member: loss/accuracy
+
+
+def fit(ds: Dataset, rows: np.ndarray, options: TrainOptions) -> Fitted:
+    """Train one model (all ensemble members) on dataset ``rows`` (indices)."""
+    import tensorflow as tf
+
+    keras, _ = keras_modules()
+    tf.config.experimental.enable_op_determinism()
+    config = network_config(options, ds)
+    norm = fit_norm(config, ds, rows)
+    gender = fit_gender(ds, rows)
+    inputs = network_inputs(config, norm, ds.spec, **ds.subset(rows), gender=gender)
+    shapes = {k: v.shape[1:] for k, v in inputs.items()}
+    y = ds.y[rows]
+    n_classes = len(ds.labels)
+    weights = class_weights(y, n_classes) if options.class_weight else None
+    members, histories = [], []
+    if config.network == "serfast":
+        for j, kind in enumerate(config.members):
+            keras.utils.set_random_seed(options.seed * 1000 + j)
+            member = (build_stats_member(shapes["stats"][0], n_classes, f"stats{j}")
+                      if kind == "stats" else
+                      build_seq_member(*shapes["seq"], n_classes, f"seq{j}"))
+            member.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
+                           metrics=["accuracy"])
+            h = member.fit({kind: inputs[kind]}, y, epochs=options.epochs or 40,
+                           batch_size=options.batch_size or 32, class_weight=weights,
+                           shuffle=True, verbose=0)
+            members.append(member)
+            histories.append(h.history)
+        network = average_members(members, config.members, shapes)
+        member_weights = [member_arrays(m, k) for m, k in zip(members, config.members)]
+    else:
+        keras.utils.set_random_seed(options.seed)
+        network = build_method(config, shapes, n_classes)
+        network.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
+                        metrics=["accuracy"])
+        x_fit, y_fit, fit_args = method_validation(ds, rows, options, inputs, y)
+        h = network.fit(x_fit, y_fit, epochs=options.epochs or 100,
+                        batch_size=options.batch_size or 64, class_weight=weights,
+                        shuffle=True, verbose=0, **fit_args)
+        histories.append(h.history)
+        member_weights = []
+    predictor = Predictor(list(ds.labels), ds.spec, config, norm, gender, keras_forward(network))
+    return Fitted(predictor, network, member_weights, histories)
+
+
+def method_validation(ds: Dataset, rows: np.ndarray, options: TrainOptions,
+                      inputs: dict[str, np.ndarray], y: np.ndarray) -> tuple[dict, np.ndarray, dict]:
+    """The method's early stopping on a validation split of whole training speakers:
+    (training inputs, training targets, extra Keras ``fit`` arguments)."""
+    keras, _ = keras_modules()
+    speakers = np.unique(ds.speakers[rows])
+    n_val = math.ceil(options.val_fraction * len(speakers))
+    if n_val == 0 or n_val >= len(speakers):
+        return inputs, y, {}
+    val_speakers = np.random.default_rng(options.seed).choice(speakers, n_val, replace=False)
+    is_val = np.isin(ds.speakers[rows], val_speakers)
+    scored = is_val & ~ds.augmented[rows]
+    val = ({k: v[scored] for k, v in inputs.items()}, y[scored])
+    callbacks = [keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True),
+                 keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5, min_lr=1e-7)]
+    return ({k: v[~is_val] for k, v in inputs.items()}, y[~is_val],
+            {"validation_data": val, "callbacks": callbacks})
+
+
+# ---------------------------------------------------------------- cross-validation
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def fold_rows(ds: Dataset, folds: np.ndarray, f: int, augmented: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, scored test rows) of fold ``f``: augmented rows train with their
+    source's fold (when ``augmented``) and are never tested."""
+    in_fold = folds[ds.source] == f
+    train_rows = np.flatnonzero(~in_fold & (augmented | ~ds.augmented))
+    test_rows = np.flatnonzero(in_fold & ~ds.augmented)
+    return train_rows, test_rows
+
+
+def gender_accuracy(predictor: Predictor, ds: Dataset, rows: np.ndarray) -> float | None:
+    """Accuracy of the model's gender classifier on the rows of known gender (per speaker)."""
+    truth = ds.values[rows, N_VALUES]
+    known = rows[~np.isnan(truth)]
+    if predictor.gender is None or len(known) == 0:
+        return None
+    guess = predictor.gender.predict(ds.values[known], ds.speakers[known])
+    return float((guess == ds.values[known, N_VALUES]).mean())
+
+
+def cross_validate(ds: Dataset, options: TrainOptions, progress: Progress = _quiet) -> dict:
+    """K folds of whole speakers: per-fold scores, their mean ± std, pooled scores of
+    every scored clip, training curves and per-fold gender-classifier accuracy."""
+    folds = speaker_folds(ds.speakers, options.cv, options.seed)
+    fold_scores, histories, true, pred = [], [], [], []
+    for f in range(options.cv):
+        start = time.perf_counter()
+        train_rows, test_rows = fold_rows(ds, folds, f, options.augmented)
+        fitted = fit(ds, train_rows, options)
+        proba = fitted.predictor.predict_proba(**ds.subset(test_rows))
+        s = scores(ds.y[test_rows], proba.argmax(1), ds.labels)
+        s.update(fold=f, speakers=sorted(set(ds.speakers[test_rows])),
+                 gender_accuracy=gender_accuracy(fitted.predictor, ds, test_rows),
+                 seconds=round(time.perf_counter() - start, 1))
+        fold_scores.append(s)
+        histories.append(fitted.history)
+        true.append(ds.y[test_rows])
+        pred.append(proba.argmax(1))
+        progress(f"fold {f + 1}/{options.cv}: accuracy {s['accuracy']:.3f}  UAR {s['uar']:.3f}"
+                 f"  ({s['n']} clips, {s['seconds']:.0f} s)")
+    return {"folds": fold_scores, "summary": summarize_folds(fold_scores),
+            "pooled": scores(np.concatenate(true), np.concatenate(pred), ds.labels),
+            "histories": histories}
+
+
+def _sklearn_models(seed: int) -> dict:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    return {"SVM (RBF, C=10)": lambda: SVC(C=10.0),
+            "random forest (300 trees)": lambda: RandomForestClassifier(300, random_state=seed),
+            "logistic regression": lambda: LogisticRegression(C=0.1, max_iter=3000)}
+
+
+def _baseline_features(ds: Dataset, train_rows: np.ndarray, rows: np.ndarray,
+                       options: TrainOptions, kind: str) -> np.ndarray:
+    """Baseline inputs: ``values`` = the 168 store values + gender, globally
+    standardised; ``serfast`` = the serfast MLP input (per-speaker statistics)."""
+    if kind == "values":
+        x = np.nan_to_num(ds.values, nan=0.5)
+        mean, std = x[train_rows].mean(0), x[train_rows].std(0) + 1e-8
+        return (x[rows] - mean) / std
+    config = network_config(replace(options, network="serfast", norm=None), ds)
+    norm = fit_norm(config, ds, train_rows)
+    return network_inputs(config, norm, ds.spec, **ds.subset(rows),
+                          gender=fit_gender(ds, train_rows))["stats"]
+
+
+def compare(ds: Dataset, options: TrainOptions, progress: Progress = _quiet) -> list[dict]:
+    """The research question under the same folds: scikit-learn baselines on the raw store
+    values and on serfast's features, the method's network, serfast without class
+    weighting and (if the stores have augmented rows) without augmentation. One dict per
+    variant: name, accuracy/uar mean and std."""
+    folds = speaker_folds(ds.speakers, options.cv, options.seed)
+    rows_out = []
+
+    def record(name: str, per_fold: list[dict]) -> None:
+        summary = summarize_folds(per_fold)
+        rows_out.append({"name": name, **{k: summary[k] for k in ("accuracy", "uar")}})
+        progress(f"compare: {name}: accuracy {summary['accuracy']['mean']:.3f} "
+                 f"± {summary['accuracy']['std']:.3f}")
+
+    for kind in ("values", "serfast"):
+        for name, make in _sklearn_models(options.seed).items():
+            per_fold = []
+            for f in range(options.cv):
+                train_rows, test_rows = fold_rows(ds, folds, f, options.augmented)
+                x_train = _baseline_features(ds, train_rows, train_rows, options, kind)
+                x_test = _baseline_features(ds, train_rows, test_rows, options, kind)
+                model = make().fit(x_train, ds.y[train_rows])
+                per_fold.append(scores(ds.y[test_rows], model.predict(x_test), ds.labels))
+            record(f"{name} on {'store values' if kind == 'values' else 'serfast features'}",
+                   per_fold)
+    variants = [("method network (Conv1D + MLP, global norm)",
+                 replace(options, network="method", extractor="conv1d", classifier="mlp",
+                         norm=None, epochs=None, batch_size=None)),
+                ("serfast without class weighting", replace(options, class_weight=False))]
+    if ds.augmented.any():
+        variants.append(("serfast without augmented rows", replace(options, augmented=False)))
+    for name, variant in variants:
+        record(name, cross_validate(ds, variant)["folds"])
+    return rows_out
+
+
+# ---------------------------------------------------------------- train / evaluate
+
+def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainOptions(),
+          compare_baselines: bool = False, progress: Progress = _quiet) -> dict:
+    """Cross-validate (``options.cv`` > 0), optionally compare, then train the final model
+    on every row and save it with its report in ``model_dir``. Returns the report dict."""
+    from .report import write_report
+
+    if options.network not in ("serfast", "method"):
+        raise TrainError(f"unknown network {options.network!r}; use serfast or method")
+    labels = resolve_classes(options.classes)
+    ds = load_dataset(store_paths, labels,
+                      need_frames=options.network == "method" and options.extractor == "conv2d")
+    start = time.perf_counter()
+    report = {"stores": list(store_paths), "labels": labels, "options": vars(options).copy(),
+              "rows": int(len(ds.y)), "clips": int((~ds.augmented).sum()),
+              "augmented_rows": int(ds.augmented.sum()), "left_out": ds.left_out,
+              "speakers": int(len(np.unique(ds.speakers))),
+              "class_counts": {lab: int(((ds.y == k) & ~ds.augmented).sum())
+                               for k, lab in enumerate(labels)}}
+    if options.cv:
+        report["cv"] = cross_validate(ds, options, progress)
+        report["cv_seconds"] = round(time.perf_counter() - start, 1)
+    if compare_baselines:
+        if not options.cv:
+            raise TrainError("--compare needs cross-validation (--cv K)")
+        report["compare"] = compare(ds, options, progress)
+    all_rows = np.flatnonzero(options.augmented | ~ds.augmented)
+    final = fit(ds, all_rows, options)
+    report["final_history"] = final.history
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    save_model(model_dir, final.predictor, final.network, final.member_weights,
+               {"training": {k: report[k] for k in ("stores", "rows", "clips", "speakers")}})
+    write_report(model_dir, report)
+    progress(f"saved the model trained on {len(all_rows)} rows -> {model_dir}")
+    return report
+
+
+def evaluate(model_dir: str, store_paths: list[str]) -> dict:
+    """Score a saved model on the original clips of ``store_paths`` whose label it knows.
+
+    Per-speaker normalisation groups rows by speaker (by file when the store has none).
+    Returns :func:`scores` plus ``left_out`` (labelled clips of unknown classes) and
+    ``predictions`` (path, true, predicted, confidence, probabilities).
+    """
+    from .model import load_predictor
+
+    predictor = load_predictor(model_dir)
+    ds = load_dataset(store_paths, predictor.labels, need_speakers=False,
+                      need_frames=predictor.needs_frames)
+    if ds.spec != predictor.spec:
+        raise TrainError("the store was extracted with another feature spec than the model's")
+    rows = np.flatnonzero(~ds.augmented)
+    proba = predictor.predict_proba(**ds.subset(rows))
+    pred = proba.argmax(1)
+    result = scores(ds.y[rows], pred, predictor.labels)
+    result["left_out"] = ds.left_out
+    result["predictions"] = [
+        {"path": ds.paths[i], "true": predictor.labels[ds.y[i]],
+         "predicted": predictor.labels[p], "confidence": float(pr[p]),
+         **{f"p_{lab}": float(v) for lab, v in zip(predictor.labels, pr)}}
+        for i, p, pr in zip(rows, pred, proba)]
+    return result

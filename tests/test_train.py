@@ -1,0 +1,184 @@
+"""Tests of serfast train/evaluate on a tiny synthetic store (no corpus, no GPU)."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from serfast.demo import make_demo_corpus
+from serfast.extract import ExtractOptions, extract
+from serfast.metrics import scores
+from serfast.model import load_predictor, standardize
+from serfast.store import open_store
+from serfast.train import (TrainOptions, TrainError, fold_rows, load_dataset, resolve_classes,
+                           speaker_folds, train)
+from serfast_cli.main import main
+
+TINY = dict(cv=2, ensemble=1, epochs=3, seed=7)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """A 6-speaker demo store with frames, and the same with one noise copy per clip."""
+    root = tmp_path_factory.mktemp("train")
+    corpus = str(root / "corpus")
+    make_demo_corpus(corpus, speakers=6, takes=2)
+    plain, augmented = str(root / "plain.npy"), str(root / "aug.npy")
+    extract(corpus, plain, ExtractOptions(frames=True, workers=1))
+    extract(corpus, augmented, ExtractOptions(frames=True, workers=1, augment=("noise",)))
+    return {"root": root, "plain": plain, "aug": augmented}
+
+
+@pytest.fixture(scope="module")
+def trained(stores):
+    """A tiny serfast model trained with 2-fold CV on the augmented store."""
+    model_dir = str(stores["root"] / "model")
+    report = train([stores["aug"]], model_dir, TrainOptions(**TINY))
+    return model_dir, report
+
+
+def test_scores_known_example():
+    s = scores(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ["a", "b", "c"])
+    assert s["accuracy"] == 0.75
+    assert s["uar"] == pytest.approx(0.75)  # class c is absent: left out of the macro mean
+    assert s["confusion"] == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
+    assert s["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+
+
+def test_folds_whole_speakers_and_augmented_rows_follow_their_source(stores):
+    ds = load_dataset([stores["aug"]], resolve_classes("seed6"))
+    assert ds.augmented.sum() == (~ds.augmented).sum()
+    folds = speaker_folds(ds.speakers, 3, seed=1)
+    assert np.array_equal(folds, speaker_folds(ds.speakers, 3, seed=1))
+    for f in range(3):
+        train_rows, test_rows = fold_rows(ds, folds, f, augmented=True)
+        assert not set(ds.speakers[train_rows]) & set(ds.speakers[test_rows])
+        assert not ds.augmented[test_rows].any()
+        test_sources = set(test_rows)
+        assert not any(ds.source[i] in test_sources for i in train_rows)
+        assert ds.augmented[train_rows].any()
+    assert np.array_equal(folds[ds.source], folds)
+
+
+def test_standardize_shrinks_small_groups_to_the_prior():
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 2.0, (200, 3))
+    z = standardize(x, {"mean": np.full(3, 4.0), "var": np.full(3, 4.0)}, np.zeros(200, int))
+    assert np.allclose(z.mean(0), 0, atol=0.05) and np.allclose(z.std(0), 1, atol=0.05)
+    prior = {"mean": np.zeros(3), "var": np.ones(3)}
+    single = standardize(np.array([[1.0, 2.0, 3.0]]), prior, np.array([0]))
+    x1 = np.array([1.0, 2.0, 3.0])  # 4 prior rows + the row itself:
+    mu, var = x1 / 5, ((0.8 * x1) ** 2 + 4 * (1 + (x1 / 5) ** 2)) / 5
+    assert np.allclose(single[0], (x1 - mu) / np.sqrt(var), atol=1e-5)
+
+
+def test_resolve_classes():
+    assert resolve_classes("seed6") == ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
+    assert resolve_classes("sad,angry") == ["sad", "angry"]
+    with pytest.raises(TrainError):
+        resolve_classes("sad,bored")
+
+
+def test_train_writes_model_and_report(trained):
+    model_dir, report = trained
+    for name in ("model.json", "network.keras", "norm.npz", "weights.npz", "report.md",
+                 "report.json", "confusion.png", "folds.png", "curves.png"):
+        assert os.path.exists(os.path.join(model_dir, name)), name
+    assert len(report["cv"]["folds"]) == 2
+    assert sum(f["n"] for f in report["cv"]["folds"]) == report["clips"] == 72
+    assert report["augmented_rows"] == 72
+    with open(os.path.join(model_dir, "report.json")) as fh:
+        saved = json.load(fh)
+    assert saved["cv"]["summary"]["accuracy"]["mean"] == report["cv"]["summary"]["accuracy"]["mean"]
+    assert all(f["gender_accuracy"] is not None for f in saved["cv"]["folds"])
+
+
+def test_same_seed_same_numbers(stores, trained, tmp_path):
+    _, first = trained
+    again = train([stores["aug"]], str(tmp_path / "again"), TrainOptions(**TINY))
+    strip = lambda folds: [{k: v for k, v in f.items() if k != "seconds"} for f in folds]
+    assert strip(again["cv"]["folds"]) == strip(first["cv"]["folds"])
+    assert again["final_history"] == first["final_history"]
+
+
+def test_numpy_forward_matches_safe_keras_load(stores, trained):
+    model_dir, _ = trained
+    store = open_store(stores["plain"])
+    frames = [store.row_frames(i) for i in range(len(store.rows))]
+    groups = np.array([r["speaker"] for r in store.rows])
+    fast = load_predictor(model_dir)
+    slow = load_predictor(model_dir, use_keras=True)  # network.keras with safe_mode=True
+    p_fast = fast.predict_proba(store.values, frames, groups)
+    p_slow = slow.predict_proba(store.values, frames, groups)
+    assert p_fast.shape == (len(store.rows), 6)
+    assert np.allclose(p_fast.sum(1), 1, atol=1e-5)
+    assert np.allclose(p_fast, p_slow, atol=1e-4)
+    assert fast.needs_frames and fast.labels == resolve_classes("seed6")
+
+
+def test_unknown_gender_is_filled_by_the_gender_classifier(stores, trained):
+    predictor = load_predictor(trained[0])
+    store = open_store(stores["plain"])
+    values = np.array(store.values)
+    frames = [store.row_frames(i) for i in range(len(values))]
+    truth = values[:, -1].copy()
+    assert np.array_equal(predictor.gender.predict(values, None)[:4],
+                          predictor.gender.predict(values[:4]))
+    values[:, -1] = np.nan
+    p = predictor.predict_proba(values, frames)  # groups None: one group
+    assert np.isfinite(p).all()
+    guessed = predictor.gender.predict(values, np.array([r["speaker"] for r in store.rows]))
+    assert (guessed == truth).mean() > 0.8
+
+
+def test_evaluate_json_predictions_and_label_subset(stores, tmp_path):
+    model_dir = str(tmp_path / "three")
+    train([stores["plain"]], model_dir,
+          TrainOptions(classes="neutral,happy,sad", cv=0, ensemble=1, epochs=2))
+    out = str(tmp_path / "pred.csv")
+    result = CliRunner().invoke(main, ["evaluate", model_dir, stores["aug"], "--json",
+                                       "--predictions", out])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {"accuracy", "uar", "per_class", "confusion", "labels", "n"} <= set(data)
+    assert data["labels"] == ["neutral", "happy", "sad"]
+    assert data["n"] == 36 and data["left_out"] == 36  # augmented rows are never scored
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 36
+    assert set(rows[0]) == {"path", "true", "predicted", "confidence",
+                            "p_neutral", "p_happy", "p_sad"}
+    assert all(r["true"] in data["labels"] for r in rows)
+    text = CliRunner().invoke(main, ["evaluate", model_dir, stores["plain"]])
+    assert "36 clips scored (36 of other classes left out)" in text.output
+
+
+def test_method_network_trains_and_loads_safely(stores, tmp_path):
+    model_dir = str(tmp_path / "method")
+    report = train([stores["plain"]], model_dir,
+                   TrainOptions(network="method", classifier="lstm", cv=0, epochs=1))
+    assert report["rows"] == 72 and not os.path.exists(os.path.join(model_dir, "weights.npz"))
+    predictor = load_predictor(model_dir)
+    assert not predictor.needs_frames
+    store = open_store(stores["plain"])
+    assert predictor.predict_proba(store.values).shape == (72, 6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--classes", "sad,bored"], "--classes"),
+    (["--cv", "9"], "--cv 9"),
+])
+def test_cli_errors_are_one_line(stores, tmp_path, args, message):
+    result = CliRunner().invoke(main, ["train", stores["plain"], "--model",
+                                       str(tmp_path / "m"), *args])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_evaluate_rejects_a_non_model(stores, tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path), stores["plain"]])
+    assert result.exit_code == 1 and "not a serfast model directory" in result.output
