@@ -6,6 +6,7 @@ from serfast import __version__
 
 from .extract import demo, extract
 from .train import evaluate, train
+from .predict import predict
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,5 +17,6 @@ def main() -> None:
 
 main.add_command(extract)
 main.add_command(demo)
+main.add_command(predict)
 main.add_command(train)
 main.add_command(evaluate)

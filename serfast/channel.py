@@ -10,7 +10,10 @@ over each speech region found by :mod:`serfast.vad`:
   so every speech sample is covered.
 
 Windows are computed by the engine (:func:`serfast.features.compute_batch`) ``batch`` at
-a time; the model sees all windows of the channel in one call, as one speaker group.
+a time. The model sees the windows of the channel as one speaker group (per-speaker
+normalisation): all of them in one call when there are fewer than ``2 * group``; in a
+longer recording, consecutive runs of ``group`` to ``2 * group - 1`` windows (each some
+minutes of speech), so that memory stays bounded.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class WindowOptions:
     hop: float = 1.25
     block_seconds: float = 30.0
     batch: int = 64
+    group: int = 128
     vad: VadOptions = VadOptions()
 
 
@@ -74,8 +78,9 @@ class _Labeller:
         self.open_emitted: set[int] = set()  # starts already planned in the open region
         self.pending: list[tuple[int, np.ndarray]] = []
         self.spans: list[tuple[int, int]] = []
-        self.values: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []  # features of windows not yet scored
         self.frames: list[np.ndarray] = []
+        self.probs: list[np.ndarray] = []
         self.regions: list[tuple[int, int]] = []
 
     @property
@@ -86,9 +91,11 @@ class _Labeller:
         self.audio = np.concatenate([self.audio, y])
         self._plan(self.vad.push(y))
         self._cut(final=False)
-        keep = min([self.vad.decided_sample - self.win]
-                   + ([self.vad.open_start - self.win] if self.vad.open is not None else [])
-                   + self.planned)
+        keep = min([self.vad.decided_sample - self.win] + self.planned)
+        if self.vad.open is not None:  # later windows start after those planned already,
+            # or the region may stay short and get a centred window
+            keep = min(keep, max(self.open_emitted) if self.open_emitted
+                       else self.vad.open_start - self.win)
         if keep > self.base:
             self.audio = self.audio[keep - self.base:]
             self.base = keep
@@ -97,19 +104,28 @@ class _Labeller:
         self._plan(self.vad.finish())
         self._cut(final=True)
         self._features()
-        sr = self.spec.sr
-        n = len(self.spans)
+        self._score(final=True)
+        sr, n = self.spec.sr, len(self.spans)
         order = sorted(range(n), key=lambda i: self.spans[i])
         spans = np.array([self.spans[i] for i in order], np.float64).reshape(n, 2) / sr
-        probs = np.zeros((0, len(self.predictor.labels)), np.float32)
-        if n:
-            values = np.concatenate(self.values)
-            values = np.concatenate([values, np.full((n, 1), np.nan, np.float32)], axis=1)
-            frames = self.frames if self.predictor.needs_frames else None
-            probs = self.predictor.predict_proba(values, frames, np.zeros(n, np.int64))
-            probs = np.asarray(probs, np.float32)[order]
+        probs = (np.concatenate(self.probs)[order] if self.probs
+                 else np.zeros((0, len(self.predictor.labels)), np.float32))
         regions = [(a / sr, min(b, self.end) / sr) for a, b in self.regions]
         return ChannelResult(spans[:, 0], spans[:, 1], probs, regions, self.end / sr)
+
+    def _score(self, final: bool) -> None:
+        """Score waiting windows: all at the end, else ``group`` once 2 * group wait."""
+        values = np.concatenate(self.values) if self.values else np.zeros((0, 0), np.float32)
+        g = self.opt.group
+        take = len(values) if final else (g if len(values) >= 2 * g else 0)
+        if take == 0:
+            return
+        rows = np.concatenate([values[:take], np.full((take, 1), np.nan, np.float32)], axis=1)
+        frames = self.frames[:take] if self.predictor.needs_frames else None
+        probs = self.predictor.predict_proba(rows, frames, np.zeros(take, np.int64))
+        self.probs.append(np.asarray(probs, np.float32))
+        self.values = [values[take:]]
+        self.frames = self.frames[take:]
 
     def _plan(self, closed: list[tuple[int, int]]) -> None:
         for a, b in closed:
@@ -149,6 +165,7 @@ class _Labeller:
         if batch.frames is not None:
             self.frames += batch.frames
         self.pending = []
+        self._score(final=False)
 
 
 def label_channel(path: str, channel: int | None, predictor,

@@ -1,0 +1,151 @@
+"""Benchmark of `serfast predict` on a telephone call archive: speed, memory, accuracy.
+
+    python bench/predict_bench.py --model DIR [--archive /tmp/serfast-calls] [--long 120]
+
+1. Builds the archive with bench/make_call_archive.py if it is missing (20 calls of
+   3 minutes = 1 hour of stereo 8 kHz µ-law audio, actors 17-20).
+2. Runs ``serfast predict`` on it as a user would (a fresh process, end to end) and
+   prints the wall time and the real-time factor (audio hours / wall hours), and the peak
+   memory of the whole process tree (parent + workers, sampled every 20 ms).
+3. Scores utterance-level accuracy: each utterance of truth.csv gets the mean of the
+   probabilities of the windows over it (weighted by overlap) and the arg-max label.
+   Also: share of utterances with no window (VAD misses) and windows over no utterance.
+4. With ``--long M``: one M-minute call, run alone, for the peak memory of a long file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            children[int(fields[1])].append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack += children.get(p, [])
+    return total
+
+
+def run_predict(args: list[str]) -> tuple[float, int]:
+    """Run ``serfast predict ARGS``; returns (wall seconds, peak tree RSS bytes)."""
+    cmd = [sys.executable, "-m", "serfast_cli", "predict", *args, "--quiet"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(proc.pid))
+        time.sleep(0.02)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        sys.exit(f"serfast predict failed with exit code {proc.returncode}")
+    return wall, peak
+
+
+def read_csv(path: str) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def score(labels_csv: str, truth_csv: str) -> dict:
+    """Utterance accuracy and VAD coverage of a labels.csv against truth.csv."""
+    windows: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    rows = read_csv(labels_csv)
+    prob_cols = [c for c in rows[0] if c.startswith("p_")] if rows else []
+    for r in rows:
+        if not r["error"]:
+            windows[(os.path.basename(r["file"]), r["channel"])].append(r)
+    truth = read_csv(truth_csv)
+    by_channel: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    hits = missed = 0
+    per_label: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for u in truth:
+        key, a, b = (u["file"], u["channel"]), float(u["start"]), float(u["end"])
+        by_channel[key].append((a, b))
+        acc, total = np.zeros(len(prob_cols)), 0.0
+        for w in windows[key]:
+            o = min(float(w["end"]), b) - max(float(w["start"]), a)
+            if o > 0:
+                acc += o * np.array([float(w[c]) for c in prob_cols])
+                total += o
+        if total == 0:
+            missed += 1
+            per_label[u["label"]][1] += 1
+            continue
+        ok = prob_cols[int(acc.argmax())] == "p_" + u["label"]
+        hits += ok
+        per_label[u["label"]][0] += ok
+        per_label[u["label"]][1] += 1
+    stray = sum(1 for key, ws in windows.items() for w in ws
+                if not any(min(float(w["end"]), b) > max(float(w["start"]), a)
+                           for a, b in by_channel[key]))
+    n_windows = sum(len(ws) for ws in windows.values())
+    return {"utterances": len(truth), "accuracy": hits / len(truth),
+            "accuracy_found": hits / max(1, len(truth) - missed), "missed": missed,
+            "windows": n_windows, "stray_windows": stray,
+            "per_label": {k: v[0] / v[1] for k, v in sorted(per_label.items())}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--archive", default=os.path.join(tempfile.gettempdir(), "serfast-calls"))
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--long", type=float, default=0, help="Minutes of a long call to run alone.")
+    args = p.parse_args()
+    gen = [sys.executable, os.path.join(HERE, "make_call_archive.py")]
+    if not os.path.exists(os.path.join(args.archive, "truth.csv")):
+        subprocess.run(gen + [args.archive], check=True)
+    import soundfile as sf
+
+    wavs = sorted(f for f in os.listdir(args.archive) if f.endswith(".wav"))
+    hours = sum(sf.info(os.path.join(args.archive, f)).duration for f in wavs) / 3600
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "labels.csv")
+        wall, peak = run_predict([args.archive, "--model", args.model, "--out", out,
+                                  "--workers", str(args.workers)])
+        print(f"archive: {len(wavs)} stereo calls, {hours:.3f} h of audio")
+        print(f"wall {wall:.2f} s, real-time factor {hours * 3600 / wall:.0f}x, "
+              f"peak memory {peak / 2**20:.0f} MiB (process tree)")
+        s = score(out, os.path.join(args.archive, "truth.csv"))
+        print(f"utterance accuracy {s['accuracy']:.3f} over {s['utterances']} utterances "
+              f"({s['missed']} without a window; {s['accuracy_found']:.3f} of those found); "
+              f"{s['windows']} windows, {s['stray_windows']} over no utterance")
+        print("per label: " + ", ".join(f"{k} {v:.2f}" for k, v in s["per_label"].items()))
+        if args.long:
+            folder = os.path.join(tmp, "long")
+            subprocess.run(gen + [folder, "--calls", "1", "--minutes", str(args.long),
+                                  "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
+            wall, peak = run_predict([folder, "--model", args.model, "--out",
+                                      os.path.join(tmp, "long.csv"),
+                                      "--workers", str(args.workers)])
+            print(f"long call: {args.long:g} min stereo, wall {wall:.2f} s "
+                  f"({args.long * 60 / wall:.0f}x), peak memory {peak / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

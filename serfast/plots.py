@@ -1,0 +1,56 @@
+"""Timeline PNG of one call: per channel, the emotion probabilities of each window over
+time, speech regions shaded (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def plot_timeline(png: str, path: str, channel_names: list[str], results: list,
+                  labels: list[str]) -> None:
+    """Write ``png``: one panel per channel of ``path`` (results: ChannelResult list)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab10")(np.arange(len(labels)) % 10)
+    seconds = max([r.seconds for r in results] + [1.0])
+    fig, axes = plt.subplots(len(results), 1, figsize=(12, 1.8 * len(results) + 0.6),
+                             sharex=True, squeeze=False)
+    for ax, name, res in zip(axes[:, 0], channel_names, results):
+        for a, b in res.regions:
+            ax.axvspan(a, b, color="0.92", lw=0)
+        if res.error:
+            ax.text(0.5, 0.5, res.error, transform=ax.transAxes, ha="center", va="center")
+        elif len(res.starts):
+            t, p = _curve(res.starts, res.ends, res.probs)
+            ax.stackplot(t, p.T, colors=colors, alpha=0.7, lw=0)
+        ax.set_ylim(0, 1)
+        ax.set_xlim(0, seconds)
+        ax.set_ylabel(f"channel {name}")
+    axes[0, 0].set_title(os.path.basename(path), fontsize=10)
+    axes[-1, 0].set_xlabel("time (s)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.55) for c in colors]
+    fig.legend(handles, labels, loc="upper right", ncol=len(labels), fontsize=8)
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+
+
+def _curve(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray):
+    """Window centres and probabilities, dropping to zero where no window covers time."""
+    mid = (starts + ends) / 2
+    t, p = [], []
+    zero = np.zeros(probs.shape[1])
+    for i in range(len(mid)):
+        if i == 0 or starts[i] > ends[i - 1]:
+            t += [starts[i], starts[i]]
+            p += [zero, probs[i]]
+        t.append(mid[i])
+        p.append(probs[i])
+        if i == len(mid) - 1 or starts[i + 1] > ends[i]:
+            t += [ends[i], ends[i]]
+            p += [probs[i], zero]
+    return np.array(t), np.array(p)

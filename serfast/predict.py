@@ -1,0 +1,259 @@
+"""Bulk labelling of an archive of recordings: files -> channels -> labelled windows.
+
+Every channel of every file is one task (``mix`` makes it one task per file); tasks run
+on all cores in worker processes that each load the model once and label whole channels
+(:mod:`serfast.channel`). The parent writes the rows of each file as soon as the file
+and every file before it are done, so outputs follow archive order and an interrupted
+run resumes after the last finished file (:mod:`serfast.labelcsv`). A file that cannot
+be read becomes an error row; the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from typing import Callable
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .audio import AudioError, audio_info
+from .channel import ChannelResult, WindowOptions, label_channel
+from .corpus import CorpusError, scan
+from .filterbanks import filter_banks, install_filter_banks
+from .labelcsv import LabelWriter
+from .summary import summarize
+from .vad import VadOptions
+
+#: progress(audio seconds done, audio seconds in total, files done, files failed)
+Progress = Callable[[float, float, int, int], None]
+#: Files of a list file (one path a line) have one of these extensions.
+LIST_EXTENSIONS = (".txt", ".lst", ".list")
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to label; window/hop 0 mean the model's crop and half of it."""
+
+    window: float = 0.0
+    hop: float = 0.0
+    mix: bool = False
+    workers: int = 0
+    resume: bool = False
+    summary: str = ""  # default: summary.csv beside the labels
+    segments: str = ""  # write merged segments here when set
+    plots: str = ""  # write one timeline PNG per file into this folder when set
+    block_seconds: float = 30.0
+    batch: int = 64
+    vad: VadOptions = field(default_factory=VadOptions)
+
+
+@dataclass
+class PredictReport:
+    """What a run did (``skipped``: files finished by an earlier run, with --resume)."""
+
+    files: int
+    channels: int
+    errors: int
+    skipped: int
+    audio_seconds: float
+    speech_seconds: float
+    windows: int
+    seconds: float
+    workers: int
+
+
+def list_archive(sources: list[str]) -> list[str]:
+    """Audio files of folders (recursive, sorted), list files (one path a line, relative to
+    the list), CSV manifests and files given directly, without duplicates."""
+    files: list[str] = []
+    for src in sources:
+        path = os.path.abspath(src)
+        if not os.path.exists(path):
+            raise CorpusError(f"not found: {src}")
+        if path.lower().endswith(LIST_EXTENSIONS):
+            with open(path, encoding="utf-8") as fh:
+                files += [os.path.join(os.path.dirname(path), line.strip())
+                          for line in fh if line.strip() and not line.startswith("#")]
+        elif os.path.isdir(path) or path.lower().endswith(".csv"):
+            files += [c.path for c in scan(path).clips]
+        else:
+            files.append(path)
+    return list(dict.fromkeys(os.path.abspath(f) for f in files))
+
+
+def load_model(model):
+    """A Predictor: ``model`` itself, or the one saved in the folder ``model``."""
+    if isinstance(model, (str, os.PathLike)):
+        from .model import load_predictor
+
+        return load_predictor(os.fspath(model))
+    return model
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(model, spec, banks, options: WindowOptions) -> None:
+    threadpool_limits(1)
+    install_filter_banks(spec, banks)
+    _WORKER.update(predictor=load_model(model), options=options)
+
+
+def _one_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: " + " ".join(str(err).split())
+
+
+def run_task(path: str, channel: int | None, predictor, options: WindowOptions) -> ChannelResult:
+    """Label one channel; a failure becomes a result with ``error`` set."""
+    try:
+        return label_channel(path, channel, predictor, options)
+    except AudioError as err:
+        error = str(err)
+    except Exception as err:  # noqa: BLE001 - one bad file must never stop the run
+        error = f"failed: {_one_line(err)}"
+    n = len(predictor.labels)
+    return ChannelResult(np.zeros(0), np.zeros(0), np.zeros((0, n), np.float32), error=error)
+
+
+def _worker_task(index: int, path: str, channel: int | None) -> tuple[int, ChannelResult]:
+    return index, run_task(path, channel, _WORKER["predictor"], _WORKER["options"])
+
+
+def _rows(path: str, name: str, res: ChannelResult, labels: list[str]):
+    n = len(labels)
+    if res.error:
+        return ([[path, name, "", "", "", ""] + [""] * n + [res.error]],
+                [[path, name, "", "", "", ""] + [""] * n + ["", "", "", res.error]])
+    top = res.probs.argmax(axis=1) if len(res.probs) else np.zeros(0, int)
+    label_rows = [[path, name, f"{s:.3f}", f"{e:.3f}", labels[k], f"{p[k]:.4f}"]
+                  + [f"{v:.4f}" for v in p] + [""]
+                  for s, e, k, p in zip(res.starts, res.ends, top, res.probs)]
+    s = summarize(res.starts, res.ends, res.probs, res.regions, labels, res.seconds)
+    neg = ([f"{s.negative_start:.2f}", f"{s.negative_end:.2f}", f"{s.negative_score:.4f}"]
+           if s.negative_start is not None else ["", "", ""])
+    summary = [path, name, f"{res.seconds:.3f}", f"{s.speech_seconds:.3f}", s.windows,
+               s.dominant] + [f"{s.shares[lab]:.4f}" for lab in labels] + neg + [""]
+    return label_rows, [summary]
+
+
+def _plot_names(files: list[str]) -> dict[str, str]:
+    stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
+    twice = {s for s in stems if stems.count(s) > 1}
+    return {f: (s + "-" + hashlib.sha1(f.encode()).hexdigest()[:8] if s in twice else s)
+            + ".png" for f, s in zip(files, stems)}
+
+
+def predict_archive(sources: list[str], model, out: str,
+                    options: PredictOptions = PredictOptions(),
+                    progress: Progress | None = None) -> PredictReport:
+    """Label every file of ``sources`` with ``model`` (a Predictor or a model folder);
+    writes ``out`` (labels.csv), the summary and, if asked, segments and plots."""
+    start = time.perf_counter()
+    predictor = load_model(model)
+    labels, spec = list(predictor.labels), predictor.spec
+    window = options.window or spec.duration or 2.5
+    wopts = WindowOptions(window=window, hop=options.hop or window / 2,
+                          block_seconds=options.block_seconds, batch=options.batch,
+                          vad=options.vad)
+    summary_path = options.summary or os.path.join(os.path.dirname(os.path.abspath(out)),
+                                                   "summary.csv")
+    fingerprint = {"model": model if isinstance(model, str) else type(model).__name__,
+                   "labels": labels, "spec": spec.to_dict(), "mix": options.mix,
+                   "window": asdict(wopts)}
+    writer = LabelWriter(out, summary_path, labels, fingerprint, options.resume)
+    all_files = list_archive(sources)
+    files = [f for f in all_files if f not in writer.done]
+    plot_names = _plot_names(all_files)
+
+    # file index -> channel names, durations, results; header errors are results already
+    names, results, tasks, durations = [], [], [], []
+    for i, path in enumerate(files):
+        try:
+            sr, frames, n_channels = audio_info(path)
+        except AudioError as err:
+            names.append([""])
+            results.append([ChannelResult(np.zeros(0), np.zeros(0),
+                                          np.zeros((0, len(labels))), error=str(err))])
+            durations.append(0.0)
+            continue
+        chans = [None] if options.mix else list(range(n_channels))
+        names.append(["mix" if c is None else str(c) for c in chans])
+        results.append([None] * len(chans))
+        durations.append(frames / sr if sr else 0.0)
+        tasks += [(i, k, path, c) for k, c in enumerate(chans)]
+    total = sum(durations)
+    counts = {"done_s": 0.0, "files": 0, "errors": 0, "channels": 0, "speech": 0.0,
+              "windows": 0, "next": 0}
+
+    def record(i: int, k: int, res: ChannelResult) -> None:
+        results[i][k] = res
+        counts["done_s"] += durations[i] / len(results[i])
+        while counts["next"] < len(files) and None not in results[counts["next"]]:
+            j = counts["next"]
+            _write_file(files[j], names[j], results[j])
+            results[j] = []
+            counts["next"] += 1
+        if progress:
+            progress(counts["done_s"], total, counts["files"], counts["errors"])
+
+    def _write_file(path: str, chan_names: list[str], chan_results) -> None:
+        label_rows, summary_rows = [], []
+        for name, res in zip(chan_names, chan_results):
+            lr, sr_ = _rows(path, name, res, labels)
+            label_rows += lr
+            summary_rows += sr_
+            counts["channels"] += 1
+            counts["errors"] += bool(res.error)
+            counts["speech"] += sum(b - a for a, b in res.regions)
+            counts["windows"] += len(res.starts)
+        writer.write(path, label_rows, summary_rows)
+        counts["files"] += 1
+        if options.plots:
+            from .plots import plot_timeline
+
+            os.makedirs(options.plots, exist_ok=True)
+            plot_timeline(os.path.join(options.plots, plot_names[path]), path, chan_names,
+                          chan_results, labels)
+
+    for i, k in [(i, k) for i, rs in enumerate(results) for k, r in enumerate(rs) if r]:
+        record(i, k, results[i][k])  # files whose header could not be read
+    workers = max(1, min(options.workers or os.cpu_count() or 1, len(tasks) or 1))
+    if workers == 1:
+        with threadpool_limits(1):
+            for i, k, path, c in tasks:
+                record(i, k, run_task(path, c, predictor, wopts))
+    else:
+        _run_pool(tasks, workers, model if isinstance(model, str) else predictor, spec, wopts,
+                  record, lambda: counts["next"])
+    writer.finish(options.segments)
+    return PredictReport(len(files), counts["channels"], counts["errors"],
+                         len(all_files) - len(files), total, counts["speech"],
+                         counts["windows"], time.perf_counter() - start, workers)
+
+
+#: Most files that may wait, finished, for an earlier file before new tasks start.
+MAX_WAITING_FILES = 256
+
+
+def _run_pool(tasks, workers, model, spec, wopts, record, next_file) -> None:
+    banks = filter_banks(spec)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                             initializer=_init_worker,
+                             initargs=(model, spec, banks, wopts)) as pool:
+        pending: dict = {}
+        queue = list(reversed(tasks))
+        while queue or pending:
+            while queue and len(pending) < 2 * workers and \
+                    queue[-1][0] - next_file() < MAX_WAITING_FILES:
+                i, k, path, c = queue.pop()
+                pending[pool.submit(_worker_task, i, path, c)] = k
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                k = pending.pop(f)
+                i, res = f.result()
+                record(i, k, res)

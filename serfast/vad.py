@@ -1,0 +1,153 @@
+"""Voice-activity detection from frame energies, streaming, one channel at a time.
+
+The signal is cut into frames of ``frame`` samples (the engine's hop, 512 at 22,050 Hz)
+and each frame's energy level in dB (re full scale) is measured. A frame is speech when
+
+* it is ``margin_db`` above the noise floor: the minimum, over the last ``floor_chunks``
+  chunks of ``floor_seconds``, of each chunk's 10th-percentile level (minimum statistics,
+  so the floor follows the line noise of the call and not the speech);
+* it is above ``min_level_db`` (digital silence and faint hiss are never speech);
+* the level swings: its standard deviation over ``swing_seconds`` around the frame is at
+  least ``min_swing_db``. Syllables make speech rise and fall by 10-30 dB several times
+  a second; hold music, tones and steady line noise stay within a few dB.
+
+Speech frames closer than ``min_gap`` are joined into regions, regions shorter than
+``min_speech`` are dropped, and so are steady regions, whose level changes from frame to
+frame by less than ``min_flux_db`` (median): the onset of hold music or of a noise burst,
+which the swing test alone lets through (speech: 2-4 dB, music and noise: 0.2-0.6 dB). The rest are padded by ``pad`` on each side. Decisions wait
+until a frame's floor chunk is complete, so the result does not depend on block sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """VAD parameters: levels in dB, times in seconds."""
+
+    margin_db: float = 10.0
+    min_level_db: float = -55.0
+    min_swing_db: float = 3.5
+    swing_seconds: float = 1.0
+    min_flux_db: float = 1.0
+    floor_seconds: float = 5.0
+    floor_chunks: int = 12
+    min_speech: float = 0.3
+    min_gap: float = 0.6
+    pad: float = 0.1
+
+
+def frame_levels(y: np.ndarray, frame: int) -> np.ndarray:
+    """Energy level in dB of each ``frame``-sample frame of ``y`` (a partial last frame
+    counts): (ceil(len(y) / frame),) float64."""
+    n = -(-len(y) // frame)
+    padded = np.zeros(n * frame, np.float64)
+    padded[:len(y)] = y
+    power = np.einsum("ij,ij->i", padded.reshape(n, frame), padded.reshape(n, frame))
+    counts = np.full(n, frame, np.float64)
+    if n:
+        counts[-1] = len(y) - (n - 1) * frame
+    return 10.0 * np.log10(power / counts + 1e-12)
+
+
+class SpeechDetector:
+    """Streaming VAD: :meth:`push` blocks of one channel, then :meth:`finish`.
+
+    Both return the speech regions closed so far as (start, end) sample indices
+    (end exclusive; the end is not clipped to the signal's length).
+    """
+
+    def __init__(self, sr: int, frame: int, options: VadOptions = VadOptions()):
+        self.frame, self.opt = frame, options
+        secs = lambda s: max(1, int(round(s * sr / frame)))  # noqa: E731
+        self.chunk = secs(options.floor_seconds)
+        self.half = secs(options.swing_seconds) // 2
+        self.gap, self.min_len = secs(options.min_gap), secs(options.min_speech)
+        self.pad = int(round(options.pad * sr))
+        self.levels = np.zeros(0)
+        self.rest = np.zeros(0, np.float32)
+        self.chunk_floors: list[float] = []
+        self.decided = 0
+        self.open: list[int] | None = None  # [first, last + 1] speech frame of the open region
+
+    @property
+    def decided_sample(self) -> int:
+        """Samples before this one are decided: no region can start earlier (minus pad)."""
+        return self.decided * self.frame
+
+    @property
+    def open_start(self) -> int | None:
+        """First sample of the region still open (padded), or None."""
+        return None if self.open is None else max(0, self.open[0] * self.frame - self.pad)
+
+    @property
+    def open_end(self) -> int | None:
+        """Speech in the open region reaches at least this sample (padded), or None."""
+        return None if self.open is None else self.open[1] * self.frame + self.pad
+
+    def push(self, y: np.ndarray) -> list[tuple[int, int]]:
+        """Add the next block (float32 samples) and return regions that closed."""
+        y = np.concatenate([self.rest, y]) if len(self.rest) else y
+        whole = len(y) // self.frame * self.frame
+        self.rest = y[whole:].copy()
+        self.levels = np.concatenate([self.levels, frame_levels(y[:whole], self.frame)])
+        return self._decide(final=False)
+
+    def finish(self) -> list[tuple[int, int]]:
+        """Decide the rest of the signal and return every region still to report."""
+        if len(self.rest):
+            self.levels = np.concatenate([self.levels, frame_levels(self.rest, self.frame)])
+            self.rest = self.rest[:0]
+        return self._decide(final=True)
+
+    def _decide(self, final: bool) -> list[tuple[int, int]]:
+        n, chunk = len(self.levels), self.chunk
+        n_chunks = -(-n // chunk) if final else n // chunk
+        for k in range(len(self.chunk_floors), n_chunks):
+            self.chunk_floors.append(float(np.percentile(self.levels[k * chunk:(k + 1) * chunk], 10)))
+        ready = n if final else min(n_chunks * chunk, n - self.half)
+        closed: list[tuple[int, int]] = []
+        if ready > self.decided:
+            a, opt = self.decided, self.opt
+            seg = self.levels[a:ready]
+            k = np.arange(a, ready) // chunk
+            floors = np.array([min(self.chunk_floors[max(0, i - opt.floor_chunks + 1):i + 1])
+                               for i in range(k[0], k[-1] + 1)])[k - k[0]]
+            speech = ((seg > floors + opt.margin_db) & (seg > opt.min_level_db)
+                      & (self._swing(a, ready) >= opt.min_swing_db))
+            edges = np.diff(np.concatenate([[0], speech.astype(np.int8), [0]]))
+            for s, e in zip(np.flatnonzero(edges == 1) + a, np.flatnonzero(edges == -1) + a):
+                if self.open is not None and s - self.open[1] < self.gap:
+                    self.open[1] = int(e)
+                else:
+                    closed += self._close()
+                    self.open = [int(s), int(e)]
+            self.decided = ready
+        if self.open is not None and (final or self.decided - self.open[1] >= self.gap):
+            closed += self._close()
+        return closed
+
+    def _close(self) -> list[tuple[int, int]]:
+        region, self.open = self.open, None
+        if region is None or region[1] - region[0] < self.min_len:
+            return []
+        if np.median(np.abs(np.diff(self.levels[region[0]:region[1]]))) < self.opt.min_flux_db:
+            return []  # a steady sound caught by a step in level: music or noise starting
+        return [(max(0, region[0] * self.frame - self.pad), region[1] * self.frame + self.pad)]
+
+    def _swing(self, a: int, b: int) -> np.ndarray:
+        """Standard deviation (dB) of the level over [t - half, t + half] for t in [a, b)."""
+        lo, hi = max(0, a - self.half), min(len(self.levels), b + self.half + 1)
+        x = self.levels[lo:hi]
+        c1 = np.concatenate([[0.0], np.cumsum(x)])
+        c2 = np.concatenate([[0.0], np.cumsum(x * x)])
+        t = np.arange(a, b)
+        i = np.maximum(t - self.half, 0) - lo
+        j = np.minimum(t + self.half + 1, len(self.levels)) - lo
+        cnt = j - i
+        mean = (c1[j] - c1[i]) / cnt
+        return np.sqrt(np.maximum((c2[j] - c2[i]) / cnt - mean * mean, 0.0))

@@ -1,0 +1,410 @@
+"""Tests of `serfast predict`: channels, VAD, windows, outputs, resume, errors, CLI.
+
+The model is a test double with the Predictor contract: a nearest-centroid classifier
+fitted on engine features of synthetic speech (``serfast.demo.synth_clip``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from serfast.audio import resample
+from serfast.demo import synth_clip
+from serfast.features import compute_batch
+from serfast.spec import FeatureSpec
+
+EMOTIONS = ["neutral", "happy", "sad", "angry"]
+SR = 8000
+
+
+class CentroidPredictor:
+    """Nearest standardised centroid; probabilities from a softmax of distances."""
+
+    needs_frames = False
+
+    def __init__(self, spec: FeatureSpec, centroids, mean, std):
+        self.labels, self.spec = list(EMOTIONS), spec
+        self.centroids, self.mean, self.std = centroids, mean, std
+        self.calls: list[int] = []
+
+    def predict_proba(self, values, frames=None, groups=None):
+        assert values.shape[1] == len(self.spec.columns) and np.isnan(values[:, -1]).all()
+        assert groups is not None and len(groups) == len(values)
+        self.calls.append(len(values))
+        z = (values[:, :-1] - self.mean) / self.std
+        d = np.sqrt(((z[:, None, :] - self.centroids[None]) ** 2).mean(axis=2))
+        e = np.exp(-(d - d.min(axis=1, keepdims=True)) * 8)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def telephone(y: np.ndarray, sr: int = 22050) -> np.ndarray:
+    """8 kHz version of a clip (what a µ-law WAV file will hold)."""
+    return resample(y, sr, SR)
+
+
+def fit_predictor() -> CentroidPredictor:
+    """The test double, fitted on 8 kHz synthetic clips of 4 speakers."""
+    spec = FeatureSpec()
+    rows, labels = [], []
+    for k, emotion in enumerate(EMOTIONS):
+        for speaker in (1, 2, 3, 4):
+            y = synth_clip(emotion, speaker, 0, 22050, 3.0)
+            y = resample(telephone(y), SR, spec.sr)
+            rows.append(y[int(0.25 * spec.sr):int(2.75 * spec.sr)])
+            labels.append(k)
+    values = compute_batch(rows, spec).values
+    mean, std = values.mean(axis=0), values.std(axis=0) + 1e-6
+    z = (values - mean) / std
+    centroids = np.stack([z[np.array(labels) == k].mean(axis=0) for k in range(len(EMOTIONS))])
+    return CentroidPredictor(spec, centroids, mean, std)
+
+
+@pytest.fixture(scope="session")
+def predictor() -> CentroidPredictor:
+    return fit_predictor()
+
+
+def call(plan: list[tuple[int, str, int, float]], seconds: float, noise: float = 0.002,
+         seed: int = 0) -> np.ndarray:
+    """(n, 2) float32 stereo call at 8 kHz: (channel, emotion, speaker, start s) clips of
+    3.5 s on a noise floor."""
+    rng = np.random.default_rng(seed)
+    y = noise * rng.standard_normal((int(seconds * SR), 2)).astype(np.float32)
+    for ch, emotion, speaker, start in plan:
+        clip = telephone(synth_clip(emotion, speaker, 1, 22050, 3.5))
+        a = int(start * SR)
+        y[a:a + len(clip), ch] += clip[:len(y) - a]
+    return y
+
+
+def read_csv(path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ------------------------------------------------------------------ reading and VAD
+
+def test_ulaw_and_alaw_stereo_blocks_equal_whole_channels(tmp_path):
+    from serfast.stream import channel_blocks
+
+    y = call([(0, "angry", 1, 0.5), (1, "sad", 2, 4.5)], 9.0)
+    for subtype in ("ULAW", "ALAW"):
+        path = str(tmp_path / f"{subtype}.wav")
+        sf.write(path, y, SR, subtype=subtype)
+        decoded = sf.read(path, dtype="float32")[0]
+        assert np.abs(decoded - y).max() < 0.02  # 8-bit companding, not garbage
+        for ch in (0, 1, None):
+            whole = decoded[:, ch] if ch is not None else decoded.mean(axis=1, dtype=np.float32)
+            blocks = list(channel_blocks(path, ch, 22050, block_seconds=0.7))
+            assert len(blocks) > 10
+            np.testing.assert_array_equal(np.concatenate(blocks), resample(whole, SR, 22050))
+
+
+def test_stream_errors_are_one_line(tmp_path):
+    from serfast.audio import AudioError
+    from serfast.stream import channel_blocks
+
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    with pytest.raises(AudioError) as err:
+        list(channel_blocks(str(bad), 0, 22050))
+    assert "\n" not in str(err.value) and str(err.value).startswith("cannot decode")
+    mono = str(tmp_path / "mono.wav")
+    sf.write(mono, np.zeros(800, np.float32), SR)
+    with pytest.raises(AudioError, match="no channel 1"):
+        list(channel_blocks(mono, 1, 22050))
+
+
+def hold_music(seconds: float, sr: int = 22050) -> np.ndarray:
+    """Chords changing every 0.5 s, peak 0.3."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = np.zeros_like(t)
+    for i in range(int(seconds * 2)):
+        m = (t >= i * 0.5) & (t < (i + 1) * 0.5)
+        for ratio in (1.0, 1.25, 1.5):
+            y[m] += np.sin(2 * np.pi * (220 + 40 * (i % 5)) * ratio * t[m])
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_vad_keeps_speech_drops_silence_noise_and_music():
+    from serfast.vad import SpeechDetector
+
+    sr, rng = 22050, np.random.default_rng(1)
+    parts = [np.zeros(3 * sr), synth_clip("angry", 1, 0, sr, 3.5),  # speech 3.4-6.2 s
+             0.004 * rng.standard_normal(6 * sr),  # a burst of line noise 6.5-12.5
+             hold_music(10), np.zeros(2 * sr),  # hold music 12.5-22.5
+             synth_clip("sad", 2, 0, sr, 3.5), np.zeros(4 * sr)]  # speech 24.9-27.7
+    y = np.concatenate(parts).astype(np.float32)
+    y += 0.001 * rng.standard_normal(len(y)).astype(np.float32)
+    found = []
+    for block in (sr // 3, 7 * sr, len(y)):
+        vad, regions = SpeechDetector(sr, 512), []
+        for i in range(0, len(y), block):
+            regions += vad.push(y[i:i + block])
+        regions += vad.finish()
+        found.append([(a / sr, b / sr) for a, b in regions])
+    assert found[0] == found[1] == found[2]  # block size does not matter
+    (a1, b1), (a2, b2) = found[0]
+    assert 3.0 < a1 < 3.6 and 6.0 < b1 < 7.0
+    assert 24.5 < a2 < 25.1 and 27.5 < b2 < 28.2
+
+
+def test_region_windows_cover_speech():
+    from serfast.channel import region_windows
+
+    assert region_windows(1000, 2000, 3000, 1500) == [0]  # short: centred
+    starts = region_windows(0, 10000, 3000, 1500)
+    assert starts == [0, 1500, 3000, 4500, 6000, 7000]  # hop, then one ending at the end
+    assert region_windows(0, 6000, 3000, 1500) == [0, 1500, 3000]
+
+
+# ------------------------------------------------------------------ the pipeline
+
+from serfast.predict import PredictOptions, predict_archive  # noqa: E402
+
+PLAN = [(0, "angry", 1, 2.0), (1, "sad", 2, 7.0), (0, "angry", 3, 12.0), (1, "sad", 4, 17.0)]
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """Two stereo µ-law calls, an A-law copy with channels swapped, and a broken file."""
+    root = tmp_path / "calls"
+    root.mkdir()
+    y = call(PLAN, 24.0)
+    sf.write(str(root / "a.wav"), y, SR, subtype="ULAW")
+    sf.write(str(root / "b.wav"), y[:, ::-1], SR, subtype="ALAW")
+    (root / "c_broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    (root / "notes.txt.md").write_text("not audio")
+    return root
+
+
+def run(sources, predictor, out, **kw):
+    opts = PredictOptions(workers=1, summary=str(out.parent / "summary.csv"), **kw)
+    return predict_archive([str(s) for s in sources], predictor, str(out), opts)
+
+
+def test_channels_are_separate_speakers_and_bad_files_are_error_rows(archive, predictor, tmp_path):
+    rep = run([archive], predictor, tmp_path / "labels.csv")
+    assert (rep.files, rep.channels, rep.errors) == (3, 5, 1)
+    rows = read_csv(tmp_path / "labels.csv")
+    assert list(rows[0]) == (["file", "channel", "start", "end", "label", "confidence"]
+                             + [f"p_{e}" for e in EMOTIONS] + ["error"])
+    broken = [r for r in rows if r["file"].endswith("c_broken.wav")]
+    assert len(broken) == 1 and broken[0]["error"].startswith("cannot decode")
+    assert "\n" not in broken[0]["error"] and broken[0]["label"] == ""
+    for name, swap in (("a.wav", 0), ("b.wav", 1)):
+        for ch, emotion, _, start in PLAN:
+            mine = [r for r in rows if r["file"].endswith(name) and r["channel"] == str(ch ^ swap)
+                    and float(r["start"]) < start + 3.5 and float(r["end"]) > start]
+            assert len(mine) >= 1 and all(r["label"] == emotion for r in mine)
+        for r in (r for r in rows if r["file"].endswith(name)):
+            speaker_starts = [s for c, _, _, s in PLAN if c == int(r["channel"]) ^ swap]
+            # every window lies over that channel's own speech, never the other channel's
+            assert any(s - 1.3 < float(r["start"]) and float(r["end"]) < s + 3.5 + 1.3
+                       for s in speaker_starts)
+            p = np.array([float(r[f"p_{e}"]) for e in EMOTIONS])
+            assert abs(p.sum() - 1) < 1e-3 and float(r["confidence"]) == pytest.approx(p.max(), abs=1e-4)
+            assert float(r["end"]) - float(r["start"]) == pytest.approx(2.5, abs=1e-3)
+    # one model call per channel, all its windows at once (per-speaker normalisation)
+    assert len(predictor.calls) >= 4
+
+
+def test_summary_rows(archive, predictor, tmp_path):
+    run([archive / "a.wav"], predictor, tmp_path / "labels.csv")
+    rows = {r["channel"]: r for r in read_csv(tmp_path / "summary.csv")}
+    assert set(rows) == {"0", "1"}
+    assert rows["0"]["dominant"] == "angry" and rows["1"]["dominant"] == "sad"
+    for ch, r in rows.items():
+        assert float(r["seconds"]) == pytest.approx(24.0)
+        assert 4.0 < float(r["speech_seconds"]) < 7.5  # two utterances of ~2.8 s speech
+        assert sum(float(r[f"share_{e}"]) for e in EMOTIONS) == pytest.approx(1.0, abs=1e-3)
+        starts = [s for c, _, _, s in PLAN if c == int(ch)]
+        assert starts[0] < float(r["negative_start"]) < float(r["negative_end"]) <= starts[1] + 3.8
+
+
+def test_mix_labels_one_channel(archive, predictor, tmp_path):
+    run([archive / "a.wav"], predictor, tmp_path / "labels.csv", mix=True)
+    rows = read_csv(tmp_path / "labels.csv")
+    assert {r["channel"] for r in rows} == {"mix"}
+    for _, emotion, _, start in PLAN:
+        assert any(float(r["start"]) < start + 3.5 and float(r["end"]) > start for r in rows)
+
+
+def test_window_and_hop_options(archive, predictor, tmp_path):
+    run([archive / "a.wav"], predictor, tmp_path / "labels.csv", window=1.0, hop=0.25)
+    rows = [r for r in read_csv(tmp_path / "labels.csv") if r["channel"] == "0"]
+    starts = sorted(float(r["start"]) for r in rows)
+    assert all(float(r["end"]) - float(r["start"]) == pytest.approx(1.0, abs=1e-3) for r in rows)
+    assert np.median(np.diff(starts)) == pytest.approx(0.25, abs=1e-3)  # the hop
+    assert len(rows) >= 2 * 8
+
+
+def test_resume_skips_finished_files_and_matches_a_full_run(archive, predictor, tmp_path):
+    full = tmp_path / "full" / "labels.csv"
+    full.parent.mkdir()
+    run([archive], predictor, full, segments=str(full.parent / "segments.csv"))
+    out = tmp_path / "resumed" / "labels.csv"
+    out.parent.mkdir()
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_first_file(done, total, files, failed):
+        if files >= 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        predict_archive([str(archive)], predictor, str(out),
+                        PredictOptions(workers=1, summary=str(out.parent / "summary.csv")),
+                        stop_after_first_file)
+    assert not out.exists() and os.path.exists(str(out) + ".journal")
+    with open(str(out) + ".partial", "a") as fh:
+        fh.write("half a row,")  # torn write after the last journaled file
+    predictor.calls.clear()
+    rep = run([archive], predictor, out, resume=True, segments=str(out.parent / "segments.csv"))
+    assert rep.skipped == 1 and rep.files == 2 and len(predictor.calls) == 2
+    for name in ("labels.csv", "summary.csv", "segments.csv"):
+        assert (out.parent / name).read_text() == (full.parent / name).read_text()
+    assert not os.path.exists(str(out) + ".journal")
+
+
+def test_existing_output_is_refused(archive, predictor, tmp_path):
+    from serfast.labelcsv import OutputError
+
+    out = tmp_path / "labels.csv"
+    run([archive / "a.wav"], predictor, out)
+    with pytest.raises(OutputError, match="exists"):
+        run([archive / "a.wav"], predictor, out)
+    with pytest.raises(OutputError, match="nothing to resume"):
+        run([archive / "a.wav"], predictor, out, resume=True)
+
+
+# ------------------------------------------------------------------ summary, segments
+
+def test_summarize_shares_dominant_and_most_negative_stretch():
+    from serfast.summary import summarize
+
+    labels = ["neutral", "happy", "angry"]
+    one = lambda k: np.eye(3)[k]  # noqa: E731
+    starts = np.array([0.0, 2.0, 10.0, 12.0, 14.0])
+    ends = starts + 2.0
+    probs = np.array([one(0), one(0), one(2), one(2), one(1)])
+    regions = [(0.0, 4.0), (10.0, 16.0)]
+    s = summarize(starts, ends, probs, regions, labels, seconds=30.0)
+    assert s.speech_seconds == pytest.approx(10.0) and s.windows == 5
+    assert s.shares == pytest.approx({"neutral": 0.4, "happy": 0.2, "angry": 0.4}, abs=0.01)
+    assert s.dominant in ("neutral", "angry")
+    assert (s.negative_start, s.negative_end) == pytest.approx((10.0, 14.0))
+    assert s.negative_score == pytest.approx(1.0)
+    calm = summarize(starts[:2], ends[:2], probs[:2], regions[:1], labels, 30.0)
+    assert calm.negative_start is None and calm.dominant == "neutral"
+    empty = summarize(np.zeros(0), np.zeros(0), np.zeros((0, 3)), [], labels, 30.0)
+    assert empty.dominant == "" and empty.speech_seconds == 0 and empty.negative_start is None
+
+
+def test_segments_merge_adjacent_windows_with_the_same_label():
+    from serfast.summary import merge_segments
+
+    rows = [dict(start=s, end=s + 2.5, label=lab, confidence=c, p_a=c, p_b=1 - c)
+            for s, lab, c in [(0.0, "a", 0.9), (1.25, "a", 0.7), (2.5, "b", 0.2),
+                              (3.75, "a", 0.6), (20.0, "a", 0.8)]]
+    segs = merge_segments(rows, ["p_a", "p_b"])
+    assert [(s["start"], s["end"], s["label"], s["windows"]) for s in segs] == [
+        (0.0, 3.75, "a", 2), (2.5, 5.0, "b", 1), (3.75, 6.25, "a", 1), (20.0, 22.5, "a", 1)]
+    assert segs[0]["confidence"] == pytest.approx(0.8) and segs[0]["p_b"] == pytest.approx(0.2)
+
+
+# ------------------------------------------------------------------ memory
+
+def test_long_channel_keeps_a_bounded_buffer(predictor):
+    """An hour-long channel streams through in blocks: the audio kept never exceeds a
+    few blocks, even inside a 5-minute stretch of continuous speech."""
+    from serfast.channel import WindowOptions, _Labeller
+
+    sr, block = 22050, 30.0
+    state = _Labeller(predictor, WindowOptions(block_seconds=block, batch=16, group=40))
+    talk = np.concatenate([synth_clip(e, 1, k, sr, 3.5)[:3 * sr]  # no pause > 0.4 s
+                           for k, e in enumerate(["angry", "sad"] * 50)])
+    rng = np.random.default_rng(0)
+    kept, n_blocks = 0, 0
+    for i in range(120):  # 120 blocks of 30 s
+        y = 0.001 * rng.standard_normal(int(block * sr)).astype(np.float32)
+        if 20 <= i < 30:
+            y += talk[(i - 20) * len(y):(i - 19) * len(y)]
+        state.push(y)
+        kept = max(kept, len(state.audio) + sum(len(a) for _, a in state.pending))
+        n_blocks += 1
+    res = state.finish()
+    assert kept / sr < 3 * block
+    assert res.seconds == pytest.approx(3600.0)
+    assert len(res.regions) == 1 and res.regions[0][1] - res.regions[0][0] > 290
+    assert len(res.starts) > 230  # every 1.25 s over the five minutes
+    # scored in runs of 40 to 79 windows, each run one speaker group
+    assert len(predictor.calls) >= 3 and all(40 <= n < 80 for n in predictor.calls[-3:])
+
+
+def test_windows_are_cut_from_the_right_audio(predictor):
+    """Streaming in small blocks gives the features of the same windows cut from the
+    whole signal."""
+    from serfast.channel import WindowOptions, _Labeller
+
+    sr = 22050
+    y = call(PLAN + [(0, "happy", 2, 21.0)], 40.0)[:, 0]
+    y = resample(y, SR, sr)
+    state = _Labeller(predictor, WindowOptions(block_seconds=3.0, batch=3))
+    for i in range(0, len(y), int(2.3 * sr)):
+        state.push(y[i:i + int(2.3 * sr)])
+    seen = []
+    state.predictor = type("Recorder", (), dict(
+        labels=predictor.labels, spec=predictor.spec, needs_frames=False,
+        predict_proba=lambda self, v, f, g: seen.append(v) or predictor.predict_proba(v, f, g)))()
+    res = state.finish()
+    assert len(res.starts) >= 6
+    direct = compute_batch([y[a:b] for a, b in state.spans], predictor.spec).values
+    np.testing.assert_array_equal(np.concatenate(seen)[:, :-1], direct)
+
+
+# ------------------------------------------------------------------ workers and CLI
+
+def test_two_workers_give_the_same_rows(archive, predictor, tmp_path):
+    (tmp_path / "w1").mkdir()
+    (tmp_path / "w2").mkdir()
+    run([archive], predictor, tmp_path / "w1" / "labels.csv")
+    rep = predict_archive([str(archive)], predictor, str(tmp_path / "w2" / "labels.csv"),
+                          PredictOptions(workers=2))
+    assert rep.workers == 2
+    for name in ("labels.csv", "summary.csv"):
+        assert (tmp_path / "w1" / name).read_text() == (tmp_path / "w2" / name).read_text()
+
+
+def test_cli_outputs_and_one_line_errors(archive, predictor, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import serfast.predict
+    from serfast_cli.main import main
+
+    monkeypatch.setattr(serfast.predict, "load_model", lambda model: predictor)
+    listing = tmp_path / "calls.txt"
+    listing.write_text("calls/a.wav\n# a comment\ncalls/c_broken.wav\n")
+    out = tmp_path / "out" / "labels.csv"
+    out.parent.mkdir()
+    args = ["predict", str(listing), "--model", str(tmp_path), "--out", str(out),
+            "--workers", "1", "--segments", "--plots", str(tmp_path / "png")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "in 3 channels of 2 files" in result.output and "1 failed" in result.output
+    for name in ("labels.csv", "summary.csv", "segments.csv"):
+        assert (out.parent / name).exists()
+    assert sorted(os.listdir(tmp_path / "png")) == ["a.png", "c_broken.png"]
+    segs = read_csv(out.parent / "segments.csv")
+    assert {(s["channel"], s["label"]) for s in segs} == {("0", "angry"), ("1", "sad")}
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and again.output.count("\n") == 1 and "exists" in again.output
+    missing = CliRunner().invoke(main, ["predict", str(tmp_path / "nope"), "--model",
+                                        str(tmp_path), "--out", str(out)])
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
