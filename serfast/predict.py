@@ -50,6 +50,7 @@ class PredictOptions:
     block_seconds: float = 30.0
     batch: int = 64
     vad: VadOptions = field(default_factory=VadOptions)
+    cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
 
 
 @dataclass
@@ -223,7 +224,9 @@ def predict_archive(sources: list[str], model, out: str,
     for i, k in [(i, k) for i, rs in enumerate(results) for k, r in enumerate(rs) if r]:
         record(i, k, results[i][k])  # files whose header could not be read
     workers = max(1, min(options.workers or os.cpu_count() or 1, len(tasks) or 1))
-    if workers == 1:
+    if options.cluster:
+        _run_cluster(tasks, options.cluster, model, spec, wopts, record)
+    elif workers == 1:
         with threadpool_limits(1):
             for i, k, path, c in tasks:
                 record(i, k, run_task(path, c, predictor, wopts))
@@ -234,6 +237,28 @@ def predict_archive(sources: list[str], model, out: str,
     return PredictReport(len(files), counts["channels"], counts["errors"],
                          len(all_files) - len(files), total, counts["speech"],
                          counts["windows"], time.perf_counter() - start, workers)
+
+
+def _cluster_task(task, banks, model, spec, wopts: WindowOptions):
+    """One channel on a Dask worker, which loads each model once."""
+    i, k, path, c = task
+    key = model if isinstance(model, str) else id(model)
+    if _WORKER.get("key") != key:
+        _init_worker(model, spec, banks, wopts)
+        _WORKER["key"] = key
+    return i, k, run_task(path, c, _WORKER["predictor"], wopts)
+
+
+def _run_cluster(tasks, address: str, model, spec, wopts: WindowOptions, record) -> None:
+    """Channels as Dask tasks; a model folder must be readable by the workers, a
+    Predictor object is sent to each worker once."""
+    from .cluster import connect, map_shards
+
+    shared = (filter_banks(spec),) + (() if isinstance(model, str) else (model,))
+    args = (model, spec, wopts) if isinstance(model, str) else (spec, wopts)
+    with connect(address) as client:
+        for i, k, res in map_shards(client, _cluster_task, tasks, args, broadcast=shared):
+            record(i, k, res)
 
 
 #: Most files that may wait, finished, for an earlier file before new tasks start.

@@ -45,3 +45,31 @@ def good_corpus(tmp_path):
 
 def rng_signal(n, seed=0):
     return np.random.default_rng(seed).standard_normal(n).astype(np.float32) * 0.1
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory):
+    """A tiny real model (4 emotions) trained on the demo corpus; returns its folder."""
+    from serfast.demo import make_demo_corpus
+    from serfast.extract import ExtractOptions, extract
+    from serfast.train import TrainOptions, train
+
+    root = tmp_path_factory.mktemp("trained_model")
+    make_demo_corpus(str(root / "corpus"), speakers=4, takes=2)
+    store = str(root / "store.npy")
+    extract(str(root / "corpus"), store, ExtractOptions(frames=True, workers=1))
+    train([store], str(root / "model"),
+          TrainOptions(classes="neutral,happy,sad,angry", cv=0, ensemble=1, epochs=2, seed=3))
+    return str(root / "model")
+
+
+@pytest.fixture
+def stereo_call(tmp_path):
+    """A 20-s stereo 8 kHz µ-law call: three utterances on two channels, pauses between."""
+    from serfast.audio import resample
+
+    y = np.zeros((20 * 8000, 2), np.float32)
+    for ch, emotion, start in ((0, "angry", 1.0), (1, "sad", 6.0), (0, "happy", 11.0)):
+        clip = resample(synth_clip(emotion, 5, 0, 22050, 3.5), 22050, 8000)
+        y[int(start * 8000):int(start * 8000) + len(clip), ch] += clip
+    return write(tmp_path / "calls" / "call.wav", y, 8000, subtype="ULAW")

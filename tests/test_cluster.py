@@ -2,6 +2,7 @@
 worker dies; an unreachable scheduler is one clear line."""
 
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -75,6 +76,50 @@ def test_unreachable_scheduler_is_one_line(good_corpus, tmp_path):
     res = CliRunner().invoke(main, ["extract", str(good_corpus), str(tmp_path / "y.npy"),
                                     "--cluster", "local:x", "--quiet"])
     assert res.exit_code == 1 and "use local:N" in res.output
+
+
+def test_predict_on_a_local_cluster_matches_a_local_run(trained_model, stereo_call, tmp_path):
+    from serfast.predict import PredictOptions, predict_archive
+
+    archive = os.path.dirname(stereo_call)
+    local, dask = tmp_path / "local" / "labels.csv", tmp_path / "dask" / "labels.csv"
+    for out, opts in ((local, PredictOptions(workers=1)), (dask, PredictOptions(cluster="local:2"))):
+        out.parent.mkdir()
+        predict_archive([archive], trained_model, str(out), opts)
+    assert dask.read_text() == local.read_text()
+    assert (dask.parent / "summary.csv").read_text() == (local.parent / "summary.csv").read_text()
+    assert len(local.read_text().splitlines()) >= 4
+
+
+def test_predict_survives_a_dying_worker(trained_model, stereo_call, tmp_path):
+    from distributed import default_client
+
+    from serfast.predict import PredictOptions, predict_archive
+
+    archive = os.path.dirname(stereo_call)
+    for n in range(4):
+        shutil.copy(stereo_call, os.path.join(archive, f"copy{n}.wav"))
+    local, dask = tmp_path / "local" / "labels.csv", tmp_path / "dask" / "labels.csv"
+    local.parent.mkdir()
+    dask.parent.mkdir()
+    predict_archive([archive], trained_model, str(local), PredictOptions(workers=1))
+    killed = []
+
+    def kill_one_worker(*_):
+        if not killed:
+            victim = sorted(default_client().run(os.getpid).values())[0]
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    predict_archive([archive], trained_model, str(dask), PredictOptions(cluster="local:2"),
+                    kill_one_worker)
+    assert killed and dask.read_text() == local.read_text()
+
+
+def test_predict_cli_with_unreachable_scheduler(trained_model, stereo_call, tmp_path):
+    res = CliRunner().invoke(main, ["predict", stereo_call, "--model", trained_model, "--out",
+                                    str(tmp_path / "l.csv"), "--cluster", "tcp://127.0.0.1:9"])
+    assert res.exit_code == 1 and "cannot reach the Dask scheduler" in res.output
 
 
 def test_fsspec_urls_in_a_manifest(good_corpus, tmp_path):
