@@ -1,6 +1,5 @@
 """`serfast extract` and `serfast demo`."""
 
-import os
 import sys
 
 import click
@@ -69,22 +68,3 @@ def extract(corpus, out, workers, resume, frames, sr, offset, duration, augment,
                              device=device)
     if run_and_report(corpus, out, options, quiet) == 0:
         sys.exit(1)
-
-
-@click.command()
-@click.option("--dir", "folder", type=click.Path(), default="serfast-demo", show_default=True,
-              help="Where the demo corpus and outputs go.")
-@click.option("--quiet", is_flag=True, help="No progress display.")
-def demo(folder, quiet):
-    """Make a small synthetic labelled corpus and run serfast on it (no data needed)."""
-    from serfast.demo import make_demo_corpus
-
-    corpus = os.path.join(folder, "corpus")
-    n = make_demo_corpus(corpus)
-    click.echo(f"made {n} synthetic clips in {corpus}")
-    out = os.path.join(folder, "features.npy")
-    for suffix in (".npy", ".csv", ".json", ".frames.npy"):
-        path = out[:-4] + suffix
-        if os.path.exists(path):
-            os.remove(path)
-    run_and_report(corpus, out, ExtractOptions(frames=True), quiet)

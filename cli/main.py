@@ -4,7 +4,8 @@ import click
 
 from serfast import __version__
 
-from .extract import demo, extract
+from .demo import demo
+from .extract import extract
 from .train import evaluate, train
 from .predict import predict
 

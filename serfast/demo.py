@@ -68,3 +68,23 @@ def make_demo_corpus(folder: str, speakers: int = 6, takes: int = 4, sr: int = 2
                          subtype="PCM_16")
                 count += 1
     return count
+
+
+def make_demo_call(path: str, seconds: float = 60.0, seed: int = 0) -> list[tuple]:
+    """Write a stereo 8 kHz µ-law "call" of two unseen speakers taking turns, with pauses
+    and line noise; returns its utterances as (channel, start s, end s, emotion)."""
+    from .audio import resample
+
+    rng = np.random.default_rng(seed)
+    sr = 8000
+    y = 0.003 * rng.standard_normal((int(seconds * sr), 2))
+    truth, t, emotions = [], 1.0, list(STYLES)
+    while t < seconds - 4.5:
+        channel = len(truth) % 2
+        emotion = emotions[int(rng.integers(len(emotions)))]
+        clip = resample(synth_clip(emotion, 7 + channel, len(truth), 22050), 22050, sr)
+        y[int(t * sr):int(t * sr) + len(clip), channel] += clip
+        truth.append((channel, round(t, 2), round(t + len(clip) / sr, 2), emotion))
+        t += len(clip) / sr + float(rng.uniform(0.5, 2.0))
+    sf.write(path, np.clip(y, -1, 1).astype(np.float32), sr, subtype="ULAW")
+    return truth
