@@ -5,7 +5,10 @@
 
 Extracts the store (with --frames) if it is missing, cross-validates the default model
 on seed6 and on all eight emotions (5 folds of 4 whole actors, seed 0), and times a saved
-model predicting 1,000 clips from the store (load included).
+model predicting 1,000 clips from the store (load included). With --compare it also
+extracts the augmented store (``--augment noise,pitch --copies 1``) and runs
+``train --compare`` on it for seed6: baselines and networks without and with the
+augmented rows, under the same folds (the table of bench/RESULTS-train.md).
 """
 
 import argparse
@@ -16,6 +19,7 @@ import numpy as np
 
 from serfast.extract import ExtractOptions, extract
 from serfast.model import load_predictor
+from serfast.report import compare_table
 from serfast.store import open_store
 from serfast.train import TrainOptions, train
 
@@ -44,8 +48,7 @@ def main() -> None:
         extract(args.corpus, store, ExtractOptions(frames=True))
     for classes in ("seed6", "all"):
         model_dir = os.path.join(args.work, f"model-{classes}")
-        report = train([store], model_dir, TrainOptions(classes=classes),
-                       compare_baselines=args.compare and classes == "seed6", progress=print)
+        report = train([store], model_dir, TrainOptions(classes=classes), progress=print)
         s = report["cv"]["summary"]
         print(f"{classes}: accuracy {100 * s['accuracy']['mean']:.1f} ± "
               f"{100 * s['accuracy']['std']:.1f} %, UAR {s['uar']['mean']:.3f} ± "
@@ -53,6 +56,16 @@ def main() -> None:
               f"total {report['seconds']:.0f} s")
         print(f"{classes}: load + predict 1,000 clips: "
               f"{time_prediction(model_dir, store):.2f} s")
+    if args.compare:
+        aug = os.path.join(args.work, "ravdess_aug.npy")
+        if not os.path.exists(aug):
+            extract(args.corpus, aug, ExtractOptions(frames=True, augment=("noise", "pitch"),
+                                                     copies=1))
+        model_dir = os.path.join(args.work, "model-seed6-aug")
+        report = train([aug], model_dir, TrainOptions(classes="seed6"),
+                       compare_baselines=True, progress=print)
+        print("\n".join(compare_table(report["compare"])))
+        print(f"compare: {report['compare_seconds']:.0f} s, total {report['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

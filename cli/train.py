@@ -40,17 +40,21 @@ def _library_errors():
 @click.option("--no-augmented", is_flag=True, help="Ignore the augmented rows of the stores.")
 @click.option("--compare", "compare_baselines", is_flag=True,
               help="Also cross-validate scikit-learn baselines and network variants.")
+@click.option("--compare-limit", type=click.FloatRange(0), default=900.0, show_default=True,
+              help="--compare: a cell whose projected CV time exceeds this many seconds "
+                   "stops after the folds done (marked in the table); 0 = no limit.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Folds and weights seed.")
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, ensemble,
-          epochs, class_weight, no_augmented, compare_baselines, seed, quiet):
+          epochs, class_weight, no_augmented, compare_baselines, compare_limit, seed, quiet):
     """Cross-validate over speaker folds, then train on all rows of STORES (.npy feature
     stores) and save the model, report.md, report.json and plots in --model DIR."""
     from serfast.train import TrainOptions, train as run_train
 
     options = TrainOptions(classes=classes, cv=cv, network=network, extractor=extractor,
                            classifier=classifier, norm=norm, ensemble=ensemble, epochs=epochs,
-                           class_weight=class_weight, augmented=not no_augmented, seed=seed)
+                           class_weight=class_weight, augmented=not no_augmented, seed=seed,
+                           compare_limit=compare_limit)
     try:
         report = run_train(list(stores), model_dir, options, compare_baselines,
                            progress=(lambda _: None) if quiet else click.echo)
@@ -61,6 +65,10 @@ def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, 
         click.echo(f"{options.cv}-fold speaker CV: accuracy {100 * s['accuracy']['mean']:.1f} "
                    f"± {100 * s['accuracy']['std']:.1f} %, UAR {s['uar']['mean']:.3f} "
                    f"± {s['uar']['std']:.3f} ({report['cv_seconds']:.0f} s)")
+    if "compare" in report:
+        from serfast.report import compare_table
+
+        click.echo("\n".join(compare_table(report["compare"])[2:]))
     click.echo(f"model and report -> {model_dir} ({report['seconds']:.0f} s)")
 
 

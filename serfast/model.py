@@ -109,15 +109,37 @@ def moments(x: np.ndarray) -> dict:
     return {"mean": x.mean(0), "var": x.var(0)}
 
 
+def column_sums(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(rows, sum, sum of squares) of the columns of ``x``, float64: what
+    :func:`standardize` needs of a group, summable over chunks of it."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(len(x)), x.sum(0), np.einsum("ij,ij->j", x, x)
+
+
+def _standardize_sums(x: np.ndarray, prior: dict, sums, prior_weight: float) -> np.ndarray:
+    """Standardise ``x`` as one group whose rows have the :func:`column_sums` ``sums``."""
+    mean, var = prior["mean"], prior["var"]
+    n, s1, s2 = sums
+    mu = (s1 + prior_weight * mean) / (n + prior_weight)
+    v = (np.maximum(s2 - 2 * mu * s1 + n * mu * mu, 0.0)
+         + prior_weight * (var + (mean - mu) ** 2)) / (n + prior_weight)
+    return ((np.asarray(x, dtype=np.float64) - mu) / np.sqrt(v + 1e-8)).astype(np.float32)
+
+
 def standardize(x: np.ndarray, prior: dict, groups: np.ndarray | None,
-                weights: np.ndarray | None = None, prior_weight: float = PRIOR_ROWS) -> np.ndarray:
+                weights: np.ndarray | None = None, prior_weight: float = PRIOR_ROWS,
+                sums=None) -> np.ndarray:
     """Standardise the rows of ``x`` (rows, d) within each group, float32.
 
     Each group's mean and variance are estimated from its rows plus ``prior_weight``
     pseudo-rows of the training distribution ``prior`` (so a one-row group is standardised
     mostly by the training moments). ``groups`` None standardises by ``prior`` alone.
     ``weights`` (rows,) counts each row that many times (frames per clip for sequences).
+    ``sums``: the :func:`column_sums` of the whole group, when ``x`` is only a chunk of
+    it (``groups`` is then ignored: all rows are that group).
     """
+    if sums is not None:
+        return _standardize_sums(x, prior, sums, prior_weight)
     x = np.asarray(x, dtype=np.float64)
     mean, var = prior["mean"], prior["var"]
     if groups is None:
@@ -145,13 +167,19 @@ def _pad(frames: list[np.ndarray], n_steps: int) -> np.ndarray:
 
 
 def gender_column(values: np.ndarray, gender: "GenderClassifier | None",
-                  groups: np.ndarray | None) -> np.ndarray:
-    """The gender input (n,) in {-1 female, +1 male}; NaN filled by ``gender`` (0 if none)."""
+                  groups: np.ndarray | None, sums=None) -> np.ndarray:
+    """The gender input (n,) in {-1 female, +1 male}; NaN filled by ``gender`` (0 if none).
+    ``sums``: (rows, sum of male probabilities) of the missing rows of the whole group,
+    when ``values`` is a chunk of it."""
     g = np.asarray(values[:, N_VALUES], dtype=np.float64)
     missing = np.isnan(g)
     if missing.any():
-        fill = gender.predict(values[missing], None if groups is None else groups[missing]) \
-            if gender is not None else np.full(missing.sum(), 0.5)
+        if gender is None:
+            fill = np.full(missing.sum(), 0.5)
+        elif sums is not None and sums[0] > 0:
+            fill = np.full(missing.sum(), float(sums[1] / sums[0] > 0.5))
+        else:
+            fill = gender.predict(values[missing], None if groups is None else groups[missing])
         g = g.copy()
         g[missing] = fill
     return (2 * g - 1).astype(np.float32)
@@ -159,7 +187,8 @@ def gender_column(values: np.ndarray, gender: "GenderClassifier | None",
 
 def network_inputs(config: NetworkConfig, norm: dict, spec: FeatureSpec, values: np.ndarray,
                    frames: list[np.ndarray] | None, groups: np.ndarray | None,
-                   gender: "GenderClassifier | None") -> dict[str, np.ndarray]:
+                   gender: "GenderClassifier | None", sums: dict | None = None
+                   ) -> dict[str, np.ndarray]:
     """The arrays the network eats, by input name (see :attr:`NetworkConfig.input_names`).
 
     ``norm`` holds training moments per block: ``stats``, ``frames`` (serfast) or
@@ -168,14 +197,18 @@ def network_inputs(config: NetworkConfig, norm: dict, spec: FeatureSpec, values:
     """
     values = np.asarray(values, dtype=np.float32)
     groups = groups if config.norm == "speaker" else None
-    sex = gender_column(values, gender, groups)[:, None]
+    sums = sums if groups is not None and config.network == "serfast" else None
+    sums = sums or {}
+    sex = gender_column(values, gender, groups, sums.get("gender"))[:, None]
     if config.network == "serfast":
         block = stat_block(config, spec, values, frames)
-        out = {"stats": np.hstack([standardize(block, norm["stats"], groups), sex])}
+        out = {"stats": np.hstack([standardize(block, norm["stats"], groups,
+                                               sums=sums.get("stats")), sex])}
         if config.frames:
             lengths = np.array([len(f) for f in frames])
             flat = standardize(np.concatenate(frames), norm["frames"],
-                               None if groups is None else np.repeat(groups, lengths))
+                               None if groups is None else np.repeat(groups, lengths),
+                               sums=sums.get("frames"))
             parts = np.split(flat, np.cumsum(lengths)[:-1])
             out["seq"] = _pad(parts, config.n_steps)
         return out
@@ -212,10 +245,14 @@ class GenderClassifier:
     coef: np.ndarray
     intercept: float
 
+    def probability(self, values: np.ndarray) -> np.ndarray:
+        """(n,) probability that each row is male."""
+        z = (np.asarray(values[:, :N_VALUES], np.float64) - self.mean) / self.scale
+        return 1 / (1 + np.exp(-(z @ self.coef + self.intercept)))
+
     def predict(self, values: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         """(n,) 1.0 male / 0.0 female; probabilities averaged over each group first."""
-        z = (np.asarray(values[:, :N_VALUES], np.float64) - self.mean) / self.scale
-        p = 1 / (1 + np.exp(-(z @ self.coef + self.intercept)))
+        p = self.probability(values)
         if groups is not None:
             _, inv = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
             p = (np.bincount(inv, p) / np.bincount(inv))[inv]
@@ -224,11 +261,68 @@ class GenderClassifier:
 
 # ---------------------------------------------------------------- networks (Keras)
 
+def tensorflow():
+    """Import TensorFlow lazily and quietly, so that a serfast command prints only its
+    own lines. Unless the user set ``TF_CPP_MIN_LOG_LEVEL`` (then nothing is hidden):
+
+    * it is set to 3 before the first import: TensorFlow's C++ log lines during
+      training (e.g. the E-level "NodeDef mentions attribute use_unbounded_threadpool"
+      of a Keras/TF version skew) are dropped; real failures still raise exceptions;
+    * TensorFlow >= 2.17 writes its start-up notices (the absl "All log messages before
+      absl::InitializeLog()" warning, oneDNN, CPU-feature guard) before it reads that
+      variable, so file descriptor 2 is pointed at a temporary file during the import
+      (its content is replayed on stderr if the import fails);
+    * TensorFlow's Python logger is set to ERROR (the "tf.function retracing" warning
+      of one predict per fold).
+
+    Every TensorFlow/Keras import of serfast goes through here (or :func:`keras_modules`).
+    """
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not quiet:
+        import tensorflow as tf
+
+        return tf
+    with _native_stderr_hidden():
+        import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+class _native_stderr_hidden:
+    """Context manager: file descriptor 2 goes to a temporary file (what native code
+    writes there is dropped), restored on exit; replayed on stderr on an exception."""
+
+    def __enter__(self):
+        import sys
+        import tempfile
+
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        self.tmp = tempfile.TemporaryFile()
+        os.dup2(self.tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        import sys
+
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        if exc_type is not None:
+            self.tmp.seek(0)
+            sys.stderr.write(self.tmp.read().decode("utf-8", "replace"))
+        self.tmp.close()
+        return False
+
+
 def keras_modules():
     """Import Keras lazily with modest CPU threads; returns (keras, layers)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
+    tf = tensorflow()
     if not getattr(keras_modules, "configured", False):
         try:
             tf.config.threading.set_intra_op_parallelism_threads(2)
@@ -373,13 +467,15 @@ class Predictor:
         return self.config.frames
 
     def predict_proba(self, values: np.ndarray, frames: list[np.ndarray] | None = None,
-                      groups: np.ndarray | None = None) -> np.ndarray:
+                      groups: np.ndarray | None = None, sums: dict | None = None
+                      ) -> np.ndarray:
         """Class probabilities (n, len(labels)) float32.
 
         ``values``: (n, 169) store rows (gender may be NaN: the gender classifier fills
         it); ``frames``: per-row (n_frames_i, 148) frame features, required when
         :attr:`needs_frames`; ``groups``: (n,) ids (speaker, or file+channel) for
-        per-speaker normalisation, None = all rows one group.
+        per-speaker normalisation, None = all rows one group; ``sums``: from
+        :meth:`group_sums`, when the rows are a chunk of one larger group.
         """
         values = np.asarray(values, dtype=np.float32)
         if values.ndim != 2 or values.shape[1] != len(self.spec.columns):
@@ -393,8 +489,33 @@ class Predictor:
         if groups is None:
             groups = np.zeros(len(values), dtype=int)
         inputs = network_inputs(self.config, self.norm, self.spec, values, frames,
-                                np.asarray(groups), self.gender)
+                                np.asarray(groups), self.gender, sums)
         return np.asarray(self.forward(inputs), dtype=np.float32)
+
+    @property
+    def chunked_groups(self) -> bool:
+        """True if one group's rows can be scored in chunks (:meth:`group_sums`)."""
+        return self.config.network == "serfast" and self.config.norm == "speaker"
+
+    def group_sums(self, values: np.ndarray, frames: list[np.ndarray] | None = None,
+                   total: dict | None = None) -> dict:
+        """What per-speaker normalisation needs of these rows (one group), added to
+        ``total`` (the result for earlier chunks of the same group). Give the total of all
+        chunks to :meth:`predict_proba` as ``sums``, and each chunk scores exactly as the
+        whole group would in one call, with memory bounded by the chunk.
+        Requires :attr:`chunked_groups`."""
+        if not self.chunked_groups:
+            raise ModelError("this model cannot score a group in chunks")
+        values = np.asarray(values, dtype=np.float32)
+        parts = {"stats": column_sums(stat_block(self.config, self.spec, values, frames))}
+        if self.config.frames:
+            parts["frames"] = column_sums(np.concatenate(frames))
+        missing = np.isnan(values[:, N_VALUES])
+        p = self.gender.probability(values[missing]) if self.gender is not None else []
+        parts["gender"] = (float(missing.sum()), float(np.sum(p)))
+        if total:
+            parts = {k: tuple(a + b for a, b in zip(total[k], v)) for k, v in parts.items()}
+        return parts
 
 
 def keras_forward(network) -> Callable[[dict[str, np.ndarray]], np.ndarray]:

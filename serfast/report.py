@@ -100,15 +100,42 @@ def markdown(report: dict, pictures: list[str]) -> str:
             lines.append(f"| {lab} | " + " | ".join(str(v) for v in row) + " |")
         lines += [""] + [f"![{p}]({p})" for p in pictures] + [""]
     if "compare" in report:
-        lines += ["## Comparison under the same folds", "",
-                  "| model | accuracy | UAR |", "|---|---|---|"]
-        if "cv" in report:
-            lines.append(f"| **serfast (this model)** | {_pct(report['cv']['summary'], 'accuracy')}"
-                         f" | {_pct(report['cv']['summary'], 'uar')} |")
-        for row in report["compare"]:
-            lines.append(f"| {row['name']} | {_pct(row, 'accuracy')} | {_pct(row, 'uar')} |")
-        lines.append("")
+        lines += compare_table(report["compare"]) + [""]
     return "\n".join(lines)
+
+
+def _cell(row: dict | None) -> list[str]:
+    if row is None:
+        return ["–", "–", "–"]
+    star = "*" if row.get("note") else ""
+    return [_pct(row, "accuracy") + star,
+            f"{row['uar']['mean']:.3f} ± {row['uar']['std']:.3f}{star}",
+            f"{row['seconds']:.0f} s"]
+
+
+def compare_table(cells: list[dict]) -> list[str]:
+    """The ``--compare`` cells as one Markdown table: a row per model, accuracy / UAR /
+    CV time without and with augmented rows; cells stopped early are starred and
+    explained below the table."""
+    augmented = any(c["augmented"] for c in cells)
+    names = list(dict.fromkeys(c["name"] for c in cells))
+    by = {(c["name"], c["augmented"]): c for c in cells}
+    header = ["model", "accuracy", "UAR", "CV time"]
+    if augmented:
+        header = ["model", "accuracy, no aug.", "UAR, no aug.", "CV time",
+                  "accuracy, + aug.", "UAR, + aug.", "CV time"]
+    lines = ["## Comparison under the same speaker folds", "",
+             "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for name in names:
+        row = _cell(by.get((name, False)))
+        if augmented:
+            row += _cell(by.get((name, True)))
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    notes = [f"{c['name']}, {'with' if c['augmented'] else 'without'} augmentation: "
+             f"{c['note']}" for c in cells if c.get("note")]
+    if notes:
+        lines += [""] + [f"\\* {n}; the mean is over the folds run." for n in notes]
+    return lines
 
 
 def write_report(model_dir: str, report: dict) -> None:

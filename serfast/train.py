@@ -20,7 +20,8 @@ from .metrics import scores, summarize_folds
 from .model import (GenderClassifier, NetworkConfig, Predictor, average_members,
                     build_method, build_seq_member, build_stats_member, keras_forward,
                     keras_modules, member_arrays, moments, network_inputs, save_model,
-                    stat_block, N_ACOUSTIC, N_VALUES)
+                    stat_block, standardize, gender_column, tensorflow, N_ACOUSTIC,
+                    N_VALUES)
 from .store import open_store
 
 SEED6 = ("neutral", "happy", "sad", "angry", "fearful", "disgust")
@@ -48,6 +49,7 @@ class TrainOptions:
     augmented: bool = True  # train on the augmented rows of the stores
     val_fraction: float = 0.1  # method: share of training speakers for early stopping
     seed: int = 0
+    compare_limit: float = 900.0  # --compare: seconds per cell before it stops early; 0 = none
 
 
 def resolve_classes(classes: str) -> list[str]:
@@ -213,10 +215,8 @@ class Fitted:
 
 def fit(ds: Dataset, rows: np.ndarray, options: TrainOptions) -> Fitted:
     """Train one model (all ensemble members) on dataset ``rows`` (indices)."""
-    import tensorflow as tf
-
-    keras, _ = keras_modules()
-    tf.config.experimental.enable_op_determinism()
+    keras, _ = keras_modules()  # imports TensorFlow quietly (TF_CPP_MIN_LOG_LEVEL)
+    tensorflow().config.experimental.enable_op_determinism()
     config = network_config(options, ds)
     norm = fit_norm(config, ds, rows)
     gender = fit_gender(ds, rows)
@@ -338,54 +338,106 @@ def _sklearn_models(seed: int) -> dict:
             "logistic regression": lambda: LogisticRegression(C=0.1, max_iter=3000)}
 
 
-def _baseline_features(ds: Dataset, train_rows: np.ndarray, rows: np.ndarray,
-                       options: TrainOptions, kind: str) -> np.ndarray:
-    """Baseline inputs: ``values`` = the 168 store values + gender, globally
-    standardised; ``serfast`` = the serfast MLP input (per-speaker statistics)."""
-    if kind == "values":
-        x = np.nan_to_num(ds.values, nan=0.5)
-        mean, std = x[train_rows].mean(0), x[train_rows].std(0) + 1e-8
-        return (x[rows] - mean) / std
-    config = network_config(replace(options, network="serfast", norm=None), ds)
-    norm = fit_norm(config, ds, train_rows)
-    return network_inputs(config, norm, ds.spec, **ds.subset(rows),
-                          gender=fit_gender(ds, train_rows))["stats"]
+class _Features:
+    """Baseline inputs of every row, computed once: ``values`` = the 168 store values +
+    gender, globally standardised on the training rows; ``serfast`` = the serfast MLP
+    input (pooled frame statistics + store values, per-speaker standardised, gender)."""
+
+    def __init__(self, ds: Dataset, options: TrainOptions):
+        self.ds = ds
+        self.config = network_config(replace(options, network="serfast", norm=None), ds)
+        self.block = stat_block(self.config, ds.spec, ds.values,
+                                ds.frames if self.config.frames else None)
+
+    def __call__(self, kind: str, train_rows: np.ndarray) -> tuple:
+        """(x of the training rows, function rows -> x) for ``kind``."""
+        ds = self.ds
+        if kind == "values":
+            x = np.nan_to_num(ds.values, nan=0.5)
+            mean, std = x[train_rows].mean(0), x[train_rows].std(0) + 1e-8
+            make = lambda rows: (x[rows] - mean) / std
+        else:
+            norm, gender = moments(self.block[train_rows]), fit_gender(ds, train_rows)
+            make = lambda rows: np.hstack([
+                standardize(self.block[rows], norm, ds.groups[rows]),
+                gender_column(ds.values[rows], gender, ds.groups[rows])[:, None]])
+        return make(train_rows), make
 
 
-def compare(ds: Dataset, options: TrainOptions, progress: Progress = _quiet) -> list[dict]:
-    """The research question under the same folds: scikit-learn baselines on the raw store
-    values and on serfast's features, the method's network, serfast without class
-    weighting and (if the stores have augmented rows) without augmentation. One dict per
-    variant: name, accuracy/uar mean and std."""
+def compare(ds: Dataset, options: TrainOptions, progress: Progress = _quiet,
+            main: tuple[dict, float] | None = None) -> list[dict]:
+    """The research question under the same speaker folds: scikit-learn baselines on the
+    raw store values and on serfast's features, serfast's default network and the
+    method's network (as published, and with serfast's per-speaker normalisation), each
+    without and (if the stores hold augmented rows) with the
+    augmented rows in training. ``main``: (cross_validate result, seconds) of ``options``,
+    reused for that cell.
+
+    One dict per cell: ``name``, ``augmented``, ``accuracy``/``uar`` ({mean, std} over
+    the folds run), ``folds`` (run), ``seconds`` and ``note``. A cell whose projected CV
+    time exceeds ``options.compare_limit`` seconds stops after the folds done so far
+    and says so in ``note`` (its mean is then over fewer folds).
+    """
     folds = speaker_folds(ds.speakers, options.cv, options.seed)
-    rows_out = []
+    settings = [False, True] if ds.augmented.any() else [False]
+    features = _Features(ds, options)
+    cells = []
 
-    def record(name: str, per_fold: list[dict]) -> None:
+    def run(name: str, augmented: bool, one_fold: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        start, per_fold, note = time.perf_counter(), [], ""
+        for f in range(options.cv):
+            train_rows, test_rows = fold_rows(ds, folds, f, augmented)
+            pred = one_fold(train_rows, test_rows)
+            per_fold.append(scores(ds.y[test_rows], pred, ds.labels))
+            elapsed = time.perf_counter() - start
+            projected = elapsed / (f + 1) * options.cv
+            if f + 1 < options.cv and options.compare_limit and projected > options.compare_limit:
+                note = (f"stopped after {f + 1} of {options.cv} folds: projected "
+                        f"{projected / 60:.0f} min > limit {options.compare_limit / 60:.0f} min")
+                break
+        record(name, augmented, per_fold, time.perf_counter() - start, note)
+
+    def record(name: str, augmented: bool, per_fold: list[dict], seconds: float,
+               note: str = "") -> None:
         summary = summarize_folds(per_fold)
-        rows_out.append({"name": name, **{k: summary[k] for k in ("accuracy", "uar")}})
-        progress(f"compare: {name}: accuracy {summary['accuracy']['mean']:.3f} "
-                 f"± {summary['accuracy']['std']:.3f}")
+        cells.append({"name": name, "augmented": augmented,
+                      **{k: summary[k] for k in ("accuracy", "uar")},
+                      "folds": len(per_fold), "seconds": round(seconds, 1), "note": note})
+        progress(f"compare: {name}, {'with' if augmented else 'without'} augmentation: "
+                 f"accuracy {summary['accuracy']['mean']:.3f} ± {summary['accuracy']['std']:.3f}"
+                 f", UAR {summary['uar']['mean']:.3f} ({seconds:.0f} s){'; ' + note if note else ''}")
+
+    def network(variant: TrainOptions) -> Callable:
+        def one_fold(train_rows, test_rows):
+            fitted = fit(ds, train_rows, variant)
+            return fitted.predictor.predict_proba(**ds.subset(test_rows)).argmax(1)
+        return one_fold
+
+    def baseline(make_model: Callable, kind: str) -> Callable:
+        def one_fold(train_rows, test_rows):
+            x_train, make_x = features(kind, train_rows)
+            return make_model().fit(x_train, ds.y[train_rows]).predict(make_x(test_rows))
+        return one_fold
 
     for kind in ("values", "serfast"):
         for name, make in _sklearn_models(options.seed).items():
-            per_fold = []
-            for f in range(options.cv):
-                train_rows, test_rows = fold_rows(ds, folds, f, options.augmented)
-                x_train = _baseline_features(ds, train_rows, train_rows, options, kind)
-                x_test = _baseline_features(ds, train_rows, test_rows, options, kind)
-                model = make().fit(x_train, ds.y[train_rows])
-                per_fold.append(scores(ds.y[test_rows], model.predict(x_test), ds.labels))
-            record(f"{name} on {'store values' if kind == 'values' else 'serfast features'}",
-                   per_fold)
-    variants = [("method network (Conv1D + MLP, global norm)",
-                 replace(options, network="method", extractor="conv1d", classifier="mlp",
-                         norm=None, epochs=None, batch_size=None)),
-                ("serfast without class weighting", replace(options, class_weight=False))]
-    if ds.augmented.any():
-        variants.append(("serfast without augmented rows", replace(options, augmented=False)))
-    for name, variant in variants:
-        record(name, cross_validate(ds, variant)["folds"])
-    return rows_out
+            label = f"{name} on {'store values (global z-score)' if kind == 'values' else 'serfast features'}"
+            for augmented in settings:
+                run(label, augmented, baseline(make, kind))
+    default = replace(options, network="serfast", extractor="conv1d", classifier="mlp",
+                      norm=None)
+    method = replace(options, network="method", extractor="conv1d", classifier="mlp",
+                     norm=None, epochs=None, batch_size=None)
+    for name, variant in (("serfast network", default),
+                          ("method network (Conv1D + MLP, global norm)", method),
+                          ("method network, per-speaker norm", replace(method, norm="speaker"))):
+        for augmented in settings:
+            if main is not None and augmented == options.augmented \
+                    and replace(variant, compare_limit=0) == replace(options, compare_limit=0):
+                record(name, augmented, main[0]["folds"], main[1])
+            else:
+                run(name, augmented, network(replace(variant, augmented=augmented)))
+    return cells
 
 
 # ---------------------------------------------------------------- train / evaluate
@@ -414,7 +466,9 @@ def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainO
     if compare_baselines:
         if not options.cv:
             raise TrainError("--compare needs cross-validation (--cv K)")
-        report["compare"] = compare(ds, options, progress)
+        report["compare"] = compare(ds, options, progress,
+                                    (report["cv"], report["cv_seconds"]))
+        report["compare_seconds"] = round(time.perf_counter() - start - report["cv_seconds"], 1)
     all_rows = np.flatnonzero(options.augmented | ~ds.augmented)
     final = fit(ds, all_rows, options)
     report["final_history"] = final.history

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 from serfast.demo import make_demo_corpus
 from serfast.extract import ExtractOptions, extract
 from serfast.metrics import scores
-from serfast.model import load_predictor, standardize
+from serfast.model import ModelError, load_predictor, standardize
 from serfast.store import open_store
-from serfast.train import (TrainOptions, TrainError, fold_rows, load_dataset, resolve_classes,
-                           speaker_folds, train)
+from serfast.report import compare_table
+from serfast.train import (TrainOptions, TrainError, compare, fold_rows, load_dataset,
+                           resolve_classes, speaker_folds, train)
 from serfast_cli.main import main
 
 TINY = dict(cv=2, ensemble=1, epochs=3, seed=7)
@@ -165,6 +166,41 @@ def test_method_network_trains_and_loads_safely(stores, tmp_path):
     assert not predictor.needs_frames
     store = open_store(stores["plain"])
     assert predictor.predict_proba(store.values).shape == (72, 6)
+
+
+def test_method_conv2d_extractor_trains_saves_and_loads(stores, tmp_path):
+    model_dir = str(tmp_path / "conv2d")
+    report = train([stores["plain"]], model_dir,
+                   TrainOptions(network="method", extractor="conv2d", cv=0, epochs=2))
+    assert report["rows"] == 72 and report["final_history"][0]["loss"]
+    assert len(report["final_history"][0]["loss"]) <= 2
+    predictor = load_predictor(model_dir)  # network.keras with safe_mode=True
+    assert predictor.needs_frames and predictor.config.extractor == "conv2d"
+    store = open_store(stores["plain"])
+    frames = [store.row_frames(i) for i in range(len(store.rows))]
+    p = predictor.predict_proba(store.values, frames)
+    assert p.shape == (72, 6) and np.allclose(p.sum(1), 1, atol=1e-5)
+    assert np.allclose(load_predictor(model_dir).predict_proba(store.values, frames), p,
+                       atol=1e-6)
+    with pytest.raises(ModelError, match="frame-level"):
+        predictor.predict_proba(store.values)
+
+
+def test_compare_cells_with_and_without_augmentation(stores, trained):
+    _, report = trained
+    ds = load_dataset([stores["aug"]], resolve_classes("seed6"))
+    options = TrainOptions(**TINY, compare_limit=1e-6)  # every other cell stops after fold 1
+    cells = compare(ds, options, main=(report["cv"], report["cv_seconds"]))
+    names = list(dict.fromkeys(c["name"] for c in cells))
+    assert len(names) == 9 and "serfast network" in names
+    assert len(cells) == 18 and {c["augmented"] for c in cells} == {False, True}
+    reused = next(c for c in cells if c["name"] == "serfast network" and c["augmented"])
+    assert reused["folds"] == 2 and not reused["note"]
+    assert reused["accuracy"] == report["cv"]["summary"]["accuracy"]
+    stopped = [c for c in cells if c is not reused]
+    assert all(c["folds"] == 1 and "stopped after 1 of 2 folds" in c["note"] for c in stopped)
+    table = "\n".join(compare_table(cells))
+    assert "accuracy, + aug." in table and table.count("stopped after") == 17
 
 
 @pytest.mark.parametrize("args, message", [
