@@ -1,5 +1,10 @@
 """Data augmentation of decoded clips: the method's four, plus telephone audio.
 
+``telephone`` is a call: 300-3,400 Hz band, 8 kHz, line noise (most copies) and µ-law.
+Training a call-centre model with the noise (``--augment telephone --copies 3``) raised
+the utterance accuracy on the telephone call archive from 45 to 49 % over the codec
+alone (bench/RESULTS-predict.md).
+
 Each augmentation is a pure function ``(y, sr, rng) -> y`` on a mono float32 clip at
 ``sr`` Hz; ``rng`` (a NumPy Generator) makes it deterministic for a given seed.
 """
@@ -40,14 +45,41 @@ def low_pass(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     return scipy.signal.sosfiltfilt(sos, y).astype(np.float32)
 
 
-def telephone(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """A telephone channel: 300–3,400 Hz band, 8 kHz, 8-bit µ-law, back to ``sr``."""
+#: Line noise of the telephone augmentation: signal-to-noise ratio range (dB re the
+#: clip's speech level) and the share of copies that get it.
+LINE_SNR_DB = (15.0, 40.0)
+LINE_NOISE_SHARE = 0.8
+
+
+def line_noise(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS background of a call: pink, white or brown-ish noise plus mains hum."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    spec /= np.maximum(np.arange(len(spec)), 1) ** (rng.uniform(0.0, 1.5) / 2)
+    x = np.fft.irfft(spec, n)
+    x /= x.std() + 1e-12
+    hum = np.sin(2 * np.pi * rng.choice([50.0, 60.0]) * np.arange(n) / sr
+                 + rng.uniform(0, 2 * np.pi))
+    x = x + rng.uniform(0.0, 0.5) * hum
+    return x / (x.std() + 1e-12)
+
+
+def telephone(y: np.ndarray, sr: int, rng: np.random.Generator | None) -> np.ndarray:
+    """A telephone channel: 300–3,400 Hz band, 8 kHz, line noise, 8-bit µ-law, back to
+    ``sr``. Line noise (:func:`line_noise`, :data:`LINE_SNR_DB` under the clip's speech
+    level) goes into :data:`LINE_NOISE_SHARE` of the copies; ``rng`` None: none (the
+    codec alone)."""
     import scipy.signal
 
     from .audio import resample
 
     sos = scipy.signal.butter(4, [300.0, 3400.0], btype="bandpass", fs=sr, output="sos")
     narrow = resample(scipy.signal.sosfilt(sos, y).astype(np.float32), sr, 8000)
+    if rng is not None and len(narrow) and rng.uniform() < LINE_NOISE_SHARE:
+        peak = float(np.abs(narrow).max())
+        loud = narrow[np.abs(narrow) > 0.1 * peak]
+        level = float(np.sqrt(np.mean(loud ** 2))) if len(loud) else 0.0
+        snr = rng.uniform(*LINE_SNR_DB)
+        narrow = narrow + level * 10 ** (-snr / 20) * line_noise(len(narrow), 8000, rng)
     mu = 255.0
     x = np.clip(narrow, -1.0, 1.0)
     code = np.round((np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu) + 1) / 2 * mu)

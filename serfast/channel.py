@@ -4,20 +4,29 @@ The channel is streamed (:mod:`serfast.stream`); only the audio that a window ma
 need is kept (a few tens of seconds whatever the recording's length). Windows are placed
 over each speech region found by :mod:`serfast.vad`:
 
-* a region no longer than the window gets one window centred on it (the model was
-  trained on crops with some silence around the words);
+* a region no longer than the window gets one window starting ``lead`` (default 0)
+  before the region (which is padded by the VAD): the model was trained on crops that
+  start 0.6 s into a clip, shortly before the words; a negative ``lead`` centres the
+  window instead (measured on the call archive: 0 beats centring by 0.6 points, 0.2 and
+  0.4 s gain nothing, see bench/RESULTS-predict.md);
 * a longer region gets windows every ``hop`` from its start, plus one ending at its end,
   so every speech sample is covered.
 
 Windows are computed by the engine (:func:`serfast.features.compute_batch`) ``batch`` at
-a time. The model sees the windows of the channel as one speaker group (per-speaker
-normalisation): all of them in one call when there are fewer than ``2 * group``; in a
-longer recording, consecutive runs of ``group`` to ``2 * group - 1`` windows (each some
-minutes of speech), so that memory stays bounded.
+a time. The model sees all the windows of the channel as one speaker group (per-speaker
+normalisation). With a model that can score a group in chunks
+(:attr:`serfast.model.Predictor.chunked_groups`, the serfast network), the
+normalisation statistics of the whole channel are summed while its windows stream by
+(:meth:`~serfast.model.Predictor.group_sums`), the windows' frame features wait in a
+temporary file once more than ``2 * group`` are held, and at the end the windows are
+scored ``group`` at a time with the statistics of the whole channel: exactly as one call
+over all of them, with bounded memory. Other models see consecutive runs of ``group`` to
+``2 * group - 1`` windows (each some minutes of speech) as groups.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +45,7 @@ class WindowOptions:
     block_seconds: float = 30.0
     batch: int = 64
     group: int = 128
+    lead: float = 0.0  # a short region's window starts this long before it; < 0: centred
     vad: VadOptions = VadOptions()
 
 
@@ -55,10 +65,10 @@ class ChannelResult:
     error: str = ""
 
 
-def region_windows(a: int, b: int, win: int, hop: int) -> list[int]:
+def region_windows(a: int, b: int, win: int, hop: int, lead: int = -1) -> list[int]:
     """Start samples of the windows over the speech region [a, b) (see module doc)."""
     if b - a <= win:
-        return [(a + b) // 2 - win // 2]
+        return [(a + b) // 2 - win // 2 if lead < 0 else a - lead]
     starts = list(range(a, b - win + 1, hop))
     if starts[-1] + win < b:
         starts.append(b - win)
@@ -72,6 +82,7 @@ class _Labeller:
         self.predictor, self.spec, self.opt = predictor, predictor.spec, options
         sr = self.spec.sr
         self.win, self.hop = int(round(options.window * sr)), int(round(options.hop * sr))
+        self.lead = int(round(options.lead * sr)) if options.lead >= 0 else -1
         self.vad = SpeechDetector(sr, self.spec.hop_length, options.vad)
         self.audio, self.base = np.zeros(0, np.float32), 0  # audio[0] is sample `base`
         self.planned: list[int] = []  # window starts not yet cut
@@ -82,6 +93,12 @@ class _Labeller:
         self.frames: list[np.ndarray] = []
         self.probs: list[np.ndarray] = []
         self.regions: list[tuple[int, int]] = []
+        # whole-channel normalisation (chunked_groups): sums, every window's values, and
+        # the frames of the first windows in a temporary file
+        self.chunked = bool(getattr(predictor, "chunked_groups", False))
+        self.sums: dict | None = None
+        self.spill = None
+        self.spilled: list[int] = []  # frame counts of the windows in the spill file
 
     @property
     def end(self) -> int:
@@ -95,7 +112,7 @@ class _Labeller:
         if self.vad.open is not None:  # later windows start after those planned already,
             # or the region may stay short and get a centred window
             keep = min(keep, max(self.open_emitted) if self.open_emitted
-                       else self.vad.open_start - self.win)
+                       else self.vad.open_start - max(self.win, self.lead))
         if keep > self.base:
             self.audio = self.audio[keep - self.base:]
             self.base = keep
@@ -104,7 +121,10 @@ class _Labeller:
         self._plan(self.vad.finish())
         self._cut(final=True)
         self._features()
-        self._score(final=True)
+        if self.chunked:
+            self._score_chunked()
+        else:
+            self._score(final=True)
         sr, n = self.spec.sr, len(self.spans)
         order = sorted(range(n), key=lambda i: self.spans[i])
         spans = np.array([self.spans[i] for i in order], np.float64).reshape(n, 2) / sr
@@ -112,6 +132,42 @@ class _Labeller:
                  else np.zeros((0, len(self.predictor.labels)), np.float32))
         regions = [(a / sr, min(b, self.end) / sr) for a, b in self.regions]
         return ChannelResult(spans[:, 0], spans[:, 1], probs, regions, self.end / sr)
+
+    def _spill(self) -> None:
+        """Move the frames held in memory to the temporary file."""
+        if self.spill is None:
+            self.spill = tempfile.TemporaryFile()
+        for f in self.frames:
+            self.spill.write(np.ascontiguousarray(f, np.float32).tobytes())
+            self.spilled.append(len(f))
+        self.frames = []
+
+    def _spilled_frames(self, i: int, j: int) -> list[np.ndarray]:
+        """Frames of spilled windows i..j-1."""
+        if i >= j:
+            return []
+        dim = self.frame_dim
+        lengths = self.spilled[i:j]
+        self.spill.seek(sum(self.spilled[:i]) * dim * 4)
+        flat = np.frombuffer(self.spill.read(sum(lengths) * dim * 4), np.float32)
+        return np.split(flat.reshape(-1, dim), np.cumsum(lengths)[:-1])
+
+    def _score_chunked(self) -> None:
+        """Score every window, ``group`` at a time, with the whole channel's sums."""
+        values = np.concatenate(self.values) if self.values else np.zeros((0, 0), np.float32)
+        n, g, k = len(values), self.opt.group, len(self.spilled)
+        rows = np.concatenate([values, np.full((n, 1), np.nan, np.float32)], axis=1)
+        for i in range(0, n, g):
+            j = min(n, i + g)
+            frames = None
+            if self.predictor.needs_frames:
+                frames = (self._spilled_frames(i, min(j, k))
+                          + (self.frames[max(i, k) - k:j - k] if j > k else []))
+            probs = self.predictor.predict_proba(rows[i:j], frames, np.zeros(j - i, np.int64),
+                                                 sums=self.sums)
+            self.probs.append(np.asarray(probs, np.float32))
+        if self.spill is not None:
+            self.spill.close()
 
     def _score(self, final: bool) -> None:
         """Score waiting windows: all at the end, else ``group`` once 2 * group wait."""
@@ -130,7 +186,7 @@ class _Labeller:
     def _plan(self, closed: list[tuple[int, int]]) -> None:
         for a, b in closed:
             self.regions.append((a, b))
-            self.planned += [s for s in region_windows(a, b, self.win, self.hop)
+            self.planned += [s for s in region_windows(a, b, self.win, self.hop, self.lead)
                              if s not in self.open_emitted]
             self.open_emitted = set()
         if self.vad.open is not None:  # windows certain to exist in a long open region
@@ -165,7 +221,16 @@ class _Labeller:
         if batch.frames is not None:
             self.frames += batch.frames
         self.pending = []
-        self._score(final=False)
+        if not self.chunked:
+            self._score(final=False)
+            return
+        rows = np.concatenate([batch.values, np.full((len(batch.values), 1), np.nan,
+                                                     np.float32)], axis=1)
+        self.sums = self.predictor.group_sums(rows, batch.frames, self.sums)
+        if batch.frames:
+            self.frame_dim = batch.frames[0].shape[1]
+        if len(self.frames) >= 2 * self.opt.group:
+            self._spill()
 
 
 def label_channel(path: str, channel: int | None, predictor,

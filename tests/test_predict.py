@@ -158,9 +158,24 @@ def test_region_windows_cover_speech():
     from serfast.channel import region_windows
 
     assert region_windows(1000, 2000, 3000, 1500) == [0]  # short: centred
+    assert region_windows(1000, 2000, 3000, 1500, lead=0) == [1000]  # like training crops
+    assert region_windows(1000, 2000, 3000, 1500, lead=200) == [800]
     starts = region_windows(0, 10000, 3000, 1500)
     assert starts == [0, 1500, 3000, 4500, 6000, 7000]  # hop, then one ending at the end
     assert region_windows(0, 6000, 3000, 1500) == [0, 1500, 3000]
+
+
+def test_telephone_augmentation_adds_line_noise():
+    from serfast.augment import telephone
+
+    t = np.arange(22050) / 22050
+    y = (0.3 * np.sin(2 * np.pi * 440 * t) * (t < 0.5)).astype(np.float32)
+    codec = telephone(y, 22050, None)  # no rng: the codec alone
+    assert codec.shape == y.shape and np.abs(codec[15000:]).max() < 1e-3
+    noisy = [telephone(y, 22050, np.random.default_rng(s)) for s in range(10)]
+    tails = [float(np.sqrt(np.mean(n[15000:] ** 2))) for n in noisy]
+    assert sum(r > 1e-3 for r in tails) >= 5  # most copies carry line noise ...
+    assert max(tails) < 0.3 * 10 ** (-15 / 20)  # ... at least 15 dB under the speech
 
 
 # ------------------------------------------------------------------ the pipeline
