@@ -75,35 +75,39 @@ def write_manifest(files: list[str], path: str) -> str:
     return path
 
 
-def features_alone(files: list[str], repeat: int) -> tuple[float, float]:
-    """Median clips/s of the librosa features and of serfast's kernels, one core."""
-    import warnings
+FEATURES_LOOP = """
+import statistics, sys, time, warnings
+warnings.simplefilter("ignore")
+from threadpoolctl import threadpool_limits
+from serfast.audio import load_clip
+from serfast.features import compute_batch
+from serfast.reference import reference_features
+which, repeat = sys.argv[2], int(sys.argv[3])
+clips = [load_clip(p) for p in open(sys.argv[1]).read().split("\\n") if p]
+fn = (lambda y: reference_features(y)) if which == "librosa" else (lambda y: compute_batch([y]))
+rates = []
+with threadpool_limits(1):
+    fn(clips[0])
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for y in clips:
+            fn(y)
+        rates.append(len(clips) / (time.perf_counter() - t))
+print(statistics.median(rates))
+"""
 
-    import numpy as np
-    from threadpoolctl import threadpool_limits
 
-    from serfast.audio import load_clip
-    from serfast.features import compute_batch
-    from serfast.reference import reference_features
-
-    warnings.simplefilter("ignore")
-    clips = [load_clip(f) for f in files]
-    with threadpool_limits(1):
-        reference_features(clips[0])
-        compute_batch(clips[:1])
-        ref_rates, ours_rates = [], []
-        for _ in range(repeat):
-            sub = clips[: max(1, len(clips) // 4)]  # the reference is slow: a quarter suffices
-            t = time.perf_counter()
-            for y in sub:
-                reference_features(y)
-            ref_rates.append(len(sub) / (time.perf_counter() - t))
-            t = time.perf_counter()
-            for y in clips:
-                compute_batch([y])
-            ours_rates.append(len(clips) / (time.perf_counter() - t))
-    del np
-    return statistics.median(ref_rates), statistics.median(ours_rates)
+def features_alone(files: list[str], repeat: int, tmp: str) -> tuple[float, float]:
+    """Median clips/s of the librosa features and of serfast's kernels on clips decoded
+    beforehand, one core, each in a fresh process (the reference on a quarter: it is slow)."""
+    rates = []
+    for which, subset in (("librosa", files[: max(1, len(files) // 4)]), ("serfast", files)):
+        path = os.path.join(tmp, f"features-{which}.txt")
+        Path(path).write_text("\n".join(subset))
+        out = subprocess.run([sys.executable, "-c", FEATURES_LOOP, path, which, str(repeat)],
+                             check=True, capture_output=True, text=True).stdout
+        rates.append(float(out.split()[-1]))
+    return rates[0], rates[1]
 
 
 def main() -> None:
@@ -133,7 +137,7 @@ def main() -> None:
                                         for _ in range(max(1, args.repeat // 2)))
                 line += f" | librosa {len(files) / ref:6.1f} clips/s | ratio {ref / ours:5.1f}x"
             print(line, flush=True)
-        ref_rate, our_rate = features_alone(files, args.repeat)
+        ref_rate, our_rate = features_alone(files, args.repeat, tmp)
         print(f"features alone, one core: serfast {our_rate:8.1f} clips/s | librosa "
               f"{ref_rate:6.1f} clips/s | ratio {our_rate / ref_rate:5.1f}x", flush=True)
         # peak memory must not grow with the number of clips (fresh processes each)

@@ -1,4 +1,4 @@
-"""Reproduce the RAVDESS numbers of bench/RESULTS-train.md.
+"""Reproduce the RAVDESS numbers of bench/RESULTS.md.
 
     python bench/train_ravdess.py [--corpus ../shared/corpora/ravdess] [--work /tmp/serfast-bench]
                                   [--compare]
@@ -8,7 +8,7 @@ on seed6 and on all eight emotions (5 folds of 4 whole actors, seed 0), and time
 model predicting 1,000 clips from the store (load included). With --compare it also
 extracts the augmented store (``--augment noise,pitch --copies 1``) and runs
 ``train --compare`` on it for seed6: baselines and networks without and with the
-augmented rows, under the same folds (the table of bench/RESULTS-train.md).
+augmented rows, under the same folds (the table of bench/RESULTS.md).
 """
 
 import argparse

@@ -3,7 +3,7 @@
 ``telephone`` is a call: 300-3,400 Hz band, 8 kHz, line noise (most copies) and µ-law.
 Training a call-centre model with the noise (``--augment telephone --copies 3``) raised
 the utterance accuracy on the telephone call archive from 45 to 49 % over the codec
-alone (bench/RESULTS-predict.md).
+alone (bench/RESULTS.md).
 
 Each augmentation is a pure function ``(y, sr, rng) -> y`` on a mono float32 clip at
 ``sr`` Hz; ``rng`` (a NumPy Generator) makes it deterministic for a given seed.

@@ -8,7 +8,7 @@ over each speech region found by :mod:`serfast.vad`:
   before the region (which is padded by the VAD): the model was trained on crops that
   start 0.6 s into a clip, shortly before the words; a negative ``lead`` centres the
   window instead (measured on the call archive: 0 beats centring by 0.6 points, 0.2 and
-  0.4 s gain nothing, see bench/RESULTS-predict.md);
+  0.4 s gain nothing, see bench/RESULTS.md);
 * a longer region gets windows every ``hop`` from its start, plus one ending at its end,
   so every speech sample is covered.
 
