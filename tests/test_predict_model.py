@@ -11,37 +11,23 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from serfast.audio import resample
-from serfast.demo import make_demo_corpus, synth_clip
-from serfast.extract import ExtractOptions, extract
+from serfast.demo import synth_clip
 from serfast_cli.main import main
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from serfast.train import TrainOptions, train
-
-    root = tmp_path_factory.mktemp("predict_model")
-    make_demo_corpus(str(root / "corpus"), speakers=4, takes=2)
-    store = str(root / "store.npy")
-    extract(str(root / "corpus"), store, ExtractOptions(frames=True, workers=1))
-    train([store], str(root / "model"),
-          TrainOptions(classes="neutral,happy,sad,angry", cv=0, ensemble=1, epochs=2, seed=3))
-    return str(root / "model")
+@pytest.fixture
+def model_dir(trained_model):
+    """The session's tiny trained model (tests/conftest.py)."""
+    return trained_model
 
 
-def test_predict_with_a_trained_model(model_dir, tmp_path):
+def test_predict_with_a_trained_model(model_dir, stereo_call, tmp_path):
     from serfast.model import load_predictor
 
     predictor = load_predictor(model_dir)
     assert predictor.needs_frames
-    y = np.zeros((int(20 * 8000), 2), np.float32)
-    for ch, emotion, start in ((0, "angry", 1.0), (1, "sad", 6.0), (0, "happy", 11.0)):
-        clip = resample(synth_clip(emotion, 5, 0, 22050, 3.5), 22050, 8000)
-        y[int(start * 8000):int(start * 8000) + len(clip), ch] += clip
-    wav = str(tmp_path / "call.wav")
-    sf.write(wav, y, 8000, subtype="ULAW")
     out = tmp_path / "labels.csv"
-    result = CliRunner().invoke(main, ["predict", wav, "--model", model_dir, "--out", str(out),
+    result = CliRunner().invoke(main, ["predict", stereo_call, "--model", model_dir, "--out", str(out),
                                        "--workers", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     with open(out, newline="") as fh:
