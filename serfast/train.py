@@ -17,11 +17,11 @@ import numpy as np
 
 from .corpus import EMOTIONS
 from .metrics import scores, summarize_folds
-from .model import (GenderClassifier, NetworkConfig, Predictor, average_members,
-                    build_method, build_seq_member, build_stats_member, keras_forward,
-                    keras_modules, member_arrays, moments, network_inputs, save_model,
-                    stat_block, standardize, gender_column, tensorflow, N_ACOUSTIC,
-                    N_VALUES)
+from .model import (GenderClassifier, NetworkConfig, Predictor, keras_forward,
+                    member_arrays, moments, network_inputs, save_model, stat_block,
+                    standardize, gender_column, N_ACOUSTIC, N_VALUES)
+from .networks import (average_members, build_method, build_seq_member, build_stats_member,
+                       keras_modules, tensorflow)
 from .store import open_store
 
 SEED6 = ("neutral", "happy", "sad", "angry", "fearful", "disgust")
