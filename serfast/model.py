@@ -425,7 +425,8 @@ def read_meta(model_dir: str) -> dict:
         with open(path, encoding="utf-8") as fh:
             meta = json.load(fh)
     except (OSError, json.JSONDecodeError) as err:
-        raise ModelError(f"not a serfast model directory: {model_dir} ({err.__class__.__name__})")
+        raise ModelError(f"not a serfast model directory: {model_dir} "
+                         f"({err.__class__.__name__})") from None
     if meta.get("format") != FORMAT:
         raise ModelError(f"{path}: unsupported model format {meta.get('format')!r}")
     return meta

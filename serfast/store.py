@@ -127,7 +127,8 @@ class StoreWriter:
         try:
             head = json.loads(lines[0])
         except (json.JSONDecodeError, IndexError):
-            raise StoreError(f"{self.paths['journal']} is damaged; delete it to start over")
+            raise StoreError(f"{self.paths['journal']} is damaged; "
+                             "delete it to start over") from None
         if head != fingerprint:
             raise StoreError("cannot resume: the corpus or the options changed since the "
                              "interrupted run (delete the .partial/.journal files to restart)")
