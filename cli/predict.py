@@ -45,7 +45,8 @@ def predict(archive, model_dir, out, summary, segments, plots, mix, window, hop,
     music and line noise are left out by voice-activity detection."""
     beside = os.path.dirname(os.path.abspath(out))
     options = PredictOptions(window=window or 0.0, hop=hop or 0.0, mix=mix, workers=workers,
-                             resume=resume, summary=summary, segments=os.path.join(beside, "segments.csv") if segments else "",
+                             resume=resume, summary=summary,
+                             segments=os.path.join(beside, "segments.csv") if segments else "",
                              plots=plots, cluster=cluster)
     progress = ProgressLine(not quiet, unit="audio h", scale=1 / 3600)
     try:

@@ -18,8 +18,12 @@ from .spec import FeatureSpec
 class AudioError(Exception):
     """A file that cannot be used as audio; ``str(err)`` is a one-line reason."""
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
+def one_line(err: BaseException, with_type: bool = False) -> str:
+    """``err`` as one line (for error rows and messages), optionally prefixed by its type."""
+    text = " ".join(str(err).split())
+    if with_type:
+        return f"{type(err).__name__}: {text}"
+    return text or type(err).__name__
 
 def _open(path: str):
     """A context manager giving what soundfile opens: the path, or an fsspec file for URLs."""
@@ -67,7 +71,7 @@ def load_clip(path: str, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError,
             ImportError) as err:
-        raise AudioError(f"cannot decode: {_one_line(err)}") from None
+        raise AudioError(f"cannot decode: {one_line(err)}") from None
     if y.shape[0] == 0:
         raise AudioError("no samples")
     y = y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=np.float32)
@@ -83,6 +87,6 @@ def audio_info(path: str) -> tuple[int, int, int]:
     try:
         info = sf.info(path)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as err:
-        raise AudioError(f"cannot decode: {_one_line(err)}") from None
+        raise AudioError(f"cannot decode: {one_line(err)}") from None
     return info.samplerate, info.frames, info.channels
 

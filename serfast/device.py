@@ -11,6 +11,7 @@ from functools import cache
 
 import numpy as np
 
+from .audio import one_line
 from .features import BatchFeatures, compute_batch
 from .spec import FeatureSpec
 
@@ -19,10 +20,6 @@ DEVICES = ("auto", "cpu", "gpu")
 
 class DeviceError(Exception):
     """The requested device cannot be used; ``str(err)`` is one line."""
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 @cache
@@ -38,7 +35,7 @@ def gpu_problem() -> str | None:
             return "no CUDA device"
         cupy.zeros(1, cupy.float32).sum().item()  # a context and a kernel launch work
     except Exception as err:  # noqa: BLE001 - any CUDA failure means "not usable"
-        return f"CUDA error: {_one_line(err)}"
+        return f"CUDA error: {one_line(err)}"
     return None
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .audio import AudioError, load_clip
+from .audio import AudioError, load_clip, one_line
 from .augment import AUGMENTATIONS, augment
 from .corpus import Clip, scan
 from .device import DeviceError, batch_features, describe, resolve_device
@@ -80,10 +80,6 @@ def plan_rows(clips: list[Clip], kinds: Iterable[str], copies: int) -> list[RowM
     return plan
 
 
-def _one_line(err: BaseException) -> str:
-    return f"{type(err).__name__}: " + " ".join(str(err).split())
-
-
 def decode_task(task: ClipTask, spec: FeatureSpec,
                 seed: int) -> tuple[list[tuple[int, np.ndarray]], list[RowResult]]:
     """Decode one clip once and make its augmented copies.
@@ -96,13 +92,15 @@ def decode_task(task: ClipTask, spec: FeatureSpec,
     except AudioError as err:
         return [], [RowResult(r, error=str(err)) for r, _ in rows]
     except Exception as err:  # noqa: BLE001 - a bad file must never stop the run
-        return [], [RowResult(r, error=f"cannot decode: {_one_line(err)}") for r, _ in rows]
+        reason = f"cannot decode: {one_line(err, with_type=True)}"
+        return [], [RowResult(r, error=reason) for r, _ in rows]
     signals, errors = [], []
     for r, kind in rows:
         try:
             signals.append((r, augment(kind, y, spec.sr, seed, r) if kind else y))
         except Exception as err:  # noqa: BLE001
-            errors.append(RowResult(r, error=f"augmentation error: {_one_line(err)}"))
+            reason = f"augmentation error: {one_line(err, with_type=True)}"
+            errors.append(RowResult(r, error=reason))
     return signals, errors
 
 
@@ -118,14 +116,16 @@ def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frame
         try:
             batch = batch_features([y for _, y in signals], spec, frames, "gpu")
         except Exception as err:  # noqa: BLE001
-            return [RowResult(r, error=f"feature error: {_one_line(err)}") for r, _ in signals]
+            reason = f"feature error: {one_line(err, with_type=True)}"
+            return [RowResult(r, error=reason) for r, _ in signals]
         return [row(r, y, batch, i) for i, (r, y) in enumerate(signals)]
     results = []
     for r, y in signals:
         try:
             results.append(row(r, y, compute_batch([y], spec, frames=frames), 0))
         except Exception as err:  # noqa: BLE001
-            results.append(RowResult(r, error=f"feature error: {_one_line(err)}"))
+            reason = f"feature error: {one_line(err, with_type=True)}"
+            results.append(RowResult(r, error=reason))
     return results
 
 

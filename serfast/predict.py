@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .audio import AudioError, audio_info
+from .audio import AudioError, audio_info, one_line
 from .channel import ChannelResult, WindowOptions, label_channel
 from .corpus import CorpusError, scan
 from .filterbanks import filter_banks, install_filter_banks
@@ -106,10 +106,6 @@ def _init_worker(model, spec, banks, options: WindowOptions) -> None:
     _WORKER.update(predictor=load_model(model), options=options)
 
 
-def _one_line(err: BaseException) -> str:
-    return f"{type(err).__name__}: " + " ".join(str(err).split())
-
-
 def run_task(path: str, channel: int | None, predictor, options: WindowOptions) -> ChannelResult:
     """Label one channel; a failure becomes a result with ``error`` set."""
     try:
@@ -117,7 +113,7 @@ def run_task(path: str, channel: int | None, predictor, options: WindowOptions) 
     except AudioError as err:
         error = str(err)
     except Exception as err:  # noqa: BLE001 - one bad file must never stop the run
-        error = f"failed: {_one_line(err)}"
+        error = f"failed: {one_line(err, with_type=True)}"
     n = len(predictor.labels)
     return ChannelResult(np.zeros(0), np.zeros(0), np.zeros((0, n), np.float32), error=error)
 

@@ -14,13 +14,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .audio import AudioError
+from .audio import AudioError, one_line
 
 _ERRORS = (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError)
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 def channel_blocks(path: str, channel: int | None, sr_out: int,
@@ -35,7 +31,7 @@ def channel_blocks(path: str, channel: int | None, sr_out: int,
     try:
         f = sf.SoundFile(path)
     except _ERRORS as err:
-        raise AudioError(f"cannot decode: {_one_line(err)}") from None
+        raise AudioError(f"cannot decode: {one_line(err)}") from None
     with f:
         sr, n_channels = f.samplerate, f.channels
         if channel is not None and not 0 <= channel < n_channels:
@@ -47,7 +43,7 @@ def channel_blocks(path: str, channel: int | None, sr_out: int,
             try:
                 x = f.read(block, dtype="float32", always_2d=True)
             except _ERRORS as err:
-                raise AudioError(f"cannot decode: {_one_line(err)}") from None
+                raise AudioError(f"cannot decode: {one_line(err)}") from None
             last = x.shape[0] < block
             y = x[:, channel] if channel is not None else x.mean(axis=1, dtype=np.float32)
             y = np.ascontiguousarray(y, dtype=np.float32)
