@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 
+from .journal import resume_journal
 from .summary import merge_segments
 
 
@@ -77,32 +78,22 @@ class LabelWriter:
             raise OutputError(f"cannot write {err.filename}: {err.strerror}") from None
 
     def _reopen(self, head: dict) -> dict[str, int]:
-        with open(self.journal_path, encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
-        try:
-            if json.loads(lines[0]) != head:
-                raise OutputError("cannot resume: the model or the options changed since the "
-                                  f"interrupted run (delete {self.journal_path} to restart)")
-        except json.JSONDecodeError:
-            raise OutputError(f"{self.journal_path} is damaged; delete it to start over") from None
         actual = {k: os.path.getsize(p) if os.path.exists(p) else -1
                   for k, p in self.partial.items()}
-        good, sizes = [lines[0]], {}
-        for line in lines[1:]:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a torn last line
-            if any(entry[k] > actual[k] for k in actual):
-                break  # data the journal promised is missing
-            self.done.add(entry["file"])
-            sizes = {k: entry[k] for k in actual}
-            good.append(line)
+        try:
+            entries = resume_journal(
+                self.journal_path, head, OutputError,
+                "the model or the options changed since the interrupted run "
+                f"(delete {self.journal_path} to restart)",
+                usable=lambda e: all(e[k] <= actual[k] for k in actual))  # data is there
+        except OSError as err:
+            raise OutputError(f"cannot write {err.filename}: {err.strerror}") from None
+        self.done.update(e["file"] for e in entries)
+        sizes = {k: entries[-1][k] for k in actual} if entries else {}
         if not sizes:  # nothing durable: start the partial files again
             if min(actual.values()) < 0:
                 return {}
             sizes = {k: self._header_size(p) for k, p in self.partial.items()}
-        self._write_journal(good)
         return sizes
 
     @staticmethod

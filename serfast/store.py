@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import __version__
+from .journal import resume_journal
 from .spec import FeatureSpec
 
 CSV_FIELDS = ["row", "path", "status", "error", "dataset", "speaker", "gender", "label",
@@ -122,32 +123,17 @@ class StoreWriter:
         self._pending: list[dict] = []
 
     def _reopen(self, fingerprint: dict) -> None:
-        with open(self.paths["journal"], encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
-        try:
-            head = json.loads(lines[0])
-        except (json.JSONDecodeError, IndexError):
-            raise StoreError(f"{self.paths['journal']} is damaged; "
-                             "delete it to start over") from None
-        if head != fingerprint:
-            raise StoreError("cannot resume: the corpus or the options changed since the "
-                             "interrupted run (delete the .partial/.journal files to restart)")
-        good = [lines[0]]
-        for line in lines[1:]:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a torn last line: everything before it is durable
-            self.done[entry["row"]] = entry
-            good.append(line)
+        entries = resume_journal(
+            self.paths["journal"], fingerprint, StoreError,
+            "the corpus or the options changed since the interrupted run "
+            "(delete the .partial/.journal files to restart)")
+        self.done.update((e["row"], e) for e in entries)
         frames_end = max((e["frames_at"] + 4 * e["n_frames"] * self.n_frame_cols
                           for e in self.done.values() if e["n_frames"]), default=0)
         self.values = np.load(self.paths["partial"], mmap_mode="r+")
         self.frames_file = open(self.paths["frames_partial"], "r+b")
         self.frames_file.truncate(frames_end)
         self.frames_file.seek(frames_end)
-        with open(self.paths["journal"], "w", encoding="utf-8") as fh:
-            fh.write("\n".join(good) + "\n")
         self.journal = open(self.paths["journal"], "a", encoding="utf-8")
 
     def write(self, result: RowResult) -> None:
