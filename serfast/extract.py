@@ -129,26 +129,22 @@ def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frame
     return results
 
 
-def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool, seed: int,
-                   device: str = "cpu") -> list[RowResult]:
-    """Decode and compute every row of a shard of clips on ``device``."""
-    signals, errors = [], []
-    for task in shard:
-        ok, bad = decode_task(task, spec, seed)
-        signals += ok
-        errors += bad
-    return errors + feature_rows(signals, spec, frames, device)
-
-
 def _decode_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,
                   seed: int) -> tuple[list[tuple[int, np.ndarray]], list[RowResult]]:
-    """Decode only (the parent batches the signals through the GPU)."""
+    """Decode every clip of a shard: ([(row, signal)], error rows)."""
     signals, errors = [], []
     for task in shard:
         ok, bad = decode_task(task, spec, seed)
         signals += ok
         errors += bad
     return signals, errors
+
+
+def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool, seed: int,
+                   device: str = "cpu") -> list[RowResult]:
+    """Decode and compute every row of a shard of clips on ``device``."""
+    signals, errors = _decode_shard(shard, spec, frames, seed)
+    return errors + feature_rows(signals, spec, frames, device)
 
 
 def _init_worker(spec: FeatureSpec, banks) -> None:
