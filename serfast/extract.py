@@ -207,13 +207,13 @@ def _run_shards(shards: list[list[ClipTask]], options: ExtractOptions, workers: 
 
 
 def _tasks(plan: list[RowMeta], done: dict) -> list[ClipTask]:
-    by_path: dict[int, ClipTask] = {}
+    by_origin: dict[int, ClipTask] = {}
     for i, m in enumerate(plan):
         if i in done:
             continue
         origin = i if m.source < 0 else m.source
-        by_path.setdefault(origin, (m.path, []))[1].append((i, m.augment))
-    return [by_path[k] for k in sorted(by_path)]
+        by_origin.setdefault(origin, (m.path, []))[1].append((i, m.augment))
+    return [by_origin[k] for k in sorted(by_origin)]
 
 
 def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
