@@ -1,6 +1,8 @@
 """Voice-activity detection from frame energies, streaming, one channel at a time.
 
-The signal is cut into frames of ``frame`` samples (the engine's hop, 512 at 22,050 Hz)
+The signal is band-passed to the speech band (``band_low_hz`` to ``band_high_hz``,
+default 250-3,500 Hz: hum, rumble and most of a line's low-frequency noise lie below it,
+the telephone band's speech inside it), cut into frames of ``frame`` samples (the engine's hop, 512 at 22,050 Hz)
 and each frame's energy level in dB (re full scale) is measured. A frame is speech when
 
 * it is ``margin_db`` above the noise floor: the minimum, over the last ``floor_chunks``
@@ -23,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.signal
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class VadOptions:
     min_speech: float = 0.3
     min_gap: float = 0.6
     pad: float = 0.1
+    band_low_hz: float = 250.0  # speech band of the levels; either 0: the full band
+    band_high_hz: float = 3500.0
 
 
 def frame_levels(y: np.ndarray, frame: int) -> np.ndarray:
@@ -68,6 +73,11 @@ class SpeechDetector:
         self.half = secs(options.swing_seconds) // 2
         self.gap, self.min_len = secs(options.min_gap), secs(options.min_speech)
         self.pad = int(round(options.pad * sr))
+        self.sos = self.zi = None
+        if options.band_low_hz > 0 and options.band_high_hz > 0:
+            band = [options.band_low_hz, min(options.band_high_hz, 0.45 * sr)]
+            self.sos = scipy.signal.butter(2, band, btype="bandpass", fs=sr, output="sos")
+            self.zi = np.zeros((len(self.sos), 2))
         self.levels = np.zeros(0)
         self.rest = np.zeros(0, np.float32)
         self.chunk_floors: list[float] = []
@@ -91,6 +101,8 @@ class SpeechDetector:
 
     def push(self, y: np.ndarray) -> list[tuple[int, int]]:
         """Add the next block (float32 samples) and return regions that closed."""
+        if self.sos is not None:  # filter state carries over: blocks sizes do not matter
+            y, self.zi = scipy.signal.sosfilt(self.sos, y, zi=self.zi)
         y = np.concatenate([self.rest, y]) if len(self.rest) else y
         whole = len(y) // self.frame * self.frame
         self.rest = y[whole:].copy()
