@@ -107,6 +107,11 @@ def time_features(y, n_fft, hop, out):
         out[5] = 0.0
 
 
+#: Frames whose mel bands :func:`spectrum_frames` sums together (one SIMD register of
+#: float32 accumulators per band and bin, instead of one latency-bound chain per frame).
+MEL_BLOCK = 8
+
+
 @njit(cache=True, fastmath=_FAST)
 def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights,
                     mag, melpow, frame_stats):
@@ -117,37 +122,50 @@ def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights
     frame_stats : (n_frames, 3) float64 out: centroid Hz, bandwidth Hz, max |X|.
     librosa: ``stft``, ``melspectrogram``, ``spectral_centroid``, ``spectral_bandwidth``
     (an all-zero frame is left unnormalised there, so both are computed from raw sums).
+
+    Frames go in blocks of :data:`MEL_BLOCK`: their power is stored bin-major, so each mel
+    band is summed over its bins for the whole block at once (every frame's sum still
+    runs over the bins in ascending order, as in the one-frame-at-a-time loop).
     """
-    n_bins = spectra.shape[1]
-    for t in range(spectra.shape[0]):
-        m = mag[t]
-        x = spectra[t]
-        total = 0.0
-        weighted = 0.0
-        peak = np.float32(0.0)
-        for k in range(n_bins):
-            v = x[k]
-            a = np.float32(math.sqrt(v.real * v.real + v.imag * v.imag))
-            m[k] = a
-            total += a
-            weighted += a * freqs[k]
-            peak = max(peak, a)
-        norm = total if total >= _TINY32 else 1.0
-        centroid = weighted / norm
-        spread = 0.0
-        for k in range(n_bins):
-            d = freqs[k] - centroid
-            spread += m[k] * d * d
-        frame_stats[t, 0] = centroid
-        frame_stats[t, 1] = math.sqrt(spread / norm)
-        frame_stats[t, 2] = peak
-        p = melpow[t]
+    n_frames, n_bins = spectra.shape
+    power_t = np.zeros((n_bins, MEL_BLOCK), np.float32)
+    acc = np.zeros(MEL_BLOCK, np.float32)
+    for t0 in range(0, n_frames, MEL_BLOCK):
+        width = min(MEL_BLOCK, n_frames - t0)
+        for j in range(width):
+            t = t0 + j
+            m = mag[t]
+            x = spectra[t]
+            for k in range(n_bins):
+                v = x[k]
+                m[k] = np.sqrt(v.real * v.real + v.imag * v.imag)  # float32 sqrt: |X|
+            total = 0.0
+            weighted = 0.0
+            peak = np.float32(0.0)
+            for k in range(n_bins):
+                a = m[k]
+                total += a
+                weighted += a * freqs[k]
+                peak = max(peak, a)
+                power_t[k, j] = a * a
+            norm = total if total >= _TINY32 else 1.0
+            centroid = weighted / norm
+            spread = 0.0
+            for k in range(n_bins):
+                d = freqs[k] - centroid
+                spread += m[k] * d * d
+            frame_stats[t, 0] = centroid
+            frame_stats[t, 1] = math.sqrt(spread / norm)
+            frame_stats[t, 2] = peak
         for b in range(mel_start.shape[0]):
-            acc = np.float32(0.0)
+            acc[:] = 0.0
             w0 = mel_offset[b] - mel_start[b]
             for k in range(mel_start[b], mel_stop[b]):
-                acc += mel_weights[w0 + k] * (m[k] * m[k])
-            p[b] = acc
+                w = mel_weights[w0 + k]
+                for j in range(MEL_BLOCK):
+                    acc[j] += w * power_t[k, j]
+            for j in range(width):
+                melpow[t0 + j, b] = acc[j]
 
 
 @njit(cache=True)
