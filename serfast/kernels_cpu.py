@@ -60,28 +60,50 @@ def time_features(y, n_fft, hop, out):
     n = y.shape[0]
     half = n_fft // 2
     n_frames = 1 + n // hop
-    crossings = np.zeros(n + 1, np.int32)  # crossings[i + 1]: crossings at y[1..i]
-    energy = np.zeros(n + 1, np.float64)  # energy[i]: sum of y[:i] ** 2
-    prev = y[0] < -1e-10
+    # Per hop-long block: squared sum and zero crossings (independent sums, unlike a
+    # running prefix). Frame t starts at t * hop - half; with half a multiple of hop it
+    # covers whole blocks, so frame sums are sums of block sums.
+    n_blocks = (n + hop - 1) // hop
+    block_energy = np.zeros(n_blocks, np.float64)
+    block_cross = np.zeros(n_blocks, np.int64)
     total = 0.0
-    for i in range(n):
-        v = y[i]
-        neg = v < -1e-10
-        crossings[i + 1] = crossings[i] + (neg != prev)
-        prev = neg
-        energy[i + 1] = energy[i] + np.float64(v) * v
-        total += v
+    for blk in range(n_blocks):
+        a = blk * hop
+        b = min(a + hop, n)
+        e = 0.0
+        c = 0
+        for i in range(a, b):
+            v = y[i]
+            e += np.float64(v) * v
+            total += v
+            if i > 0:
+                c += (v < -1e-10) != (y[i - 1] < -1e-10)
+        block_energy[blk] = e
+        block_cross[blk] = c
+    per_frame = n_fft // hop
+    aligned = half % hop == 0 and n_fft % hop == 0
     zcr = 0.0
     rms = 0.0
     for t in range(n_frames):
         p0 = t * hop - half
-        lo = max(p0 + 1, 1)
-        hi = min(p0 + n_fft - 1, n - 1)
-        if hi >= lo:
-            zcr += crossings[hi + 1] - crossings[lo]
-        e_lo = min(max(p0, 0), n)
-        e_hi = min(max(p0 + n_fft, 0), n)
-        rms += math.sqrt(max(energy[e_hi] - energy[e_lo], 0.0) / n_fft)
+        if aligned:
+            first = p0 // hop  # may be negative: blocks before the clip are empty
+            e = 0.0
+            c = 0
+            for blk in range(max(first, 0), min(first + per_frame, n_blocks)):
+                e += block_energy[blk]
+                c += block_cross[blk]
+            if 1 <= p0 < n:  # the first sample of a frame is never a crossing
+                c -= (y[p0] < -1e-10) != (y[p0 - 1] < -1e-10)
+        else:
+            e = 0.0
+            c = 0
+            for i in range(max(p0, 0), min(p0 + n_fft, n)):
+                e += np.float64(y[i]) * y[i]
+                if i > max(p0, 0):
+                    c += (y[i] < -1e-10) != (y[i - 1] < -1e-10)
+        zcr += c
+        rms += math.sqrt(max(e, 0.0) / n_fft)
     mean = total / n
     m2 = 0.0
     m3 = 0.0
