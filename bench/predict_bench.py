@@ -83,6 +83,7 @@ def score(labels_csv: str, truth_csv: str) -> dict:
     by_channel: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     hits = missed = 0
     per_label: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    per_actor: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for u in truth:
         key, a, b = (u["file"], u["channel"]), float(u["start"]), float(u["end"])
         by_channel[key].append((a, b))
@@ -92,14 +93,12 @@ def score(labels_csv: str, truth_csv: str) -> dict:
             if o > 0:
                 acc += o * np.array([float(w[c]) for c in prob_cols])
                 total += o
-        if total == 0:
-            missed += 1
-            per_label[u["label"]][1] += 1
-            continue
-        ok = prob_cols[int(acc.argmax())] == "p_" + u["label"]
+        ok = total > 0 and prob_cols[int(acc.argmax())] == "p_" + u["label"]
+        missed += total == 0
         hits += ok
-        per_label[u["label"]][0] += ok
-        per_label[u["label"]][1] += 1
+        for tally, name in ((per_label, u["label"]), (per_actor, u.get("actor", ""))):
+            tally[name][0] += ok
+            tally[name][1] += 1
     stray = sum(1 for key, ws in windows.items() for w in ws
                 if not any(min(float(w["end"]), b) > max(float(w["start"]), a)
                            for a, b in by_channel[key]))
@@ -107,7 +106,8 @@ def score(labels_csv: str, truth_csv: str) -> dict:
     return {"utterances": len(truth), "accuracy": hits / len(truth),
             "accuracy_found": hits / max(1, len(truth) - missed), "missed": missed,
             "windows": n_windows, "stray_windows": stray,
-            "per_label": {k: v[0] / v[1] for k, v in sorted(per_label.items())}}
+            "per_label": {k: v[0] / v[1] for k, v in sorted(per_label.items())},
+            "per_actor": {k: v[0] / v[1] for k, v in sorted(per_actor.items())}}
 
 
 def main() -> None:
