@@ -57,6 +57,23 @@ def test_tiny_and_odd_lengths_match_librosa():
     assert np.isfinite(got).all()
 
 
+@pytest.mark.parametrize("n_fft, hop", [(2048, 512), (512, 128), (1024, 300), (2048, 500)])
+def test_zcr_and_rms_match_librosa_for_any_frame_and_hop(n_fft, hop):
+    """Block sums where frames fall on hop boundaries, the direct loop where they do not."""
+    import librosa
+
+    from serfast.kernels_cpu import time_features
+
+    for n in (1, 2, 100, hop - 1, hop, hop + 1, n_fft - 1, n_fft, n_fft + 1, 20000):
+        y = rng_signal(n, n + hop)
+        y[::7] = 0.0  # exact zeros: |x| <= 1e-10 is no sign
+        out = np.empty(6)
+        time_features(y, n_fft, hop, out)
+        zcr = librosa.feature.zero_crossing_rate(y=y, frame_length=n_fft, hop_length=hop).mean()
+        rms = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop).mean()
+        np.testing.assert_allclose(out[:2], [zcr, rms], rtol=1e-6, atol=1e-9)
+
+
 def test_silent_clip_is_finite_and_matches_where_librosa_is_defined():
     silent = np.zeros(20000, np.float32)
     got = compute_batch([silent], SPEC).values[0].astype(np.float64)
