@@ -45,6 +45,13 @@ def frame_batch(signal, sig_offsets, first_frame, frame_offsets, window, hop, ou
                 row[j] = signal[a + k] * window[j] if 0 <= k < n else np.float32(0.0)
 
 
+@njit(cache=True, inline="always")
+def _crossing(y, i):
+    """1 if ``y[i - 1]`` and ``y[i]`` lie on different sides of zero (librosa's ZCR:
+    |x| <= 1e-10 counts as non-negative), else 0."""
+    return int((y[i] < -1e-10) != (y[i - 1] < -1e-10))
+
+
 @njit(cache=True, fastmath=_FAST)
 def time_features(y, n_fft, hop, out):
     """ZCR mean, RMS mean and the four waveform moments of one clip.
@@ -77,7 +84,7 @@ def time_features(y, n_fft, hop, out):
             e += np.float64(v) * v
             total += v
             if i > 0:
-                c += (v < -1e-10) != (y[i - 1] < -1e-10)
+                c += _crossing(y, i)
         block_energy[blk] = e
         block_cross[blk] = c
     per_frame = n_fft // hop
@@ -94,14 +101,14 @@ def time_features(y, n_fft, hop, out):
                 e += block_energy[blk]
                 c += block_cross[blk]
             if 1 <= p0 < n:  # the first sample of a frame is never a crossing
-                c -= (y[p0] < -1e-10) != (y[p0 - 1] < -1e-10)
+                c -= _crossing(y, p0)
         else:
             e = 0.0
             c = 0
             for i in range(max(p0, 0), min(p0 + n_fft, n)):
                 e += np.float64(y[i]) * y[i]
                 if i > max(p0, 0):
-                    c += (y[i] < -1e-10) != (y[i - 1] < -1e-10)
+                    c += _crossing(y, i)
         zcr += c
         rms += math.sqrt(max(e, 0.0) / n_fft)
     mean = total / n

@@ -2,8 +2,9 @@
 
 The signal is band-passed to the speech band (``band_low_hz`` to ``band_high_hz``,
 default 250-3,500 Hz: hum, rumble and most of a line's low-frequency noise lie below it,
-the telephone band's speech inside it), cut into frames of ``frame`` samples (the engine's hop, 512 at 22,050 Hz)
-and each frame's energy level in dB (re full scale) is measured. A frame is speech when
+the telephone band's speech inside it), cut into frames of ``frame`` samples (the
+engine's hop, 512 at 22,050 Hz) and each frame's energy level in dB (re full scale) is
+measured. A frame is speech when
 
 * it is ``margin_db`` above the noise floor: the minimum, over the last ``floor_chunks``
   chunks of ``floor_seconds``, of each chunk's 10th-percentile level (minimum statistics,
