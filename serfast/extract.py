@@ -23,6 +23,7 @@ from .corpus import Clip, scan
 from .device import DeviceError, batch_features, describe, resolve_device
 from .features import compute_batch
 from .filterbanks import filter_banks, install_filter_banks
+from .malloc import reuse_freed_memory
 from .spec import FeatureSpec
 from .store import RowMeta, RowResult, StoreWriter
 
@@ -149,6 +150,7 @@ def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool, seed:
 
 def _init_worker(spec: FeatureSpec, banks) -> None:
     threadpool_limits(1)
+    reuse_freed_memory()
     install_filter_banks(spec, banks)
 
 
@@ -171,6 +173,7 @@ def _map(fn, shards: list[list[ClipTask]], options: ExtractOptions,
             yield from map_shards(client, _cluster_shard, shards, args,
                                   broadcast=(filter_banks(options.spec),))
     elif workers == 1:
+        reuse_freed_memory()
         with threadpool_limits(1):
             for shard in shards:
                 yield fn(shard, *args)

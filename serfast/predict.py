@@ -26,6 +26,7 @@ from .channel import ChannelResult, WindowOptions, label_channel
 from .corpus import CorpusError, scan
 from .filterbanks import filter_banks, install_filter_banks
 from .labelcsv import LabelWriter
+from .malloc import reuse_freed_memory
 from .summary import summarize
 from .vad import VadOptions
 
@@ -102,6 +103,7 @@ _WORKER: dict = {}
 
 def _init_worker(model, spec, banks, options: WindowOptions) -> None:
     threadpool_limits(1)
+    reuse_freed_memory()
     install_filter_banks(spec, banks)
     _WORKER.update(predictor=load_model(model), options=options)
 
@@ -224,6 +226,7 @@ def predict_archive(sources: list[str], model, out: str,
     if options.cluster:
         _run_cluster(tasks, options.cluster, model, spec, wopts, record)
     elif workers == 1:
+        reuse_freed_memory()
         with threadpool_limits(1):
             for i, k, path, c in tasks:
                 record(i, k, run_task(path, c, predictor, wopts))
