@@ -26,7 +26,7 @@ def resume_journal(path: str, head: dict, error: type[Exception], changed: str,
         stored = json.loads(lines[0])
     except (json.JSONDecodeError, IndexError):
         raise error(f"{path} is damaged; delete it to start over") from None
-    if stored != head:
+    if stored != json.loads(json.dumps(head)):  # as stored: tuples become lists
         raise error(f"cannot resume: {changed}")
     kept, entries = [lines[0]], []
     for line in lines[1:]:

@@ -50,7 +50,7 @@ class PredictOptions:
     plots: str = ""  # write one timeline PNG per file into this folder when set
     block_seconds: float = 30.0
     batch: int = 64
-    lead: float = 0.0  # see WindowOptions.lead
+    leads: tuple[float, ...] = WindowOptions.leads  # see WindowOptions.leads
     vad: VadOptions = field(default_factory=VadOptions)
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
 
@@ -159,7 +159,7 @@ def predict_archive(sources: list[str], model, out: str,
     window = options.window or spec.duration or 2.5
     wopts = WindowOptions(window=window, hop=options.hop or window / 2,
                           block_seconds=options.block_seconds, batch=options.batch,
-                          lead=options.lead, vad=options.vad)
+                          leads=options.leads, vad=options.vad)
     summary_path = options.summary or os.path.join(os.path.dirname(os.path.abspath(out)),
                                                    "summary.csv")
     fingerprint = {"model": model if isinstance(model, str) else type(model).__name__,

@@ -178,8 +178,9 @@ def test_region_windows_cover_speech():
     from serfast.channel import region_windows
 
     assert region_windows(1000, 2000, 3000, 1500) == [0]  # short: centred
-    assert region_windows(1000, 2000, 3000, 1500, lead=0) == [1000]  # like training crops
-    assert region_windows(1000, 2000, 3000, 1500, lead=200) == [800]
+    assert region_windows(1000, 2000, 3000, 1500, leads=(0,)) == [1000]  # like training crops
+    assert region_windows(1000, 2000, 3000, 1500, leads=(0, 200, -1)) == [0, 800, 1000]
+    assert region_windows(100, 2000, 3000, 1500, leads=(0, 200, 400)) == [0, 100]
     starts = region_windows(0, 10000, 3000, 1500)
     assert starts == [0, 1500, 3000, 4500, 6000, 7000]  # hop, then one ending at the end
     assert region_windows(0, 6000, 3000, 1500) == [0, 1500, 3000]
