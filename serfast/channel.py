@@ -46,8 +46,8 @@ class WindowOptions:
     block_seconds: float = 30.0
     batch: int = 64
     group: int = 128
-    leads: tuple[float, ...] = (0.0, 0.25, 0.5)  # a short region's windows start this
-    # long before it; < 0: centred
+    #: a short region gets one window starting each of these before it (< 0: centred)
+    leads: tuple[float, ...] = (0.0, 0.25, 0.5)
     vad: VadOptions = VadOptions()
 
 
