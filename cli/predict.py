@@ -7,6 +7,7 @@ import click
 
 from serfast.cluster import ClusterError
 from serfast.corpus import CorpusError
+from serfast.device import DEVICES, DeviceError
 from serfast.labelcsv import OutputError
 from serfast.predict import PredictOptions, predict_archive
 
@@ -35,9 +36,11 @@ from .progress import ProgressLine
 @click.option("--resume", is_flag=True, help="Continue an interrupted run into --out.")
 @click.option("--cluster", default="", metavar="ADDRESS",
               help="Run on a Dask cluster: tcp://host:8786, or local:N worker processes.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where window features are computed; auto = the GPU when one is usable.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def predict(archive, model_dir, out, summary, segments, plots, mix, window, hop, workers,
-            resume, cluster, quiet):
+            resume, cluster, device, quiet):
     """Label every speech window of ARCHIVE (folders, audio files, .txt lists of paths or
     .csv manifests) with the model in --model.
 
@@ -47,16 +50,17 @@ def predict(archive, model_dir, out, summary, segments, plots, mix, window, hop,
     options = PredictOptions(window=window or 0.0, hop=hop or 0.0, mix=mix, workers=workers,
                              resume=resume, summary=summary,
                              segments=os.path.join(beside, "segments.csv") if segments else "",
-                             plots=plots, cluster=cluster)
+                             plots=plots, cluster=cluster, device=device)
     progress = ProgressLine(not quiet, unit="audio h", scale=1 / 3600)
     try:
         rep = predict_archive(list(archive), model_dir, out, options, progress)
-    except (CorpusError, OutputError, ClusterError, ValueError, OSError) as err:
+    except (CorpusError, OutputError, ClusterError, DeviceError, ValueError, OSError) as err:
         raise click.ClickException(" ".join(str(err).split())) from None
     click.echo(f"labelled {rep.windows} windows ({rep.speech_seconds / 3600:.2f} h of speech) "
                f"in {rep.channels} channels of {rep.files} files "
                f"({rep.audio_seconds / 3600:.2f} h of audio) in {rep.seconds:.1f} s "
-               f"on {f'Dask cluster {cluster}' if cluster else f'{rep.workers} worker(s)'}, "
+               f"on {f'Dask cluster {cluster}' if cluster else f'{rep.workers} worker(s)'}"
+               f"{'' if rep.device == 'CPU' else f' with {rep.device}'}, "
                f"{rep.errors} failed -> {out}")
     if rep.skipped:
         click.echo(f"resumed: {rep.skipped} files were already done")

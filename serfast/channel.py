@@ -13,8 +13,8 @@ over each speech region found by :mod:`serfast.vad`:
 * a longer region gets windows every ``hop`` from its start, plus one ending at its end,
   so every speech sample is covered.
 
-Windows are computed by the engine (:func:`serfast.features.compute_batch`) ``batch`` at
-a time. The model sees all the windows of the channel as one speaker group (per-speaker
+Windows are computed by the engine (:func:`serfast.device.batch_features`: the CPU
+kernels, or the GPU's when ``device`` says so) ``batch`` at a time. The model sees all the windows of the channel as one speaker group (per-speaker
 normalisation). With a model that can score a group in chunks
 (:attr:`serfast.model.Predictor.chunked_groups`, the serfast network), the
 normalisation statistics of the whole channel are summed while its windows stream by
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .features import compute_batch
+from .device import batch_features
 from .stream import channel_blocks
 from .vad import SpeechDetector, VadOptions
 
@@ -49,6 +49,7 @@ class WindowOptions:
     #: a short region gets one window starting each of these before it (< 0: centred)
     leads: tuple[float, ...] = (0.0, 0.25, 0.5)
     vad: VadOptions = VadOptions()
+    device: str = "cpu"  # where window features are computed: cpu | gpu | auto
 
 
 @dataclass
@@ -220,8 +221,8 @@ class _Labeller:
     def _features(self) -> None:
         if not self.pending:
             return
-        batch = compute_batch([y for _, y in self.pending], self.spec,
-                              frames=self.predictor.needs_frames)
+        batch = batch_features([y for _, y in self.pending], self.spec,
+                               self.predictor.needs_frames, self.opt.device)
         self.spans += [(s, s + len(y)) for s, y in self.pending]
         self.values.append(batch.values)
         if batch.frames is not None:

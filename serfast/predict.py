@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from .audio import AudioError, audio_info, one_line
 from .channel import ChannelResult, WindowOptions, label_channel
 from .corpus import CorpusError, scan
+from .device import DeviceError, describe, resolve_device
 from .filterbanks import filter_banks, install_filter_banks
 from .labelcsv import LabelWriter
 from .malloc import reuse_freed_memory
@@ -53,6 +54,7 @@ class PredictOptions:
     leads: tuple[float, ...] = WindowOptions.leads  # see WindowOptions.leads
     vad: VadOptions = field(default_factory=VadOptions)
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
+    device: str = "auto"  # auto | cpu | gpu (see serfast.device)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class PredictReport:
     windows: int
     seconds: float
     workers: int
+    device: str = "CPU"  # where window features were computed, in words
 
 
 def list_archive(sources: list[str]) -> list[str]:
@@ -154,12 +157,17 @@ def predict_archive(sources: list[str], model, out: str,
     """Label every file of ``sources`` with ``model`` (a Predictor or a model folder);
     writes ``out`` (labels.csv), the summary and, if asked, segments and plots."""
     start = time.perf_counter()
+    device = resolve_device(options.device)
+    if options.cluster and options.device == "gpu":
+        raise DeviceError("--device gpu cannot be combined with --cluster: each Dask "
+                          "worker uses its own GPU when it has one (--device auto)")
     predictor = load_model(model)
     labels, spec = list(predictor.labels), predictor.spec
     window = options.window or spec.duration or 2.5
     wopts = WindowOptions(window=window, hop=options.hop or window / 2,
                           block_seconds=options.block_seconds, batch=options.batch,
-                          leads=options.leads, vad=options.vad)
+                          leads=options.leads, vad=options.vad,
+                          device="auto" if options.cluster else device)
     summary_path = options.summary or os.path.join(os.path.dirname(os.path.abspath(out)),
                                                    "summary.csv")
     fingerprint = {"model": model if isinstance(model, str) else type(model).__name__,
@@ -236,7 +244,8 @@ def predict_archive(sources: list[str], model, out: str,
     writer.finish(options.segments)
     return PredictReport(len(files), counts["channels"], counts["errors"],
                          len(all_files) - len(files), total, counts["speech"],
-                         counts["windows"], time.perf_counter() - start, workers)
+                         counts["windows"], time.perf_counter() - start, workers,
+                         describe(device))
 
 
 def _cluster_task(task, banks, model, spec, wopts: WindowOptions):

@@ -194,6 +194,51 @@ def test_gpu_dispatch_with_numpy_as_cupy_on_the_cuda_simulator(tmp_path):
     assert res["err"] < 1e-4 and res["frames_err"] < 1e-3
 
 
+PREDICTED = """
+import csv, json, os, tempfile
+import soundfile as sf
+import serfast.kernels_gpu as kernels_gpu
+from serfast.predict import PredictOptions, predict_archive
+from test_predict import PLAN, SR, call, fit_predictor
+batches = []
+engine = kernels_gpu.compute_batch_xp
+def counted(signals, *args, **kw):
+    batches.append(len(signals))
+    return engine(signals, *args, **kw)
+kernels_gpu.compute_batch_xp = counted
+predictor, tmp = fit_predictor(), tempfile.mkdtemp()
+wav = os.path.join(tmp, "call.wav")
+sf.write(wav, call(PLAN, 24.0), SR, subtype="ULAW")
+rows, devices = {}, {}
+for device in ("cpu", "gpu"):
+    out = os.path.join(tmp, device, "labels.csv")
+    os.makedirs(os.path.dirname(out))
+    devices[device] = predict_archive([wav], predictor, out,
+                                      PredictOptions(workers=1, device=device)).device
+    with open(out, newline="") as fh:
+        rows[device] = list(csv.DictReader(fh))
+cpu, gpu = rows["cpu"], rows["gpu"]
+probs = [k for k in cpu[0] if k.startswith("p_")]
+print(json.dumps({"devices": devices, "gpu_windows": sum(batches), "windows": len(cpu),
+    "same_windows": [(r["channel"], r["start"]) for r in cpu]
+                    == [(r["channel"], r["start"]) for r in gpu],
+    "same_labels": [r["label"] for r in cpu] == [r["label"] for r in gpu],
+    "prob_diff": max(abs(float(a[k]) - float(b[k])) for a, b in zip(cpu, gpu) for k in probs)}))
+"""
+
+
+def test_predict_on_the_gpu_with_numpy_as_cupy(tmp_path):
+    """`serfast predict --device gpu` computes its windows with the GPU engine (CuPy
+    stood in for by NumPy, CUDA kernels on the simulator) and labels as on the CPU."""
+    for name, text in STAND_IN.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    res = simulated(PREDICTED, tmp_path)
+    assert res["devices"] == {"cpu": "CPU", "gpu": "GPU 0 (Stand-in GPU)"}
+    assert res["windows"] >= 4 and res["gpu_windows"] == res["windows"]
+    assert res["same_windows"] and res["same_labels"] and res["prob_diff"] < 1e-3
+
+
 @pytest.fixture
 def no_cupy(monkeypatch):
     """This process as if CuPy were not installed."""
@@ -223,6 +268,19 @@ def test_batch_features_dispatches_to_the_cpu_engine(no_cupy):
     with pytest.raises(device.DeviceError):
         device.batch_features(signals, SPEC, device="gpu")
     assert device.describe("cpu") == "CPU"
+
+
+def test_predict_without_a_gpu_refuses_gpu_in_one_line(no_cupy, tmp_path):
+    from click.testing import CliRunner
+
+    from serfast_cli.main import main
+
+    (tmp_path / "model").mkdir()
+    res = CliRunner().invoke(main, ["predict", str(tmp_path), "--model", str(tmp_path / "model"),
+                                   "--out", str(tmp_path / "labels.csv"), "--device", "gpu"])
+    assert res.exit_code == 1
+    assert res.output.strip() == ("Error: --device gpu: no usable CUDA GPU (cupy not "
+                                  "installed)")
 
 
 @pytest.fixture(scope="module")
