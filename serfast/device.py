@@ -54,6 +54,16 @@ def resolve_device(name: str) -> str:
     return "cpu"
 
 
+def run_device(name: str, cluster: str = "") -> str:
+    """The device of a run on this machine (:func:`resolve_device`). With a Dask
+    ``cluster``, ``gpu`` is refused: each Dask worker picks its own device (``auto``)."""
+    device = resolve_device(name)
+    if cluster and name == "gpu":
+        raise DeviceError("--device gpu cannot be combined with --cluster: each Dask "
+                          "worker uses its own GPU when it has one (--device auto)")
+    return device
+
+
 def describe(device: str) -> str:
     """A few words for run summaries: ``"CPU"`` or ``"GPU 0 (NVIDIA H100 80GB HBM3)"``."""
     if device != "gpu":

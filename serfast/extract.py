@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from .audio import AudioError, load_clip, one_line
 from .augment import AUGMENTATIONS, augment
 from .corpus import Clip, scan
-from .device import DeviceError, batch_features, describe, resolve_device
+from .device import batch_features, describe, resolve_device, run_device
 from .features import compute_batch
 from .filterbanks import filter_banks, install_filter_banks
 from .malloc import reuse_freed_memory
@@ -223,10 +223,7 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
             progress: Progress | None = None) -> Summary:
     """Extract the corpus at ``source`` (folder, file or CSV manifest) into store ``out``."""
     start = time.perf_counter()
-    device = resolve_device(options.device)
-    if options.cluster and options.device == "gpu":
-        raise DeviceError("--device gpu cannot be combined with --cluster: each Dask "
-                          "worker uses its own GPU when it has one (--device auto)")
+    device = run_device(options.device, options.cluster)
     corpus = scan(source)
     plan = plan_rows(corpus.clips, options.augment, options.copies)
     writer = StoreWriter(out, options.spec, plan, frames=options.frames,

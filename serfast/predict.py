@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 from .audio import AudioError, audio_info, one_line
 from .channel import ChannelResult, WindowOptions, label_channel
 from .corpus import CorpusError, scan
-from .device import DeviceError, describe, resolve_device
+from .device import describe, run_device
 from .filterbanks import filter_banks, install_filter_banks
 from .labelcsv import LabelWriter
 from .malloc import reuse_freed_memory
@@ -157,10 +157,7 @@ def predict_archive(sources: list[str], model, out: str,
     """Label every file of ``sources`` with ``model`` (a Predictor or a model folder);
     writes ``out`` (labels.csv), the summary and, if asked, segments and plots."""
     start = time.perf_counter()
-    device = resolve_device(options.device)
-    if options.cluster and options.device == "gpu":
-        raise DeviceError("--device gpu cannot be combined with --cluster: each Dask "
-                          "worker uses its own GPU when it has one (--device auto)")
+    device = run_device(options.device, options.cluster)
     predictor = load_model(model)
     labels, spec = list(predictor.labels), predictor.spec
     window = options.window or spec.duration or 2.5
