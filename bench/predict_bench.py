@@ -1,6 +1,7 @@
 """Benchmark of `serfast predict` on a telephone call archive: speed, memory, accuracy.
 
     python bench/predict_bench.py --model DIR [--archive /tmp/serfast-calls] [--long 120]
+                                  [--device gpu]
 
 1. Builds the archive with bench/make_call_archive.py if it is missing (20 calls of
    3 minutes = 1 hour of stereo 8 kHz µ-law audio, actors 17-20).
@@ -116,6 +117,7 @@ def main() -> None:
     p.add_argument("--archive", default=os.path.join(tempfile.gettempdir(), "serfast-calls"))
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--long", type=float, default=0, help="Minutes of a long call to run alone.")
+    p.add_argument("--device", default="auto", help="serfast predict --device: auto, cpu, gpu.")
     args = p.parse_args()
     gen = [sys.executable, os.path.join(HERE, "make_call_archive.py")]
     if not os.path.exists(os.path.join(args.archive, "truth.csv")):
@@ -127,7 +129,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "labels.csv")
         wall, peak = run_predict([args.archive, "--model", args.model, "--out", out,
-                                  "--workers", str(args.workers)])
+                                  "--workers", str(args.workers), "--device", args.device])
         print(f"archive: {len(wavs)} stereo calls, {hours:.3f} h of audio")
         print(f"wall {wall:.2f} s, real-time factor {hours * 3600 / wall:.0f}x, "
               f"peak memory {peak / 2**20:.0f} MiB (process tree)")
@@ -142,7 +144,7 @@ def main() -> None:
                                   "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
             wall, peak = run_predict([folder, "--model", args.model, "--out",
                                       os.path.join(tmp, "long.csv"),
-                                      "--workers", str(args.workers)])
+                                      "--workers", str(args.workers), "--device", args.device])
             print(f"long call: {args.long:g} min stereo, wall {wall:.2f} s "
                   f"({args.long * 60 / wall:.0f}x), peak memory {peak / 2**20:.0f} MiB")
 
