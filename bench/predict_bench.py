@@ -1,7 +1,7 @@
 """Benchmark of `serfast predict` on a telephone call archive: speed, memory, accuracy.
 
     python bench/predict_bench.py --model DIR [--archive /tmp/serfast-calls] [--long 120]
-                                  [--device gpu]
+                                  [--device gpu] [--no-denoise]
 
 1. Builds the archive with bench/make_call_archive.py if it is missing (20 calls of
    3 minutes = 1 hour of stereo 8 kHz µ-law audio, actors 17-20).
@@ -118,7 +118,10 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--long", type=float, default=0, help="Minutes of a long call to run alone.")
     p.add_argument("--device", default="auto", help="serfast predict --device: auto, cpu, gpu.")
+    p.add_argument("--no-denoise", action="store_true", help="serfast predict --no-denoise.")
     args = p.parse_args()
+    common = ["--workers", str(args.workers), "--device", args.device,
+              "--no-denoise" if args.no_denoise else "--denoise"]
     gen = [sys.executable, os.path.join(HERE, "make_call_archive.py")]
     if not os.path.exists(os.path.join(args.archive, "truth.csv")):
         subprocess.run(gen + [args.archive], check=True)
@@ -128,8 +131,7 @@ def main() -> None:
     hours = sum(sf.info(os.path.join(args.archive, f)).duration for f in wavs) / 3600
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "labels.csv")
-        wall, peak = run_predict([args.archive, "--model", args.model, "--out", out,
-                                  "--workers", str(args.workers), "--device", args.device])
+        wall, peak = run_predict([args.archive, "--model", args.model, "--out", out, *common])
         print(f"archive: {len(wavs)} stereo calls, {hours:.3f} h of audio")
         print(f"wall {wall:.2f} s, real-time factor {hours * 3600 / wall:.0f}x, "
               f"peak memory {peak / 2**20:.0f} MiB (process tree)")
@@ -143,8 +145,7 @@ def main() -> None:
             subprocess.run(gen + [folder, "--calls", "1", "--minutes", str(args.long),
                                   "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
             wall, peak = run_predict([folder, "--model", args.model, "--out",
-                                      os.path.join(tmp, "long.csv"),
-                                      "--workers", str(args.workers), "--device", args.device])
+                                      os.path.join(tmp, "long.csv"), *common])
             print(f"long call: {args.long:g} min stereo, wall {wall:.2f} s "
                   f"({args.long * 60 / wall:.0f}x), peak memory {peak / 2**20:.0f} MiB")
 

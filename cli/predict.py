@@ -7,6 +7,7 @@ import click
 
 from serfast.cluster import ClusterError
 from serfast.corpus import CorpusError
+from serfast.denoise import DenoiseOptions
 from serfast.device import DEVICES, DeviceError
 from serfast.labelcsv import OutputError
 from serfast.predict import PredictOptions, predict_archive
@@ -31,6 +32,8 @@ from .progress import ProgressLine
               help="Window in seconds [default: the model's crop, 2.5].")
 @click.option("--hop", type=click.FloatRange(0.05), default=None,
               help="Hop between windows in seconds [default: half the window].")
+@click.option("--denoise/--no-denoise", default=True, show_default=True,
+              help="Reduce steady line noise in each channel before labelling.")
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
               help="Worker processes; 0 = every core.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run into --out.")
@@ -39,8 +42,8 @@ from .progress import ProgressLine
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where window features are computed; auto = the GPU when one is usable.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def predict(archive, model_dir, out, summary, segments, plots, mix, window, hop, workers,
-            resume, cluster, device, quiet):
+def predict(archive, model_dir, out, summary, segments, plots, mix, window, hop, denoise,
+            workers, resume, cluster, device, quiet):
     """Label every speech window of ARCHIVE (folders, audio files, .txt lists of paths or
     .csv manifests) with the model in --model.
 
@@ -50,7 +53,8 @@ def predict(archive, model_dir, out, summary, segments, plots, mix, window, hop,
     options = PredictOptions(window=window or 0.0, hop=hop or 0.0, mix=mix, workers=workers,
                              resume=resume, summary=summary,
                              segments=os.path.join(beside, "segments.csv") if segments else "",
-                             plots=plots, cluster=cluster, device=device)
+                             plots=plots, cluster=cluster, device=device,
+                             denoise=DenoiseOptions() if denoise else None)
     progress = ProgressLine(not quiet, unit="audio h", scale=1 / 3600)
     try:
         rep = predict_archive(list(archive), model_dir, out, options, progress)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .denoise import DenoiseOptions
 from .device import batch_features
 from .stream import channel_blocks
 from .vad import SpeechDetector, VadOptions
@@ -49,6 +50,7 @@ class WindowOptions:
     #: a short region gets one window starting each of these before it (< 0: centred)
     leads: tuple[float, ...] = (0.0, 0.25, 0.5)
     vad: VadOptions = VadOptions()
+    denoise: DenoiseOptions | None = DenoiseOptions()  # None: the channel as recorded
     device: str = "cpu"  # where window features are computed: cpu | gpu | auto
 
 
@@ -247,6 +249,7 @@ def label_channel(path: str, channel: int | None, predictor,
     Raises :class:`serfast.audio.AudioError` when the file cannot be decoded.
     """
     state = _Labeller(predictor, options)
-    for block in channel_blocks(path, channel, predictor.spec.sr, options.block_seconds):
+    for block in channel_blocks(path, channel, predictor.spec.sr, options.block_seconds,
+                                options.denoise):
         state.push(block)
     return state.finish()

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from .audio import AudioError, audio_info, one_line
 from .channel import ChannelResult, WindowOptions, label_channel
 from .corpus import CorpusError, scan
+from .denoise import DenoiseOptions
 from .device import describe, run_device
 from .filterbanks import filter_banks, install_filter_banks
 from .labelcsv import LabelWriter
@@ -53,6 +54,7 @@ class PredictOptions:
     batch: int = 64
     leads: tuple[float, ...] = WindowOptions.leads  # see WindowOptions.leads
     vad: VadOptions = field(default_factory=VadOptions)
+    denoise: DenoiseOptions | None = field(default_factory=DenoiseOptions)  # None: off
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
     device: str = "auto"  # auto | cpu | gpu (see serfast.device)
 
@@ -163,7 +165,7 @@ def predict_archive(sources: list[str], model, out: str,
     window = options.window or spec.duration or 2.5
     wopts = WindowOptions(window=window, hop=options.hop or window / 2,
                           block_seconds=options.block_seconds, batch=options.batch,
-                          leads=options.leads, vad=options.vad,
+                          leads=options.leads, vad=options.vad, denoise=options.denoise,
                           device="auto" if options.cluster else device)
     summary_path = options.summary or os.path.join(os.path.dirname(os.path.abspath(out)),
                                                    "summary.csv")
