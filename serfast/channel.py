@@ -1,6 +1,8 @@
-"""Label one channel of a recording: blocks -> VAD -> windows -> features -> model.
+"""Label one channel of a recording: blocks -> noise reduction -> VAD -> windows ->
+features -> model.
 
-The channel is streamed (:mod:`serfast.stream`); only the audio that a window may still
+The channel is streamed (:mod:`serfast.stream`, which also reduces steady line noise
+unless ``denoise`` is None: :mod:`serfast.denoise`); only the audio that a window may still
 need is kept (a few tens of seconds whatever the recording's length). Windows are placed
 over each speech region found by :mod:`serfast.vad`:
 
