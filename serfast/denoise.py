@@ -57,7 +57,6 @@ class NoiseReducer:
         # input not yet framed, starting at the next frame; the first frame starts hop
         # samples before the signal so that every sample is covered by two frames
         self.buf = np.zeros(self.hop, np.float32)
-        self.spectra: list[np.ndarray] = []  # frames of the current chunk
         self.floors: list[np.ndarray] = []  # per-chunk noise estimates (last ``chunks``)
         self.tail = np.zeros(self.hop, np.float32)  # overlap-add carry of the last frame
         self.pushed = self.emitted = 0
@@ -68,13 +67,8 @@ class NoiseReducer:
         self.pushed += len(y)
         self.buf = np.concatenate([self.buf, np.asarray(y, np.float32)])
         out = []
-        while True:
-            n_frames = max(0, (len(self.buf) - self.n) // self.hop + 1)
-            take = self.chunk - len(self.spectra)
-            if n_frames < take:
-                break
-            self._frame(take)
-            out.append(self._chunk_out())
+        while (len(self.buf) - self.n) // self.hop + 1 >= self.chunk:
+            out.append(self._chunk_out(self._frame(self.chunk)))
         return self._emit(out)
 
     def finish(self) -> np.ndarray:
@@ -83,25 +77,22 @@ class NoiseReducer:
         self.buf = np.concatenate([self.buf, np.zeros(pad, np.float32)])
         n_frames = (len(self.buf) - self.n) // self.hop + 1
         out = []
-        while n_frames > 0:
-            take = min(n_frames, self.chunk - len(self.spectra))
-            self._frame(take)
+        while n_frames > 0:  # one partial chunk: push left less than a whole one
+            take = min(n_frames, self.chunk)
+            out.append(self._chunk_out(self._frame(take)))
             n_frames -= take
-            out.append(self._chunk_out())
         out.append(self.tail)
         return self._emit(out, final=True)
 
-    def _frame(self, k: int) -> None:
-        """FFT the next ``k`` frames of the buffer into the current chunk."""
+    def _frame(self, k: int) -> np.ndarray:
+        """Spectra (k, n // 2 + 1) of the next ``k`` frames of the buffer, consumed."""
         frames = sliding_window_view(self.buf[:(k + 1) * self.hop], self.n)[::self.hop]
-        self.spectra.append(scipy.fft.rfft(frames * self.window, axis=1))
         self.buf = self.buf[k * self.hop:]
+        return scipy.fft.rfft(frames * self.window, axis=1)
 
-    def _chunk_out(self) -> np.ndarray:
-        """Scale the frames of the current chunk by their gains and overlap-add them;
-        returns the samples completed (``hop`` per frame)."""
-        spec = np.concatenate(self.spectra)
-        self.spectra = []
+    def _chunk_out(self, spec: np.ndarray) -> np.ndarray:
+        """Scale the spectra of one chunk by their gains and overlap-add them; returns
+        the samples completed (``hop`` per frame)."""
         power = spec.real ** 2 + spec.imag ** 2
         rank = int(self.opt.percentile / 100 * (len(power) - 1))  # percentile, rounded down
         floor = np.partition(np.ascontiguousarray(power.T), rank, axis=1)[:, rank]
