@@ -1,12 +1,14 @@
 """Benchmark: the GPU backend against the CPU engine, measured in the same run.
 
-  1. feature computation alone on decoded 2.5-s clips (host arrays in, host rows out):
-     the GPU (``compute_batch_xp`` on CuPy, batches of ``--batch`` clips) against the CPU
-     engine on every core and on one core, and the librosa reference loop on a few clips;
-     targets: 50,000 clips/s on one H100, about 1,000x librosa;
-  2. end to end: CPU worker processes decode and resample, the parent sends batches
-     through the GPU while they keep decoding; against the same workers running the CPU
-     engine themselves. Target: 5,000 clips/s.
+  1. feature computation alone on decoded 2.5-s clips, host arrays in and host rows out
+     (``compute_batch_xp`` on CuPy, ``--batch`` clips per call), against the CPU engine on
+     every core and on one core, and the librosa reference loop on a few clips. Target:
+     50,000 clips/s on one H100, about 1,000x librosa. Where the time goes: staging into
+     pinned memory, the upload, and the kernels of one chunk already on the device;
+  2. end to end: ``serfast.extract`` over the corpus's files repeated ``--passes`` times
+     (every core decodes; the workers share the GPU) against the same run on the CPU.
+     Target: 5,000 clips/s. Both the whole run (worker start-up included) and the steady
+     rate after the first tenth of the rows are printed.
 
 Without a usable CUDA GPU it prints "needs a CUDA GPU (...)" and exits 0.
 
@@ -17,9 +19,11 @@ Without a usable CUDA GPU it prints "needs a CUDA GPU (...)" and exits 0.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import os
 import statistics
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -30,6 +34,7 @@ import numpy as np
 from serfast.audio import load_clip
 from serfast.demo import STYLES, synth_clip
 from serfast.device import describe, gpu_problem
+from serfast.extract import ExtractOptions, extract
 from serfast.features import compute_batch
 from serfast.spec import FeatureSpec
 
@@ -65,10 +70,6 @@ def _features(span: tuple[int, int]) -> int:
     return len(compute_batch(clips, SPEC).values)
 
 
-def _decode_and_features(files: list[str]) -> np.ndarray:
-    return compute_batch(_decode(files), SPEC).values
-
-
 def shards(items: list, size: int = SHARD) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
@@ -92,6 +93,45 @@ def gpu_features(clips: list[np.ndarray], batch: int) -> None:
         compute_batch_xp(part, SPEC, xp=cupy)
 
 
+def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
+    """clips/s of each step for one chunk of ``clips`` (equal lengths): staging into
+    pinned memory, the upload, and each group of kernels on the device."""
+    import cupy
+    import cupyx
+
+    from serfast import kernels_gpu as k
+
+    lengths = np.array([len(c) for c in clips])
+    rows = np.arange(len(clips))
+    banks = k.device_banks(SPEC, cupy)
+    host = k._stage(rows, clips, lengths, cupyx.empty_pinned)
+    y = cupy.empty(host.shape, cupy.float32)
+    n = cupy.asarray(lengths)
+    t = k.n_frames(y.shape[1], SPEC)
+    mag = k._stft_magnitude(y, t, SPEC, banks, cupy)
+
+    def synced(fn):
+        def run():
+            fn()
+            cupy.cuda.Device().synchronize()
+        return run
+
+    steps = {
+        "stage": lambda: k._stage(rows, clips, lengths, cupyx.empty_pinned),
+        "upload": lambda: y.set(host),
+        "stft": lambda: k._stft_magnitude(y, t, SPEC, banks, cupy),
+        "tuning": lambda: k._tuning_indices(mag, SPEC, banks.edges, cupy),
+        "zcr+rms": lambda: k._frame_time_fused(y, n, t, SPEC, cupy),
+        "moments": lambda: k._moments(y, n, cupy),
+        "all kernels": lambda: k._bucket_features(y, n, SPEC, banks, cupy, True, False),
+    }
+    for fn in steps.values():
+        synced(fn)()  # compile and plan
+    parts = [f"{name} {rate(synced(fn), len(clips), repeat):,.0f}"
+             for name, fn in steps.items()]
+    return f"one chunk of {len(clips)} clips, clips/s per step: " + ", ".join(parts)
+
+
 def decoded_clips(files: list[str], pool, n_synthetic: int) -> list[np.ndarray]:
     """The corpus's files decoded on every core, or synthetic 2.5-s clips without one."""
     if files:
@@ -101,20 +141,23 @@ def decoded_clips(files: list[str], pool, n_synthetic: int) -> list[np.ndarray]:
             for i in range(n_synthetic)]
 
 
-def end_to_end_gpu(files: list[str], pool, batch: int) -> None:
-    """Workers decode shards; the parent batches whatever has arrived through the GPU."""
-    import cupy
-
-    from serfast.kernels_gpu import compute_batch_xp
-
-    waiting: list[np.ndarray] = []
-    for part in pool.map(_decode, shards(files)):
-        waiting.extend(part)
-        if len(waiting) >= batch:
-            compute_batch_xp(waiting, SPEC, xp=cupy)
-            waiting = []
-    if waiting:
-        compute_batch_xp(waiting, SPEC, xp=cupy)
+def extract_rates(files: list[str], device: str, tmp: str) -> tuple[float, float]:
+    """``serfast.extract`` of ``files`` (a CSV manifest) on ``device`` with every core:
+    clips/s over the whole run, and over the rows after the first tenth."""
+    manifest = os.path.join(tmp, "manifest.csv")
+    with open(manifest, "w", newline="") as fh:
+        csv.writer(fh).writerows([["path"]] + [[f] for f in files])
+    marks: list[tuple[float, int]] = []
+    start = time.perf_counter()
+    summary = extract(manifest, os.path.join(tmp, f"{device}{time.perf_counter_ns()}.npy"),
+                      ExtractOptions(device=device),
+                      lambda done, total, ok, err: marks.append((time.perf_counter(), done)))
+    whole = summary.ok / (time.perf_counter() - start)
+    if summary.ok != len(files):
+        raise SystemExit(f"{device}: only {summary.ok} of {len(files)} clips extracted")
+    t0, n0 = next(m for m in marks if m[1] >= len(files) // 10)
+    t1, n1 = marks[-1]
+    return whole, (n1 - n0) / max(t1 - t0, 1e-9)
 
 
 def main() -> None:
@@ -123,8 +166,8 @@ def main() -> None:
     ap.add_argument("--corpus", default=str(DEFAULT_CORPUS))
     ap.add_argument("--clips", type=int, default=50_000, help="clips for the GPU runs")
     ap.add_argument("--cpu-clips", type=int, default=2_000, help="clips for the CPU runs")
-    ap.add_argument("--batch", type=int, default=8_192, help="clips per GPU call")
-    ap.add_argument("--passes", type=int, default=4, help="end to end: passes over the files")
+    ap.add_argument("--batch", type=int, default=16_384, help="clips per GPU call")
+    ap.add_argument("--passes", type=int, default=10, help="end to end: passes over the files")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--record", help="append the results as Markdown to this file")
     args = ap.parse_args()
@@ -137,36 +180,45 @@ def main() -> None:
                    if p.suffix.lower() in (".wav", ".flac"))
     lines = [f"{describe('gpu')}, {cores} CPU cores, "
              f"{len(files) or 'no'} files from {args.corpus}, median of {args.repeat}"]
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    print(lines[0], flush=True)
     with ProcessPoolExecutor(cores, mp_context=get_context("spawn"),
                              initializer=_one_core) as pool:
         decoded = decoded_clips(files, pool, 240)
-        gpu_set = [decoded[i % len(decoded)] for i in range(args.clips)]
-        gpu_features(gpu_set[:args.batch], args.batch)  # compile, plan cuFFT, fill the pool
-        gpu = rate(lambda: gpu_features(gpu_set, args.batch), len(gpu_set), args.repeat)
-        spans = [(i, min(i + SHARD, args.cpu_clips)) for i in range(0, args.cpu_clips, SHARD)]
-        with ProcessPoolExecutor(cores, mp_context=get_context("spawn"), initializer=_hold,
-                                 initargs=(decoded[:256],)) as held:
-            list(held.map(_features, spans[:cores]))  # warm every worker
-            cpu_all = rate(lambda: list(held.map(_features, spans)), args.cpu_clips,
-                           args.repeat)
-        _one_core()
-        one = gpu_set[:max(1, args.cpu_clips // 10)]
-        compute_batch(one[:1], SPEC)  # load the compiled kernels in this process
-        cpu_one = rate(lambda: [compute_batch([y], SPEC) for y in one], len(one), args.repeat)
-        lines.append(f"features alone: GPU {gpu:10.0f} clips/s | CPU all cores "
-                     f"{cpu_all:8.0f} clips/s ({gpu / cpu_all:6.1f}x) | CPU one core "
-                     f"{cpu_one:6.0f} clips/s ({gpu / cpu_one:7.1f}x)")
-        lines.append(librosa_line(decoded[:10], gpu))
-        if files:
-            work = files * args.passes
-            e2e_gpu = rate(lambda: end_to_end_gpu(work, pool, args.batch), len(work),
-                           args.repeat)
-            e2e_cpu = rate(lambda: list(pool.map(_decode_and_features, shards(work))),
-                           len(work), args.repeat)
-            lines.append(f"end to end ({len(work)} clips, decoding on {cores} cores): GPU "
-                         f"{e2e_gpu:8.0f} clips/s | CPU {e2e_cpu:8.0f} clips/s "
-                         f"({e2e_gpu / e2e_cpu:5.1f}x)")
-    print("\n".join(lines))
+    gpu_set = [decoded[i % len(decoded)] for i in range(args.clips)]
+    gpu_features(gpu_set[:args.batch], args.batch)  # compile, plan cuFFT, fill the pools
+    gpu = rate(lambda: gpu_features(gpu_set, args.batch), len(gpu_set), args.repeat)
+    say(f"features alone, GPU: {gpu:,.0f} clips/s ({len(gpu_set)} clips, "
+        f"{args.batch} per call)")
+    say(stage_breakdown(gpu_set[:2048], args.repeat))
+    spans = [(i, min(i + SHARD, args.cpu_clips)) for i in range(0, args.cpu_clips, SHARD)]
+    with ProcessPoolExecutor(cores, mp_context=get_context("spawn"), initializer=_hold,
+                             initargs=(decoded[:256],)) as held:
+        list(held.map(_features, spans[:cores]))  # warm every worker
+        cpu_all = rate(lambda: list(held.map(_features, spans)), args.cpu_clips, args.repeat)
+    _one_core()
+    one = gpu_set[:max(1, args.cpu_clips // 10)]
+    compute_batch(one[:1], SPEC)  # load the compiled kernels in this process
+    cpu_one = rate(lambda: [compute_batch([y], SPEC) for y in one], len(one), args.repeat)
+    say(f"features alone, CPU engine: all {cores} cores {cpu_all:,.0f} clips/s (GPU "
+        f"{gpu / cpu_all:.1f}x), one core {cpu_one:,.0f} clips/s (GPU {gpu / cpu_one:.0f}x)")
+    say(librosa_line(decoded[:10], gpu))
+    if files:
+        import cupy
+
+        cupy.get_default_memory_pool().free_all_blocks()  # leave the workers the GPU
+        work = files * args.passes
+        with tempfile.TemporaryDirectory() as tmp:
+            rates = {d: extract_rates(work, d, tmp) for d in ("gpu", "cpu")}
+        (g_all, g_steady), (c_all, c_steady) = rates["gpu"], rates["cpu"]
+        say(f"end to end, serfast extract of {len(work)} clips on {cores} cores: GPU "
+            f"{g_all:,.0f} clips/s whole run, {g_steady:,.0f} steady | CPU {c_all:,.0f} "
+            f"whole run, {c_steady:,.0f} steady | GPU/CPU {g_all / c_all:.1f}x whole run, "
+            f"{g_steady / c_steady:.1f}x steady")
     if args.record:
         with open(args.record, "a") as fh:
             fh.write(f"\n## bench_gpu.py, {datetime.date.today()}\n\n"
@@ -182,7 +234,7 @@ def librosa_line(clips: list[np.ndarray], gpu: float) -> str:
     warnings.simplefilter("ignore")
     reference_features(clips[0], SPEC)
     ref = rate(lambda: [reference_features(y, SPEC) for y in clips], len(clips), 1)
-    return f"librosa reference loop, one core: {ref:6.1f} clips/s (GPU {gpu / ref:7.0f}x)"
+    return f"librosa reference loop, one core: {ref:6.1f} clips/s (GPU {gpu / ref:,.0f}x)"
 
 
 if __name__ == "__main__":

@@ -76,8 +76,10 @@ def describe(device: str) -> str:
 
 
 def batch_features(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
-                   frames: bool = False, device: str = "auto") -> BatchFeatures:
-    """``compute_batch`` on the resolved device; ``device`` as :func:`resolve_device`.
+                   frames: bool = False, device: str = "auto",
+                   memory_share: float = 1.0) -> BatchFeatures:
+    """``compute_batch`` on the resolved device; ``device`` as :func:`resolve_device`;
+    ``memory_share``: the part of the GPU's memory this call may use.
 
     Returns host arrays in either case: values (n_clips, n_features) float32.
     """
@@ -87,4 +89,5 @@ def batch_features(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
 
     from .kernels_gpu import compute_batch_xp
 
-    return compute_batch_xp(signals, spec, frames=frames, xp=cupy)
+    return compute_batch_xp(signals, spec, frames=frames, xp=cupy,
+                            memory_share=memory_share)

@@ -1,8 +1,10 @@
 """The extraction pipeline: corpus -> audio -> features -> store, on all cores.
 
 Work is shipped to worker processes in shards of clips; each worker decodes a clip once,
-makes its augmented copies, computes features, and sends rows back; the parent writes
-them into the store as they arrive (see :mod:`serfast.store` for atomicity and resume).
+makes its augmented copies, computes features (on the CPU one clip at a time, or the whole
+shard in one batch on the GPU, which the workers share), and sends rows back; the parent
+writes them into the store as they arrive (see :mod:`serfast.store` for atomicity and
+resume).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from .store import RowMeta, RowResult, StoreWriter
 
 #: A task: one clip's path and its rows as (row index, augmentation or "").
 ClipTask = tuple[str, list[tuple[int, str]]]
-#: Clips per GPU batch when the parent process computes features on the GPU.
-GPU_BATCH = 4096
+#: Most clips per shard on the GPU (one batch per shard).
+GPU_SHARD = 256
 #: progress(rows done, rows in total, rows ok, rows failed)
 Progress = Callable[[int, int, int, int], None]
 
@@ -106,16 +108,18 @@ def decode_task(task: ClipTask, spec: FeatureSpec,
 
 
 def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frames: bool,
-                 device: str = "cpu") -> list[RowResult]:
+                 device: str = "cpu", gpu_share: float = 1.0) -> list[RowResult]:
     """Features of decoded rows: one clip per call on the CPU (so a row never depends on
-    its neighbours and one failure stays one row), one batch on the GPU."""
+    its neighbours and one failure stays one row), one batch on the GPU, using at most
+    ``gpu_share`` of its memory."""
     def row(r: int, y: np.ndarray, batch, i: int) -> RowResult:
         return RowResult(r, batch.values[i], duration=len(y) / spec.sr,
                          frames=batch.frames[i] if frames else None)
 
     if device == "gpu":
         try:
-            batch = batch_features([y for _, y in signals], spec, frames, "gpu")
+            batch = batch_features([y for _, y in signals], spec, frames, "gpu",
+                                   memory_share=gpu_share)
         except Exception as err:  # noqa: BLE001
             reason = f"feature error: {one_line(err, with_type=True)}"
             return [RowResult(r, error=reason) for r, _ in signals]
@@ -142,10 +146,10 @@ def _decode_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,
 
 
 def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool, seed: int,
-                   device: str = "cpu") -> list[RowResult]:
+                   device: str = "cpu", gpu_share: float = 1.0) -> list[RowResult]:
     """Decode and compute every row of a shard of clips on ``device``."""
     signals, errors = _decode_shard(shard, spec, frames, seed)
-    return errors + feature_rows(signals, spec, frames, device)
+    return errors + feature_rows(signals, spec, frames, device, gpu_share)
 
 
 def _init_worker(spec: FeatureSpec, banks) -> None:
@@ -161,11 +165,11 @@ def _cluster_shard(shard: list[ClipTask], banks, spec: FeatureSpec, frames: bool
     return _process_shard(shard, spec, frames, seed, resolve_device("auto"))
 
 
-def _map(fn, shards: list[list[ClipTask]], options: ExtractOptions,
-         workers: int) -> Iterable:
-    """``fn(shard, spec, frames, seed)`` for every shard, results in completion order,
-    in this process, in a pool of worker processes, or on a Dask cluster."""
-    args = (options.spec, options.frames, options.seed)
+def _map(fn, shards: list[list[ClipTask]], options: ExtractOptions, workers: int,
+         *extra) -> Iterable:
+    """``fn(shard, spec, frames, seed, *extra)`` for every shard, results in completion
+    order, in this process, in a pool of worker processes, or on a Dask cluster."""
+    args = (options.spec, options.frames, options.seed, *extra)
     if options.cluster:
         from .cluster import connect, map_shards
 
@@ -190,23 +194,19 @@ def _map(fn, shards: list[list[ClipTask]], options: ExtractOptions,
             yield from (f.result() for f in pending)
 
 
-def _run_shards(shards: list[list[ClipTask]], options: ExtractOptions, workers: int,
+def _run_shards(tasks: list[ClipTask], options: ExtractOptions, workers: int,
                 device: str) -> Iterable[list[RowResult]]:
-    """Rows of every shard: computed by the workers (CPU), or decoded by the workers and
-    sent through the GPU by this process in batches of ``GPU_BATCH`` clips."""
+    """Rows of every task, computed by the workers on the CPU, or on the GPU, where each
+    worker sends its decoded shard through the GPU as one batch while the others decode
+    (shards of up to ``GPU_SHARD`` clips, at least four per worker)."""
+    size = options.shard_size
+    if device == "gpu" and not options.cluster:
+        size = min(GPU_SHARD, max(size, len(tasks) // (4 * workers)))
+    shards = [tasks[i:i + size] for i in range(0, len(tasks), size)]
     if device != "gpu" or options.cluster:
         yield from _map(_process_shard, shards, options, workers)
-        return
-    pending: list[tuple[int, np.ndarray]] = []
-    for signals, errors in _map(_decode_shard, shards, options, workers):
-        pending += signals
-        if errors:
-            yield errors
-        if len(pending) >= GPU_BATCH:
-            yield feature_rows(pending, options.spec, options.frames, "gpu")
-            pending = []
-    if pending:
-        yield feature_rows(pending, options.spec, options.frames, "gpu")
+    else:
+        yield from _map(_process_shard, shards, options, workers, "gpu", 1.0 / workers)
 
 
 def _tasks(plan: list[RowMeta], done: dict) -> list[ClipTask]:
@@ -242,14 +242,13 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
 
     workers = options.workers or os.cpu_count() or 1
     workers = max(1, min(workers, len(tasks) or 1))
-    shards = [tasks[i:i + options.shard_size] for i in range(0, len(tasks), options.shard_size)]
-    for results in _run_shards(shards, options, workers, device):
+    for results in _run_shards(tasks, options, workers, device):
         record(results)
     writer.finish({"ignored_files": corpus.ignored})
     where = f"{workers} CPU worker process{'es' if workers > 1 else ''}"
     if options.cluster:
         where = f"Dask cluster {options.cluster}"
     elif device == "gpu":
-        where = f"{describe('gpu')} with {where} decoding"
+        where = f"{describe('gpu')} shared by {where}"
     return Summary(len(plan), counts["ok"], counts["err"], corpus.ignored,
                    time.perf_counter() - start, where)

@@ -18,6 +18,10 @@ bucket) and prefix-sum array code elsewhere.
 from __future__ import annotations
 
 import math
+import os
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +38,8 @@ _ZCR_THRESHOLD = -1e-10
 _BYTES_PER_FRAME = 40 * 1024
 #: Frames per chunk when the array module is not a GPU one.
 HOST_CHUNK_FRAMES = 8192
+#: Threads that copy a chunk's clips into pinned host memory.
+_STAGING_THREADS = min(8, os.cpu_count() or 1)
 #: CUDA block shape (clips, frames) of the fused ZCR/RMS kernel.
 _BLOCK = (4, 64)
 
@@ -74,7 +80,8 @@ def device_banks(spec: FeatureSpec, xp) -> DeviceBanks:
 
 def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
                      frames: bool = False, xp=None, fused: bool | None = None,
-                     max_frames: int | None = None) -> BatchFeatures:
+                     max_frames: int | None = None, memory_share: float = 1.0
+                     ) -> BatchFeatures:
     """The seed features of every clip, as ``features.compute_batch``, on ``xp``'s device.
 
     Parameters
@@ -82,10 +89,14 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
     signals : list of (n_i,) float32 host arrays, mono at ``spec.sr``, n_i >= 1.
     xp : array module, default CuPy.  NumPy runs the same code on the CPU.
     fused : run the Numba-CUDA ZCR/RMS kernel (default: when ``xp`` is not NumPy).
-    max_frames : STFT frames per chunk (default: a quarter of free GPU memory, or
-        ``HOST_CHUNK_FRAMES``); a bucket is cut into chunks of whole clips.
+    max_frames : STFT frames per chunk (default: ``memory_share`` of an eighth of free
+        GPU memory, or ``HOST_CHUNK_FRAMES``); a bucket is cut into chunks of whole clips.
+    memory_share : the part of the GPU this call may use (``1 / processes`` when several
+        processes share one GPU).
 
     Returns host arrays: ``values`` (n_clips, n_features) float32 and ``frames``.
+    While one chunk is computed, a background thread stages the next ones into pinned
+    host memory and copies them to the device on a stream of their own.
     """
     if xp is None:
         import cupy as xp
@@ -95,39 +106,100 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
     if len(signals) and lengths.min() < 1:
         raise ValueError("every clip needs at least one sample")
     banks = device_banks(spec, xp)
-    budget = max_frames or _chunk_frames(xp)
+    budget = max_frames or max(1, int(_chunk_frames(xp) * memory_share))
     values = np.empty((len(signals), width), np.float32)
     frame_list = [None] * len(signals) if frames else None
-    for clips in _buckets(lengths, spec, budget):
-        host = _staging((len(clips), lengths[clips].max()), xp)
-        for row, c in enumerate(clips):
-            host[row, :lengths[c]] = signals[c]
-        rows, logmel = _bucket_features(xp.asarray(host), xp.asarray(lengths[clips]), spec,
-                                        banks, xp, fused, frames)
+    chunks = _buckets(lengths, spec, budget)
+    for clips, y in _uploaded(chunks, signals, lengths, xp):
+        rows, logmel = _bucket_features(y, xp.asarray(lengths[clips]), spec, banks, xp,
+                                        fused, frames)
         values[clips] = _to_host(rows, xp)
         if frames:
             both = xp.concatenate([logmel, logmel @ banks.dct], axis=2)
             for row, block in zip(clips, _to_host(both, xp)):
                 frame_list[row] = block
+        del y, rows, logmel
     return BatchFeatures(values, frame_list)
 
 
 def _chunk_frames(xp) -> int:
-    """Frames per chunk: a quarter of the device memory free now or held free by CuPy."""
+    """Frames per chunk: an eighth of the device memory free now or held free by CuPy
+    (two chunks wait on the device while one is computed)."""
     if xp is np:
         return HOST_CHUNK_FRAMES
     free = xp.cuda.runtime.memGetInfo()[0] + xp.get_default_memory_pool().free_bytes()
-    return max(1, free // 4 // _BYTES_PER_FRAME)
+    return max(1, free // 8 // _BYTES_PER_FRAME)
 
 
-def _staging(shape: tuple[int, int], xp) -> np.ndarray:
-    """A zeroed float32 host array for one bucket, page-locked under CuPy (faster and
-    asynchronous-capable copies to the device)."""
+def _uploaded(chunks: list[np.ndarray], signals: list[np.ndarray], lengths: np.ndarray,
+              xp, ahead: int = 2):
+    """Yield ``(clips, y)`` per chunk: y (len(clips), max length) float32 on the device,
+    clip ``i`` zero past ``lengths[clips[i]]``.  A background thread stages and uploads
+    up to ``ahead`` chunks before the consumer needs them."""
     if xp is np:
-        return np.zeros(shape, np.float32)
-    import cupyx
+        for clips in chunks:
+            yield clips, _stage(clips, signals, lengths, np.empty)
+        return
+    ready: queue.Queue = queue.Queue(ahead)
+    stop = threading.Event()
 
-    return cupyx.zeros_pinned(shape, np.float32)
+    def produce() -> None:
+        try:
+            import cupyx
+
+            stream = xp.cuda.Stream(non_blocking=True)
+            with stream:
+                for clips in chunks:
+                    host = _stage(clips, signals, lengths, cupyx.empty_pinned)
+                    y = xp.empty(host.shape, xp.float32)
+                    y.set(host)
+                    stream.synchronize()  # y is complete and host may be freed
+                    while not stop.is_set():
+                        try:
+                            ready.put((clips, y), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+        except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
+            ready.put(err)
+            return
+        ready.put(None)
+
+    thread = threading.Thread(target=produce, name="serfast-upload", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _stage(clips: np.ndarray, signals: list[np.ndarray], lengths: np.ndarray,
+           empty) -> np.ndarray:
+    """The chunk's clips as one (len(clips), max length) float32 host array from
+    ``empty(shape, dtype)``, zero past each clip's end; large chunks are copied by
+    several threads (NumPy copies release the GIL)."""
+    n = lengths[clips]
+    host = empty((len(clips), int(n.max())), np.float32)
+
+    def fill(rows: range) -> None:
+        for row in rows:
+            host[row, :n[row]] = signals[clips[row]]
+            host[row, n[row]:] = 0.0
+
+    parts = min(_STAGING_THREADS, max(1, len(clips) // 64))
+    if parts == 1:
+        fill(range(len(clips)))
+    else:
+        bounds = np.linspace(0, len(clips), parts + 1).astype(int)
+        with ThreadPoolExecutor(parts) as pool:
+            list(pool.map(fill, [range(a, b) for a, b in zip(bounds, bounds[1:])]))
+    return host
 
 
 def _to_host(a, xp) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Shared fixtures: small audio written on the fly, and the real corpus when present."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,9 @@ import soundfile as sf
 
 from serfast.demo import synth_clip
 
-RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ravdess"
+#: The real corpus beside the checkout, or where SERFAST_RAVDESS says (a copy elsewhere).
+RAVDESS = Path(os.environ.get("SERFAST_RAVDESS") or
+               Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ravdess")
 
 
 @pytest.fixture(scope="session")

@@ -1,19 +1,24 @@
 """The GPU backend: its array code with NumPy standing in for CuPy, its CUDA kernel on
 Numba's simulator, device selection, and parity on a real GPU when there is one."""
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from serfast import device
+from serfast import device, kernels_gpu
 from serfast.audio import load_clip
+from serfast.extract import ExtractOptions, extract
 from serfast.features import compute_batch
 from serfast.kernels_gpu import compute_batch_xp
 from serfast.spec import FeatureSpec
+from serfast.store import open_store
 
 from conftest import rng_signal, speech
 
@@ -31,13 +36,20 @@ def synthetic_clips():
             rng_signal(30000, 1), rng_signal(3000, 2)]
 
 
-def assert_matches_cpu(signals, got):
-    """Every column within 1e-4 of its scale (chroma 1e-3) of the CPU engine; frames too."""
-    want = compute_batch(signals, SPEC, frames=got.frames is not None)
-    scale = np.maximum(np.abs(want.values).max(axis=0), 1e-12)
-    err = (np.abs(got.values.astype(np.float64) - want.values) / scale).max(axis=0)
-    bad = [(c, e) for c, e, is_c in zip(COLS, err, CHROMA) if e > (1e-3 if is_c else 1e-4)]
+def assert_close_columns(got, want, chroma_tol=1e-3):
+    """Every column of ``got`` within 1e-4 of its scale in ``want`` (chroma
+    ``chroma_tol``)."""
+    scale = np.maximum(np.abs(want).max(axis=0), 1e-12)
+    err = (np.abs(np.asarray(got, np.float64) - want) / scale).max(axis=0)
+    bad = [(c, e) for c, e, is_c in zip(COLS, err, CHROMA) if e > (chroma_tol if is_c else 1e-4)]
     assert not bad, f"columns off the CPU engine: {bad}"
+
+
+def assert_matches_cpu(signals, got, chroma_tol=1e-3):
+    """Every column within 1e-4 of its scale (chroma ``chroma_tol``) of the CPU engine;
+    frames too."""
+    want = compute_batch(signals, SPEC, frames=got.frames is not None)
+    assert_close_columns(got.values, want.values, chroma_tol)
     if got.frames is not None:
         assert [f.shape for f in got.frames] == [f.shape for f in want.frames]
         for g, w in zip(got.frames, want.frames):
@@ -100,6 +112,61 @@ def test_empty_batch_and_empty_clip():
         compute_batch_xp([np.zeros(0, np.float32)], SPEC, xp=np)
 
 
+class _FakeStream(contextlib.nullcontext):
+    def __init__(self, non_blocking=False):
+        super().__init__()
+
+    def synchronize(self):
+        pass
+
+
+class _FakeDeviceArray(np.ndarray):
+    """A host array that fails its upload when its first sample is 99."""
+
+    def set(self, host):
+        if host[0, 0] == 99:
+            raise RuntimeError("copy failed")
+        self[...] = host
+
+
+FAKE_XP = SimpleNamespace(float32=np.float32, cuda=SimpleNamespace(Stream=_FakeStream),
+                          empty=lambda shape, dtype: np.empty(shape, dtype).view(
+                              _FakeDeviceArray))
+
+
+@pytest.fixture
+def fake_cupyx(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupyx", SimpleNamespace(empty_pinned=np.empty))
+
+
+def test_upload_thread_stages_every_chunk_in_order(fake_cupyx):
+    signals = [np.full(n, k + 1, np.float32) for k, n in enumerate((5, 3, 700, 650, 9))]
+    lengths = np.array([len(s) for s in signals])
+    chunks = [np.array([0, 1]), np.array([2, 3]), np.array([4])]
+    got = list(kernels_gpu._uploaded(chunks, signals, lengths, FAKE_XP, ahead=1))
+    assert [list(c) for c, _ in got] == [[0, 1], [2, 3], [4]]
+    for clips, y in got:
+        assert y.shape == (len(clips), lengths[clips].max())
+        for row, c in enumerate(clips):
+            assert (y[row, :lengths[c]] == c + 1).all() and (y[row, lengths[c]:] == 0).all()
+    many = [np.full(100, k, np.float32) for k in range(300)]  # staged by several threads
+    (clips, y), = kernels_gpu._uploaded([np.arange(300)], many, np.full(300, 100), FAKE_XP)
+    assert (y == np.arange(300)[:, None]).all()
+
+
+def test_upload_thread_raises_its_errors_and_stops_with_the_consumer(fake_cupyx):
+    signals = [np.ones(10, np.float32), np.full(10, 99, np.float32)]
+    chunks = [np.array([0]), np.array([1])]
+    with pytest.raises(RuntimeError, match="copy failed"):
+        list(kernels_gpu._uploaded(chunks, signals, np.array([10, 10]), FAKE_XP))
+    ones = [np.ones(10, np.float32)] * 50
+    stream = kernels_gpu._uploaded([np.array([k]) for k in range(50)], ones,
+                                   np.full(50, 10), FAKE_XP, ahead=1)
+    next(stream)
+    stream.close()  # the thread, blocked on a full queue, must end
+    assert not [t for t in threading.enumerate() if t.name == "serfast-upload"]
+
+
 SIMULATED = """
 import json
 import numpy as np
@@ -127,15 +194,16 @@ print(json.dumps({"simulator": bool(config.ENABLE_CUDASIM),
 """
 
 
-def simulated(script, *paths):
-    """JSON printed last by ``script`` in a fresh interpreter on Numba's CUDA simulator
-    (the variable must be set before numba.cuda is first imported)."""
+def simulated(script, *paths, args=()):
+    """JSON printed last by ``script`` (run with ``args``) in a fresh interpreter on
+    Numba's CUDA simulator (the variable must be set before numba.cuda is first imported),
+    with ``paths`` first on its import path."""
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [*map(str, paths),
                                                       os.path.dirname(__file__),
                                                       env.get("PYTHONPATH")]))
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -149,19 +217,30 @@ def test_fused_zcr_rms_kernel_on_the_cuda_simulator():
 
 STAND_IN = {
     "cupy/__init__.py": """
+import contextlib as _contextlib
 import numpy as _np
 from types import SimpleNamespace as _NS
 def __getattr__(name):
     return getattr(_np, name)
+class _DeviceArray(_np.ndarray):
+    def set(self, host, stream=None):
+        self[...] = host
+def empty(shape, dtype):
+    return _np.empty(shape, dtype).view(_DeviceArray)
 def asnumpy(a):
     return _np.asarray(a)
 def get_default_memory_pool():
     return _NS(free_bytes=lambda: 0)
-cuda = _NS(Device=lambda: _NS(id=0), runtime=_NS(
-    getDeviceCount=lambda: 1, memGetInfo=lambda: (20 * 40 * 1024 * 4, 2 ** 30),
+class _Stream(_contextlib.nullcontext):
+    def __init__(self, non_blocking=False):
+        super().__init__()
+    def synchronize(self):
+        pass
+cuda = _NS(Device=lambda: _NS(id=0), Stream=_Stream, runtime=_NS(
+    getDeviceCount=lambda: 1, memGetInfo=lambda: (20 * 40 * 1024 * 8, 2 ** 30),
     getDeviceProperties=lambda i: {"name": b"Stand-in GPU"}))
 """,
-    "cupyx/__init__.py": "from numpy import zeros as zeros_pinned\n",
+    "cupyx/__init__.py": "from numpy import empty as empty_pinned\n",
 }
 
 DISPATCHED = """
@@ -191,6 +270,43 @@ def test_gpu_dispatch_with_numpy_as_cupy_on_the_cuda_simulator(tmp_path):
     res = simulated(DISPATCHED, tmp_path)
     assert res["device"] == "gpu" and res["name"] == "GPU 0 (Stand-in GPU)"
     assert res["host"] == "ndarray"
+    assert res["err"] < 1e-4 and res["frames_err"] < 1e-3
+
+
+EXTRACTED = """
+import json, sys
+import numpy as np
+from serfast.extract import ExtractOptions, extract
+from serfast.spec import FeatureSpec
+from serfast.store import open_store
+spec = FeatureSpec(n_fft=256, hop_length=64, duration=0.3)  # small: the simulator is slow
+corpus, out = sys.argv[1], sys.argv[2]
+stores, where = {}, {}
+for device in ("cpu", "gpu"):
+    where[device] = extract(corpus, f"{out}/{device}.npy",
+                            ExtractOptions(spec=spec, workers=2, device=device,
+                                           frames=True)).where
+    stores[device] = open_store(f"{out}/{device}.npy")
+cpu, gpu = stores["cpu"], stores["gpu"]
+scale = np.abs(cpu.values).max(axis=0) + 1e-12
+print(json.dumps({"where": where, "rows": len(gpu.values),
+    "paths": [r["path"] for r in cpu.rows] == [r["path"] for r in gpu.rows],
+    "err": float((abs(gpu.values - cpu.values) / scale).max()),
+    "frames_err": max(float(abs(cpu.row_frames(i) - gpu.row_frames(i)).max())
+                      for i in range(len(cpu.values)))}))
+"""
+
+
+def test_extract_on_the_gpu_with_numpy_as_cupy(tmp_path, good_corpus):
+    """`serfast extract --device gpu`: two workers share the (stand-in) GPU, each sending
+    its decoded shard through it as one batch; the store matches the CPU engine's."""
+    for name, text in STAND_IN.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    res = simulated(EXTRACTED, tmp_path, args=[good_corpus, tmp_path])
+    assert res["where"] == {"cpu": "2 CPU worker processes",
+                            "gpu": "GPU 0 (Stand-in GPU) shared by 2 CPU worker processes"}
+    assert res["rows"] == 6 and res["paths"]
     assert res["err"] < 1e-4 and res["frames_err"] < 1e-3
 
 
@@ -303,4 +419,22 @@ def test_gpu_matches_cpu_engine_on_synthetic_and_odd_lengths(gpu):
 def test_gpu_matches_cpu_engine_on_real_speech(gpu, ravdess_files):
     signals = [load_clip(f, SPEC) for f in ravdess_files]
     assert_matches_cpu(signals, device.batch_features(signals, SPEC, frames=True,
-                                                      device="gpu"))
+                                                      device="gpu"), chroma_tol=1e-4)
+
+
+def test_gpu_extract_matches_cpu_extract_on_real_speech(gpu, ravdess_files, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for f in ravdess_files:
+        (corpus / os.path.basename(f)).symlink_to(f)
+    stores = {}
+    for name in ("cpu", "gpu"):
+        summary = extract(str(corpus), str(tmp_path / f"{name}.npy"),
+                          ExtractOptions(workers=2, device=name, frames=True))
+        assert summary.ok == len(ravdess_files) and summary.errors == 0
+        stores[name] = open_store(str(tmp_path / f"{name}.npy"))
+    assert summary.where.startswith("GPU ") and "shared by 2 CPU worker" in summary.where
+    cpu, gpu_store = stores["cpu"], stores["gpu"]
+    assert [r["path"] for r in cpu.rows] == [r["path"] for r in gpu_store.rows]
+    assert_close_columns(gpu_store.values, cpu.values, chroma_tol=1e-4)
+    assert np.abs(gpu_store.frames - cpu.frames).max() < 1e-3

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The checks that need a real CUDA GPU, in one go: the GPU tests (parity with the CPU
+# engine on synthetic audio, and on real clips when the corpus is there) and the GPU
+# benchmark.  Run from the repository root after `pip install -e ".[gpu,test]"`:
+#
+#   bash bench/gpu_checks.sh [CORPUS] [RESULTS] [PYTEST ARGS...]
+#
+# CORPUS defaults to ../shared/corpora/ravdess; RESULTS (default bench/RESULTS.md) gets the
+# benchmark's lines appended.
+set -u
+corpus=${1:-../shared/corpora/ravdess}
+results=${2:-bench/RESULTS.md}
+shift $(( $# < 2 ? $# : 2 ))
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python -c "import cupy, numba; print('cupy', cupy.__version__, 'CUDA runtime',
+cupy.cuda.runtime.runtimeGetVersion(), '| numba', numba.__version__)"
+SERFAST_RAVDESS=$corpus timeout 300 python -m pytest -q -rs tests/test_gpu.py "$@" \
+    || echo "GPU TESTS FAILED"
+timeout 300 python bench/bench_gpu.py --corpus "$corpus" --record "$results" \
+    || echo "GPU BENCHMARK FAILED"
