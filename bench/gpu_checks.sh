@@ -6,15 +6,15 @@
 #   bash bench/gpu_checks.sh [CORPUS] [RESULTS] [PYTEST ARGS...]
 #
 # CORPUS defaults to ../shared/corpora/ravdess; RESULTS (default bench/RESULTS.md) gets the
-# benchmark's lines appended.
+# benchmark's lines appended; PYTHON (default python) is the interpreter.
 set -u
 corpus=${1:-../shared/corpora/ravdess}
 results=${2:-bench/RESULTS.md}
 shift $(( $# < 2 ? $# : 2 ))
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python -c "import cupy, numba; print('cupy', cupy.__version__, 'CUDA runtime',
+${PYTHON:-python} -c "import cupy, numba; print('cupy', cupy.__version__, 'CUDA runtime',
 cupy.cuda.runtime.runtimeGetVersion(), '| numba', numba.__version__)"
-SERFAST_RAVDESS=$corpus timeout 300 python -m pytest -q -rs tests/test_gpu.py "$@" \
+SERFAST_RAVDESS=$corpus timeout 300 ${PYTHON:-python} -m pytest -q -rs tests/test_gpu.py "$@" \
     || echo "GPU TESTS FAILED"
-timeout 300 python bench/bench_gpu.py --corpus "$corpus" --record "$results" \
+timeout 300 ${PYTHON:-python} bench/bench_gpu.py --corpus "$corpus" --record "$results" \
     || echo "GPU BENCHMARK FAILED"
