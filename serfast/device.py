@@ -36,6 +36,12 @@ def gpu_problem() -> str | None:
         cupy.zeros(1, cupy.float32).sum().item()  # a context and a kernel launch work
     except Exception as err:  # noqa: BLE001 - any CUDA failure means "not usable"
         return f"CUDA error: {one_line(err)}"
+    try:
+        from .kernels_gpu import check_kernels
+
+        check_kernels(cupy)
+    except Exception as err:  # noqa: BLE001
+        return f"Numba-CUDA kernel error: {one_line(err, with_type=True)}"
     return None
 
 

@@ -25,7 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from numba import cuda
+
+if not hasattr(np, "row_stack"):
+    # numba-cuda (0.30 and older) registers np.row_stack when it compiles its first
+    # kernel; NumPy 2.5 removed that alias of vstack.  Restore the alias so that the
+    # kernels compile with either.
+    np.row_stack = np.vstack
+
+from numba import cuda  # noqa: E402 - after the alias above
 
 from .features import BatchFeatures, n_frames, pitch_bins
 from .filterbanks import TUNING_EDGES, filter_banks
@@ -389,6 +396,13 @@ def frame_time_kernel(y, lengths, n_fft, hop, zcr, rms):
         energy += v * v
     zcr[c, f] = count
     rms[c, f] = math.sqrt(energy / n_fft)
+
+
+def check_kernels(xp) -> None:
+    """Compile and run the CUDA kernel once on a tiny input (raises if it cannot)."""
+    y = xp.zeros((1, 4), xp.float32)
+    _frame_time_fused(y, xp.asarray(np.array([4])), 1, FeatureSpec(n_fft=4, hop_length=2),
+                      xp)
 
 
 def _moments(y, lengths, xp):

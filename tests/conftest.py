@@ -11,7 +11,8 @@ from serfast.demo import synth_clip
 
 #: The real corpus beside the checkout, or where SERFAST_RAVDESS says (a copy elsewhere).
 RAVDESS = Path(os.environ.get("SERFAST_RAVDESS") or
-               Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ravdess")
+               Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ravdess"
+               ).resolve()
 
 
 @pytest.fixture(scope="session")

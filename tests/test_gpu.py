@@ -438,3 +438,27 @@ def test_gpu_extract_matches_cpu_extract_on_real_speech(gpu, ravdess_files, tmp_
     assert [r["path"] for r in cpu.rows] == [r["path"] for r in gpu_store.rows]
     assert_close_columns(gpu_store.values, cpu.values, chroma_tol=1e-4)
     assert np.abs(gpu_store.frames - cpu.frames).max() < 1e-3
+
+
+def test_auto_falls_back_when_the_cuda_kernel_cannot_compile(monkeypatch):
+    """A GPU whose Numba-CUDA cannot compile the kernel (a toolkit or version mismatch)
+    is not usable: ``auto`` takes the CPU and ``gpu`` says why in one line."""
+    fake = SimpleNamespace(float32=np.float32, zeros=lambda n, dtype: np.zeros(n, dtype),
+                           cuda=SimpleNamespace(runtime=SimpleNamespace(
+                               getDeviceCount=lambda: 1)))
+
+    def broken(xp):
+        raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(kernels_gpu, "check_kernels", broken)
+    device.gpu_problem.cache_clear()
+    try:
+        assert device.resolve_device("auto") == "cpu"
+        with pytest.raises(device.DeviceError) as err:
+            device.resolve_device("gpu")
+        assert str(err.value) == ("--device gpu: no usable CUDA GPU (Numba-CUDA kernel error: "
+                                  "AttributeError: module 'numpy' has no attribute "
+                                  "'row_stack')")
+    finally:
+        device.gpu_problem.cache_clear()
