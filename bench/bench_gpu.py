@@ -37,6 +37,7 @@ from serfast.device import describe, gpu_problem
 from serfast.extract import ExtractOptions, extract
 from serfast.features import compute_batch
 from serfast.spec import FeatureSpec
+from serfast.store import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpora" / "ravdess"
@@ -64,10 +65,12 @@ def _hold(clips: list[np.ndarray]) -> None:
 
 
 def _features(span: tuple[int, int]) -> int:
-    """CPU engine on held clips ``start..stop`` (taken cyclically); returns the count."""
+    """CPU engine on held clips ``start..stop`` (taken cyclically), one clip per call as
+    ``serfast extract`` computes them; returns the count."""
     start, stop = span
-    clips = [_HELD[i % len(_HELD)] for i in range(start, stop)]
-    return len(compute_batch(clips, SPEC).values)
+    for i in range(start, stop):
+        compute_batch([_HELD[i % len(_HELD)]], SPEC)
+    return stop - start
 
 
 def shards(items: list, size: int = SHARD) -> list[list]:
@@ -106,6 +109,7 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
     banks = k.device_banks(SPEC, cupy)
     host = k._stage(rows, clips, lengths, cupyx.empty_pinned)
     y = cupy.empty(host.shape, cupy.float32)
+    y.set(host)
     n = cupy.asarray(lengths)
     t = k.n_frames(y.shape[1], SPEC)
     mag = k._stft_magnitude(y, t, SPEC, banks, cupy)
@@ -132,6 +136,18 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
     return f"one chunk of {len(clips)} clips, clips/s per step: " + ", ".join(parts)
 
 
+def staging_threads_line(clips: list[np.ndarray], batch: int, repeat: int) -> str:
+    """Features alone with 1, 2, 4 and 8 threads staging chunks into pinned memory."""
+    from serfast import kernels_gpu
+
+    default, rates = kernels_gpu._STAGING_THREADS, []
+    for threads in (1, 2, 4, 8):
+        kernels_gpu._STAGING_THREADS = threads
+        rates.append(f"{threads}: {rate(lambda: gpu_features(clips, batch), len(clips), repeat):,.0f}")
+    kernels_gpu._STAGING_THREADS = default
+    return f"features alone, GPU, clips/s by staging threads: {', '.join(rates)}"
+
+
 def decoded_clips(files: list[str], pool, n_synthetic: int) -> list[np.ndarray]:
     """The corpus's files decoded on every core, or synthetic 2.5-s clips without one."""
     if files:
@@ -149,12 +165,14 @@ def extract_rates(files: list[str], device: str, tmp: str) -> tuple[float, float
         csv.writer(fh).writerows([["path"]] + [[f] for f in files])
     marks: list[tuple[float, int]] = []
     start = time.perf_counter()
-    summary = extract(manifest, os.path.join(tmp, f"{device}{time.perf_counter_ns()}.npy"),
-                      ExtractOptions(device=device),
+    out = os.path.join(tmp, f"{device}{time.perf_counter_ns()}.npy")
+    summary = extract(manifest, out, ExtractOptions(device=device),
                       lambda done, total, ok, err: marks.append((time.perf_counter(), done)))
     whole = summary.ok / (time.perf_counter() - start)
     if summary.ok != len(files):
-        raise SystemExit(f"{device}: only {summary.ok} of {len(files)} clips extracted")
+        reasons = {r["error"] for r in open_store(out).rows if r["error"]}
+        raise SystemExit(f"{device}: only {summary.ok} of {len(files)} clips extracted: "
+                         f"{'; '.join(sorted(reasons)[:3])}")
     t0, n0 = next(m for m in marks if m[1] >= len(files) // 10)
     t1, n1 = marks[-1]
     return whole, (n1 - n0) / max(t1 - t0, 1e-9)
@@ -176,7 +194,7 @@ def main() -> None:
         print(f"needs a CUDA GPU ({problem})")
         return
     cores = os.cpu_count() or 1
-    files = sorted(str(p) for p in Path(args.corpus).rglob("*")
+    files = sorted(str(p) for p in Path(args.corpus).resolve().rglob("*")
                    if p.suffix.lower() in (".wav", ".flac"))
     lines = [f"{describe('gpu')}, {cores} CPU cores, "
              f"{len(files) or 'no'} files from {args.corpus}, median of {args.repeat}"]
@@ -194,6 +212,7 @@ def main() -> None:
     gpu = rate(lambda: gpu_features(gpu_set, args.batch), len(gpu_set), args.repeat)
     say(f"features alone, GPU: {gpu:,.0f} clips/s ({len(gpu_set)} clips, "
         f"{args.batch} per call)")
+    say(staging_threads_line(gpu_set, args.batch, args.repeat))
     say(stage_breakdown(gpu_set[:2048], args.repeat))
     spans = [(i, min(i + SHARD, args.cpu_clips)) for i in range(0, args.cpu_clips, SHARD)]
     with ProcessPoolExecutor(cores, mp_context=get_context("spawn"), initializer=_hold,

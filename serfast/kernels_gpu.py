@@ -268,10 +268,10 @@ def _stft_magnitude(y, t: int, spec: FeatureSpec, banks: DeviceBanks, xp):
     """|STFT| (n_clips, t, n_bins) float32 of centred, zero-padded Hann frames."""
     half = spec.n_fft // 2
     padded = xp.pad(y, ((0, 0), (half, half)))
-    index = xp.arange(t)[:, None] * spec.hop_length + xp.arange(spec.n_fft)[None, :]
-    framed = padded[:, index]
-    framed *= banks.window
-    return xp.abs(xp.fft.rfft(framed, axis=2))
+    step = padded.strides[1]
+    frames = xp.lib.stride_tricks.as_strided(  # a view: frame j starts at sample j * hop
+        padded, (y.shape[0], t, spec.n_fft), (padded.strides[0], spec.hop_length * step, step))
+    return xp.abs(xp.fft.rfft(frames * banks.window, axis=2))
 
 
 def _tuning_indices(mag, spec: FeatureSpec, edges, xp):
