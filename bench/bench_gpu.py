@@ -59,8 +59,12 @@ _HELD: list[np.ndarray] = []
 
 
 def _hold(clips: list[np.ndarray]) -> None:
-    """Worker initializer: keep decoded clips here so timed tasks ship only indices."""
+    """Worker initializer, as extract's: one thread, freed memory kept mapped; and keep
+    decoded clips here so timed tasks ship only indices."""
+    from serfast.malloc import reuse_freed_memory
+
     _one_core()
+    reuse_freed_memory()
     _HELD[:] = clips
 
 
@@ -87,13 +91,13 @@ def rate(fn, n: int, repeat: int) -> float:
     return n / statistics.median(times)
 
 
-def gpu_features(clips: list[np.ndarray], batch: int) -> None:
+def gpu_features(clips: list[np.ndarray], batch: int, threads: int | None = None) -> None:
     import cupy
 
     from serfast.kernels_gpu import compute_batch_xp
 
     for part in shards(clips, batch):
-        compute_batch_xp(part, SPEC, xp=cupy)
+        compute_batch_xp(part, SPEC, xp=cupy, staging_threads=threads)
 
 
 def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
@@ -107,7 +111,7 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
     lengths = np.array([len(c) for c in clips])
     rows = np.arange(len(clips))
     banks = k.device_banks(SPEC, cupy)
-    host = k._stage(rows, clips, lengths, cupyx.empty_pinned)
+    host = k._stage(rows, clips, lengths, cupyx.empty_pinned, k.STAGING_THREADS)
     y = cupy.empty(host.shape, cupy.float32)
     y.set(host)
     n = cupy.asarray(lengths)
@@ -121,7 +125,8 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
         return run
 
     steps = {
-        "stage": lambda: k._stage(rows, clips, lengths, cupyx.empty_pinned),
+        "stage": lambda: k._stage(rows, clips, lengths, cupyx.empty_pinned,
+                                  k.STAGING_THREADS),
         "upload": lambda: y.set(host),
         "stft": lambda: k._stft_magnitude(y, t, SPEC, banks, cupy),
         "tuning": lambda: k._tuning_indices(mag, SPEC, banks.edges, cupy),
@@ -138,13 +143,9 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
 
 def staging_threads_line(clips: list[np.ndarray], batch: int, repeat: int) -> str:
     """Features alone with 1, 2, 4 and 8 threads staging chunks into pinned memory."""
-    from serfast import kernels_gpu
-
-    default, rates = kernels_gpu._STAGING_THREADS, []
-    for threads in (1, 2, 4, 8):
-        kernels_gpu._STAGING_THREADS = threads
-        rates.append(f"{threads}: {rate(lambda: gpu_features(clips, batch), len(clips), repeat):,.0f}")
-    kernels_gpu._STAGING_THREADS = default
+    rates = [f"{threads}: "
+             f"{rate(lambda: gpu_features(clips, batch, threads), len(clips), repeat):,.0f}"
+             for threads in (1, 2, 4, 8)]
     return f"features alone, GPU, clips/s by staging threads: {', '.join(rates)}"
 
 

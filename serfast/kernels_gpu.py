@@ -45,8 +45,8 @@ _ZCR_THRESHOLD = -1e-10
 _BYTES_PER_FRAME = 40 * 1024
 #: Frames per chunk when the array module is not a GPU one.
 HOST_CHUNK_FRAMES = 8192
-#: Threads that copy a chunk's clips into pinned host memory.
-_STAGING_THREADS = min(8, os.cpu_count() or 1)
+#: Threads that copy a chunk's clips into pinned host memory when one process has the GPU.
+STAGING_THREADS = min(8, os.cpu_count() or 1)
 #: CUDA block shape (clips, frames) of the fused ZCR/RMS kernel.
 _BLOCK = (4, 64)
 
@@ -87,8 +87,8 @@ def device_banks(spec: FeatureSpec, xp) -> DeviceBanks:
 
 def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
                      frames: bool = False, xp=None, fused: bool | None = None,
-                     max_frames: int | None = None, memory_share: float = 1.0
-                     ) -> BatchFeatures:
+                     max_frames: int | None = None, memory_share: float = 1.0,
+                     staging_threads: int | None = None) -> BatchFeatures:
     """The seed features of every clip, as ``features.compute_batch``, on ``xp``'s device.
 
     Parameters
@@ -100,6 +100,9 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
         GPU memory, or ``HOST_CHUNK_FRAMES``); a bucket is cut into chunks of whole clips.
     memory_share : the part of the GPU this call may use (``1 / processes`` when several
         processes share one GPU).
+    staging_threads : threads that copy clips into pinned memory (default
+        ``STAGING_THREADS`` when this call has the GPU to itself, else one: then every
+        core has a process of its own).
 
     Returns host arrays: ``values`` (n_clips, n_features) float32 and ``frames``.
     While one chunk is computed, a background thread stages the next ones into pinned
@@ -117,7 +120,9 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
     values = np.empty((len(signals), width), np.float32)
     frame_list = [None] * len(signals) if frames else None
     chunks = _buckets(lengths, spec, budget)
-    for clips, y in _uploaded(chunks, signals, lengths, xp):
+    if staging_threads is None:
+        staging_threads = STAGING_THREADS if memory_share >= 1 else 1
+    for clips, y in _uploaded(chunks, signals, lengths, xp, staging_threads):
         rows, logmel = _bucket_features(y, xp.asarray(lengths[clips]), spec, banks, xp,
                                         fused, frames)
         values[clips] = _to_host(rows, xp)
@@ -139,13 +144,14 @@ def _chunk_frames(xp) -> int:
 
 
 def _uploaded(chunks: list[np.ndarray], signals: list[np.ndarray], lengths: np.ndarray,
-              xp, ahead: int = 2):
+              xp, threads: int = 1, ahead: int = 2):
     """Yield ``(clips, y)`` per chunk: y (len(clips), max length) float32 on the device,
-    clip ``i`` zero past ``lengths[clips[i]]``.  A background thread stages and uploads
-    up to ``ahead`` chunks before the consumer needs them."""
+    clip ``i`` zero past ``lengths[clips[i]]``.  A background thread stages (with
+    ``threads`` copy threads) and uploads up to ``ahead`` chunks before the consumer
+    needs them."""
     if xp is np:
         for clips in chunks:
-            yield clips, _stage(clips, signals, lengths, np.empty)
+            yield clips, _stage(clips, signals, lengths, np.empty, threads)
         return
     ready: queue.Queue = queue.Queue(ahead)
     stop = threading.Event()
@@ -157,7 +163,7 @@ def _uploaded(chunks: list[np.ndarray], signals: list[np.ndarray], lengths: np.n
             stream = xp.cuda.Stream(non_blocking=True)
             with stream:
                 for clips in chunks:
-                    host = _stage(clips, signals, lengths, cupyx.empty_pinned)
+                    host = _stage(clips, signals, lengths, cupyx.empty_pinned, threads)
                     y = xp.empty(host.shape, xp.float32)
                     y.set(host)
                     stream.synchronize()  # y is complete and host may be freed
@@ -187,10 +193,10 @@ def _uploaded(chunks: list[np.ndarray], signals: list[np.ndarray], lengths: np.n
 
 
 def _stage(clips: np.ndarray, signals: list[np.ndarray], lengths: np.ndarray,
-           empty) -> np.ndarray:
+           empty, threads: int = 1) -> np.ndarray:
     """The chunk's clips as one (len(clips), max length) float32 host array from
-    ``empty(shape, dtype)``, zero past each clip's end; large chunks are copied by
-    several threads (NumPy copies release the GIL)."""
+    ``empty(shape, dtype)``, zero past each clip's end; large chunks are copied by up to
+    ``threads`` threads (NumPy copies release the GIL)."""
     n = lengths[clips]
     host = empty((len(clips), int(n.max())), np.float32)
 
@@ -199,7 +205,7 @@ def _stage(clips: np.ndarray, signals: list[np.ndarray], lengths: np.ndarray,
             host[row, :n[row]] = signals[clips[row]]
             host[row, n[row]:] = 0.0
 
-    parts = min(_STAGING_THREADS, max(1, len(clips) // 64))
+    parts = min(threads, max(1, len(clips) // 64))
     if parts == 1:
         fill(range(len(clips)))
     else:

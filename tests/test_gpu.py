@@ -154,7 +154,8 @@ def test_upload_thread_stages_every_chunk_in_order(fake_cupyx):
         for row, c in enumerate(clips):
             assert (y[row, :lengths[c]] == c + 1).all() and (y[row, lengths[c]:] == 0).all()
     many = [np.full(100, k, np.float32) for k in range(300)]  # staged by several threads
-    (clips, y), = kernels_gpu._uploaded([np.arange(300)], many, np.full(300, 100), FAKE_XP)
+    (clips, y), = kernels_gpu._uploaded([np.arange(300)], many, np.full(300, 100), FAKE_XP,
+                                        threads=4)
     assert (y == np.arange(300)[:, None]).all()
 
 
