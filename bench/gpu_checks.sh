@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a real CUDA GPU, in one go: the GPU tests (parity with the CPU
 # engine on synthetic audio, and on real clips when the corpus is there) and the GPU
-# benchmark.  Run from the repository root after `pip install -e ".[gpu,test]"`:
+# benchmark.  Run from the repository root after `pip install -e ".[gpu,test]"` (CUDA 12)
+# or `pip install -e ".[gpu-cuda13,test]"` (CUDA 13):
 #
 #   bash bench/gpu_checks.sh [CORPUS] [RESULTS] [PYTEST ARGS...]
 #
