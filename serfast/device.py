@@ -16,6 +16,9 @@ from .features import BatchFeatures, compute_batch
 from .spec import FeatureSpec
 
 DEVICES = ("auto", "cpu", "gpu")
+#: GPU memory a process holds once it has used the GPU (CUDA context, cuFFT plans, cuBLAS
+#: workspace): an estimate, used to cap how many processes share one GPU.
+GPU_PROCESS_BYTES = 512 << 20
 
 
 class DeviceError(Exception):
@@ -68,6 +71,16 @@ def run_device(name: str, cluster: str = "") -> str:
         raise DeviceError("--device gpu cannot be combined with --cluster: each Dask "
                           "worker uses its own GPU when it has one (--device auto)")
     return device
+
+
+def gpu_processes() -> int:
+    """How many processes may share the GPU: each holds about ``GPU_PROCESS_BYTES``
+    however little it computes, and together they may hold a quarter of the GPU's memory
+    (40 on an 80-GB card, 4 on an 8-GB one)."""
+    import cupy
+
+    total = cupy.cuda.runtime.memGetInfo()[1]
+    return max(1, total // 4 // GPU_PROCESS_BYTES)
 
 
 def describe(device: str) -> str:

@@ -9,6 +9,7 @@ resume).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -22,12 +23,14 @@ from threadpoolctl import threadpool_limits
 from .audio import AudioError, load_clip, one_line
 from .augment import AUGMENTATIONS, augment
 from .corpus import Clip, scan
-from .device import batch_features, describe, resolve_device, run_device
+from .device import batch_features, describe, gpu_processes, resolve_device, run_device
 from .features import compute_batch
 from .filterbanks import filter_banks, install_filter_banks
 from .malloc import reuse_freed_memory
 from .spec import FeatureSpec
 from .store import RowMeta, RowResult, StoreWriter
+
+log = logging.getLogger(__name__)
 
 #: A task: one clip's path and its rows as (row index, augmentation or "").
 ClipTask = tuple[str, list[tuple[int, str]]]
@@ -111,7 +114,8 @@ def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frame
                  device: str = "cpu", gpu_share: float = 1.0) -> list[RowResult]:
     """Features of decoded rows: one clip per call on the CPU (so a row never depends on
     its neighbours and one failure stays one row), one batch on the GPU, using at most
-    ``gpu_share`` of its memory."""
+    ``gpu_share`` of its memory. If the GPU fails (out of memory, say), the CPU computes
+    the batch and a warning says so: a busy GPU loses no rows."""
     def row(r: int, y: np.ndarray, batch, i: int) -> RowResult:
         return RowResult(r, batch.values[i], duration=len(y) / spec.sr,
                          frames=batch.frames[i] if frames else None)
@@ -120,10 +124,10 @@ def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frame
         try:
             batch = batch_features([y for _, y in signals], spec, frames, "gpu",
                                    memory_share=gpu_share)
-        except Exception as err:  # noqa: BLE001
-            reason = f"feature error: {one_line(err, with_type=True)}"
-            return [RowResult(r, error=reason) for r, _ in signals]
-        return [row(r, y, batch, i) for i, (r, y) in enumerate(signals)]
+            return [row(r, y, batch, i) for i, (r, y) in enumerate(signals)]
+        except Exception as err:  # noqa: BLE001 - the CPU computes the same rows
+            log.warning("GPU batch failed (%s); computing its %d clips on the CPU",
+                        one_line(err, with_type=True), len(signals))
     results = []
     for r, y in signals:
         try:
@@ -241,6 +245,8 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
             progress(counts["ok"] + counts["err"], len(plan), counts["ok"], counts["err"])
 
     workers = options.workers or os.cpu_count() or 1
+    if device == "gpu" and not options.cluster:
+        workers = min(workers, gpu_processes())
     workers = max(1, min(workers, len(tasks) or 1))
     for results in _run_shards(tasks, options, workers, device):
         record(results)

@@ -242,7 +242,7 @@ class _Stream(_contextlib.nullcontext):
     def synchronize(self):
         pass
 cuda = _NS(Device=lambda: _NS(id=0), Stream=_Stream, runtime=_NS(
-    getDeviceCount=lambda: 1, memGetInfo=lambda: (20 * 40 * 1024 * 8, 2 ** 30),
+    getDeviceCount=lambda: 1, memGetInfo=lambda: (20 * 40 * 1024 * 8, 2 ** 32),
     getDeviceProperties=lambda i: {"name": b"Stand-in GPU"}))
 """,
     "cupyx/__init__.py": "from numpy import empty as empty_pinned\n",
@@ -294,7 +294,9 @@ for device in ("cpu", "gpu"):
     stores[device] = open_store(f"{out}/{device}.npy")
 cpu, gpu = stores["cpu"], stores["gpu"]
 scale = np.abs(cpu.values).max(axis=0) + 1e-12
-print(json.dumps({"where": where, "rows": len(gpu.values),
+capped = extract(corpus, f"{out}/capped.npy", ExtractOptions(spec=spec, workers=8,
+                                                             device="gpu")).where
+print(json.dumps({"where": where, "capped": capped, "rows": len(gpu.values),
     "paths": [r["path"] for r in cpu.rows] == [r["path"] for r in gpu.rows],
     "err": float((abs(gpu.values - cpu.values) / scale).max()),
     "frames_err": max(float(abs(cpu.row_frames(i) - gpu.row_frames(i)).max())
@@ -304,13 +306,15 @@ print(json.dumps({"where": where, "rows": len(gpu.values),
 
 def test_extract_on_the_gpu_with_numpy_as_cupy(tmp_path, good_corpus):
     """`serfast extract --device gpu`: two workers share the (stand-in) GPU, each sending
-    its decoded shard through it as one batch; the store matches the CPU engine's."""
+    its decoded shard through it as one batch; the store matches the CPU engine's. A 4-GB
+    GPU is shared by at most two processes, however many workers are asked for."""
     for name, text in STAND_IN.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
     res = simulated(EXTRACTED, tmp_path, args=[good_corpus, tmp_path])
     assert res["where"] == {"cpu": "2 CPU worker processes",
                             "gpu": "GPU 0 (Stand-in GPU) shared by 2 CPU worker processes"}
+    assert res["capped"] == res["where"]["gpu"]
     assert res["rows"] == 6 and res["paths"]
     assert res["err"] < 1e-4 and res["frames_err"] < 1e-3
 
@@ -467,3 +471,28 @@ def test_auto_falls_back_when_the_cuda_kernel_cannot_compile(monkeypatch):
                                   "'row_stack')")
     finally:
         device.gpu_problem.cache_clear()
+
+
+def test_gpu_processes_take_at_most_a_quarter_of_its_memory(monkeypatch):
+    for total, processes in ((80 << 30, 40), (8 << 30, 4), (1 << 30, 1)):
+        fake = SimpleNamespace(cuda=SimpleNamespace(runtime=SimpleNamespace(
+            memGetInfo=lambda total=total: (total // 2, total))))
+        monkeypatch.setitem(sys.modules, "cupy", fake)
+        assert device.gpu_processes() == processes
+
+
+def test_a_failed_gpu_batch_is_computed_on_the_cpu(monkeypatch, caplog):
+    from serfast import extract as extract_module
+
+    def out_of_memory(*args, **kw):
+        raise MemoryError("Out of memory allocating 1,234 bytes")
+
+    monkeypatch.setattr(extract_module, "batch_features", out_of_memory)
+    signals = [(3, speech("angry", 1, seconds=1.0)), (5, rng_signal(700, 4))]
+    got = extract_module.feature_rows(signals, SPEC, True, "gpu")
+    want = extract_module.feature_rows(signals, SPEC, True, "cpu")
+    assert [r.row for r in got] == [3, 5] and not any(r.error for r in got)
+    for g, w in zip(got, want):
+        assert np.array_equal(g.values, w.values) and np.array_equal(g.frames, w.frames)
+    assert caplog.messages == ["GPU batch failed (MemoryError: Out of memory allocating "
+                               "1,234 bytes); computing its 2 clips on the CPU"]
