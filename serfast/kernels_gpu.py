@@ -284,7 +284,8 @@ def _tuning_indices(mag, spec: FeatureSpec, edges, xp):
     """``estimate_tuning`` per clip: (n_clips,) int64 index into ``TUNING_EDGES``.
 
     piptrack candidates (local peaks above 0.1 * frame max, parabolic shift) of every
-    frame, compacted; those with at least the clip's median candidate magnitude vote in a
+    frame, found once by ``nonzero`` and gathered by index (boolean masks would each wait
+    for the GPU); those with at least the clip's median candidate magnitude vote in a
     histogram of pitch residuals; the mode wins, the middle bin (tuning 0.0) when none
     vote.
     """
@@ -299,23 +300,26 @@ def _tuning_indices(mag, spec: FeatureSpec, edges, xp):
     x0 = xp.where(m0 > ref, m0, zero)
     is_peak = ((x0 > xp.where(m_prev > ref, m_prev, zero))
                & (x0 >= xp.where(m_next > ref, m_next, zero)))
-    clip, _, k = xp.nonzero(is_peak)  # candidates in clip order
+    clip, frame, k = xp.nonzero(is_peak)  # candidates in clip order
     if clip.size == 0:
         return xp.full(n_clips, n_hist // 2, xp.int64)
-    m_prev, m0, m_next = m_prev[is_peak], m0[is_peak], m_next[is_peak]
+    at = (clip * mag.shape[1] + frame) * mag.shape[2] + (k + lo)  # gathers: no sync
+    spectrum = mag.reshape(-1)
+    m_prev, m0, m_next = spectrum[at - 1], spectrum[at], spectrum[at + 1]
     a = m_next + m_prev - xp.float32(2.0) * m0
     b = (m_next - m_prev) / xp.float32(2.0)
     shift = xp.where(xp.abs(b) >= xp.abs(a), zero, -b / xp.where(a == 0, xp.float32(1), a))
     strength = m0 + xp.float32(0.5) * b * shift
     pitch = ((k + lo + shift.astype(xp.float64)) * (spec.sr / spec.n_fft)).astype(xp.float32)
 
+    # every candidate gets a bin; those that do not vote weigh 0 (no compaction, no sync)
     votes = (strength >= _clip_medians(strength, clip, n_clips, xp)[clip]) & (pitch > 0)
-    f = pitch[votes]
+    f = xp.where(votes, pitch, xp.float32(440.0))
     r = (xp.float32(12.0) * xp.log2(f / xp.float32(440.0 / 16.0))) % xp.float32(1.0)
     r = xp.where(r >= xp.float32(0.5), r - xp.float32(1.0), r)
     j = xp.clip(xp.searchsorted(edges, r.astype(xp.float64), side="right") - 1, 0, n_hist - 1)
-    hist = xp.bincount(clip[votes] * n_hist + j, minlength=n_clips * n_hist)
-    hist = hist.reshape(n_clips, n_hist)
+    hist = xp.bincount(clip * n_hist + j, weights=votes.astype(xp.float64),
+                       minlength=n_clips * n_hist).reshape(n_clips, n_hist)
     return xp.where(hist.sum(axis=1) > 0, hist.argmax(axis=1), n_hist // 2)
 
 
