@@ -156,6 +156,16 @@ def _uploaded(chunks: list[np.ndarray], signals: list[np.ndarray], lengths: np.n
     ready: queue.Queue = queue.Queue(ahead)
     stop = threading.Event()
 
+    def offer(item) -> bool:
+        """Queue ``item`` unless the consumer has gone (then False)."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             import cupyx
@@ -167,18 +177,12 @@ def _uploaded(chunks: list[np.ndarray], signals: list[np.ndarray], lengths: np.n
                     y = xp.empty(host.shape, xp.float32)
                     y.set(host)
                     stream.synchronize()  # y is complete and host may be freed
-                    while not stop.is_set():
-                        try:
-                            ready.put((clips, y), timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not offer((clips, y)):
                         return
         except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
-            ready.put(err)
+            offer(err)
             return
-        ready.put(None)
+        offer(None)
 
     thread = threading.Thread(target=produce, name="serfast-upload", daemon=True)
     thread.start()

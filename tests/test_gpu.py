@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -170,6 +171,15 @@ def test_upload_thread_raises_its_errors_and_stops_with_the_consumer(fake_cupyx)
     next(stream)
     stream.close()  # the thread, blocked on a full queue, must end
     assert not [t for t in threading.enumerate() if t.name == "serfast-upload"]
+    bad = np.full(10, 99, np.float32)
+    for clips in ([ones[0]] * 2, [ones[0]] * 2 + [bad]):  # it ends, or it fails, next
+        stream = kernels_gpu._uploaded([np.array([k]) for k in range(len(clips))], clips,
+                                       np.full(len(clips), 10), FAKE_XP, ahead=1)
+        closer = threading.Thread(target=lambda: (next(stream), time.sleep(0.2),
+                                                  stream.close()))
+        closer.start()
+        closer.join(timeout=10)
+        assert not closer.is_alive(), "closing the upload stream hung"
 
 
 SIMULATED = """
