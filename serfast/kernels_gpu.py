@@ -130,7 +130,7 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
             both = xp.concatenate([logmel, logmel @ banks.dct], axis=2)
             for row, block in zip(clips, _to_host(both, xp)):
                 frame_list[row] = block
-        del y, rows, logmel
+        del y, rows, logmel  # free the chunk before the next one arrives
     return BatchFeatures(values, frame_list)
 
 
@@ -191,6 +191,7 @@ def _uploaded(chunks: list[np.ndarray], signals: list[np.ndarray], lengths: np.n
             if isinstance(item, BaseException):
                 raise item
             yield item
+            del item  # the consumer is done with this chunk: free it before waiting
     finally:
         stop.set()
         thread.join()
