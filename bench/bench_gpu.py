@@ -5,7 +5,9 @@
      every core and on one core, and the librosa reference loop on a few clips. Target:
      50,000 clips/s on one H100, about 1,000x librosa. Where the time goes: staging into
      pinned memory, the upload, and the kernels of one chunk already on the device;
-  2. end to end: ``serfast.extract`` over the corpus's files repeated ``--passes`` times
+  2. decoding alone (soundfile + soxr, what the GPU cannot take over) in one process and
+     in one per core, to show how the CPU side scales;
+  3. end to end: ``serfast.extract`` over the corpus's files repeated ``--passes`` times
      (every core decodes; the workers share the GPU) against the same run on the CPU.
      Target: 5,000 clips/s. Both the whole run (worker start-up included) and the steady
      rate after the first tenth of the rows are printed.
@@ -207,7 +209,13 @@ def main() -> None:
     print(lines[0], flush=True)
     with ProcessPoolExecutor(cores, mp_context=get_context("spawn"),
                              initializer=_one_core) as pool:
-        decoded = decoded_clips(files, pool, 240)
+        decoded = decoded_clips(files, pool, 240)  # also starts every worker
+        if files:
+            all_cores = rate(lambda: decoded_clips(files, pool, 0), len(files), 1)
+            one = files[:60]
+            one_core = rate(lambda: _decode(one), len(one), 1)
+            say(f"decoding (soundfile + soxr): one process {one_core:,.0f} clips/s, "
+                f"{cores} processes {all_cores:,.0f} clips/s")
     gpu_set = [decoded[i % len(decoded)] for i in range(args.clips)]
     gpu_features(gpu_set[:args.batch], args.batch)  # compile, plan cuFFT, fill the pools
     gpu = rate(lambda: gpu_features(gpu_set, args.batch), len(gpu_set), args.repeat)
