@@ -146,7 +146,7 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
 def staging_threads_line(clips: list[np.ndarray], batch: int, repeat: int) -> str:
     """Features alone with 1, 2, 4 and 8 threads staging chunks into pinned memory."""
     rates = [f"{threads}: "
-             f"{rate(lambda: gpu_features(clips, batch, threads), len(clips), repeat):,.0f}"
+             f"{rate(lambda t=threads: gpu_features(clips, batch, t), len(clips), repeat):,.0f}"
              for threads in (1, 2, 4, 8)]
     return f"features alone, GPU, clips/s by staging threads: {', '.join(rates)}"
 

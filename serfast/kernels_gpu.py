@@ -23,6 +23,7 @@ import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -32,7 +33,7 @@ if not hasattr(np, "row_stack"):
     # kernels compile with either.
     np.row_stack = np.vstack
 
-from numba import cuda  # noqa: E402 - after the alias above
+from numba import cuda
 
 from .features import BatchFeatures, n_frames, pitch_bins
 from .filterbanks import TUNING_EDGES, filter_banks
@@ -216,7 +217,7 @@ def _stage(clips: np.ndarray, signals: list[np.ndarray], lengths: np.ndarray,
     else:
         bounds = np.linspace(0, len(clips), parts + 1).astype(int)
         with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(fill, [range(a, b) for a, b in zip(bounds, bounds[1:])]))
+            list(pool.map(fill, [range(a, b) for a, b in pairwise(bounds)]))
     return host
 
 

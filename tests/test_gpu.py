@@ -175,8 +175,8 @@ def test_upload_thread_raises_its_errors_and_stops_with_the_consumer(fake_cupyx)
     for clips in ([ones[0]] * 2, [ones[0]] * 2 + [bad]):  # it ends, or it fails, next
         stream = kernels_gpu._uploaded([np.array([k]) for k in range(len(clips))], clips,
                                        np.full(len(clips), 10), FAKE_XP, ahead=1)
-        closer = threading.Thread(target=lambda: (next(stream), time.sleep(0.2),
-                                                  stream.close()))
+        closer = threading.Thread(target=lambda s=stream: (next(s), time.sleep(0.2),
+                                                           s.close()))
         closer.start()
         closer.join(timeout=10)
         assert not closer.is_alive(), "closing the upload stream hung"
@@ -504,5 +504,5 @@ def test_a_failed_gpu_batch_is_computed_on_the_cpu(monkeypatch, caplog):
     assert [r.row for r in got] == [3, 5] and not any(r.error for r in got)
     for g, w in zip(got, want):
         assert np.array_equal(g.values, w.values) and np.array_equal(g.frames, w.frames)
-    assert caplog.messages == ["GPU batch failed (MemoryError: Out of memory allocating "
-                               "1,234 bytes); computing its 2 clips on the CPU"]
+    assert caplog.messages == [("GPU batch failed (MemoryError: Out of memory allocating "
+                                "1,234 bytes); computing its 2 clips on the CPU")]
