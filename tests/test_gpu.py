@@ -21,7 +21,7 @@ from serfast.kernels_gpu import compute_batch_xp
 from serfast.spec import FeatureSpec
 from serfast.store import open_store
 
-from conftest import rng_signal, speech
+from conftest import rng_signal, speech, write
 
 SPEC = FeatureSpec()
 COLS = SPEC.columns[:-1]
@@ -186,7 +186,7 @@ SIMULATED = """
 import json
 import numpy as np
 from numba import config
-from conftest import rng_signal, speech
+from conftest import rng_signal, speech, write
 from serfast import kernels_gpu
 from serfast.spec import FeatureSpec
 
@@ -209,16 +209,21 @@ print(json.dumps({"simulator": bool(config.ENABLE_CUDASIM),
 """
 
 
-def simulated(script, *paths, args=()):
-    """JSON printed last by ``script`` (run with ``args``) in a fresh interpreter on
-    Numba's CUDA simulator (the variable must be set before numba.cuda is first imported),
-    with ``paths`` first on its import path."""
+def simulator_env(*paths) -> dict:
+    """Environment of a fresh interpreter on Numba's CUDA simulator (the variable must be
+    set before numba.cuda is first imported), with ``paths`` first on its import path."""
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [*map(str, paths),
                                                       os.path.dirname(__file__),
                                                       env.get("PYTHONPATH")]))
-    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
-                         capture_output=True, text=True, timeout=120)
+    return env
+
+
+def simulated(script, *paths, args=()):
+    """JSON printed last by ``script`` (run with ``args``) under :func:`simulator_env`."""
+    out = subprocess.run([sys.executable, "-c", script, *map(str, args)],
+                         env=simulator_env(*paths), capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -245,23 +250,30 @@ def empty(shape, dtype):
 def asnumpy(a):
     return _np.asarray(a)
 def get_default_memory_pool():
-    return _NS(free_bytes=lambda: 0)
+    return _NS(free_bytes=lambda: 0, free_all_blocks=lambda: None)
 class _Stream(_contextlib.nullcontext):
     def __init__(self, non_blocking=False):
         super().__init__()
     def synchronize(self):
         pass
-cuda = _NS(Device=lambda: _NS(id=0), Stream=_Stream, runtime=_NS(
+cuda = _NS(Device=lambda: _NS(id=0, synchronize=lambda: None), Stream=_Stream, runtime=_NS(
     getDeviceCount=lambda: 1, memGetInfo=lambda: (20 * 40 * 1024 * 8, 2 ** 32),
     getDeviceProperties=lambda i: {"name": b"Stand-in GPU"}))
 """,
     "cupyx/__init__.py": "from numpy import empty as empty_pinned\n",
 }
 
+def write_stand_in(folder):
+    """The stand-in ``cupy`` and ``cupyx`` packages, in ``folder``."""
+    for name, text in STAND_IN.items():
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_text(text)
+
+
 DISPATCHED = """
 import json
 import numpy as np
-from conftest import rng_signal, speech
+from conftest import rng_signal, speech, write
 from serfast.device import batch_features, describe, resolve_device
 from serfast.features import compute_batch
 clips = [speech("angry", 1, seconds=0.4), speech("sad", 2, seconds=0.4), rng_signal(1, 1),
@@ -279,9 +291,7 @@ print(json.dumps({"device": resolve_device("auto"), "name": describe("gpu"),
 def test_gpu_dispatch_with_numpy_as_cupy_on_the_cuda_simulator(tmp_path):
     """The CuPy branches (pinned staging, memory-sized chunks, the CUDA kernel, copies
     back) under a stand-in ``cupy`` package that is NumPy."""
-    for name, text in STAND_IN.items():
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_stand_in(tmp_path)
     res = simulated(DISPATCHED, tmp_path)
     assert res["device"] == "gpu" and res["name"] == "GPU 0 (Stand-in GPU)"
     assert res["host"] == "ndarray"
@@ -318,9 +328,7 @@ def test_extract_on_the_gpu_with_numpy_as_cupy(tmp_path, good_corpus):
     """`serfast extract --device gpu`: two workers share the (stand-in) GPU, each sending
     its decoded shard through it as one batch; the store matches the CPU engine's. A 4-GB
     GPU is shared by at most two processes, however many workers are asked for."""
-    for name, text in STAND_IN.items():
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_stand_in(tmp_path)
     res = simulated(EXTRACTED, tmp_path, args=[good_corpus, tmp_path])
     assert res["where"] == {"cpu": "2 CPU worker processes",
                             "gpu": "GPU 0 (Stand-in GPU) shared by 2 CPU worker processes"}
@@ -365,13 +373,34 @@ print(json.dumps({"devices": devices, "gpu_windows": sum(batches), "windows": le
 def test_predict_on_the_gpu_with_numpy_as_cupy(tmp_path):
     """`serfast predict --device gpu` computes its windows with the GPU engine (CuPy
     stood in for by NumPy, CUDA kernels on the simulator) and labels as on the CPU."""
-    for name, text in STAND_IN.items():
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_stand_in(tmp_path)
     res = simulated(PREDICTED, tmp_path)
     assert res["devices"] == {"cpu": "CPU", "gpu": "GPU 0 (Stand-in GPU)"}
     assert res["windows"] >= 4 and res["gpu_windows"] == res["windows"]
     assert res["same_windows"] and res["same_labels"] and res["prob_diff"] < 1e-3
+
+
+def test_gpu_benchmark_runs_with_numpy_as_cupy(tmp_path):
+    """bench/bench_gpu.py end to end on a tiny corpus named by a relative path (its first
+    run on a GPU lost every end-to-end clip to relative paths in a manifest elsewhere)."""
+    write_stand_in(tmp_path)
+    for k in range(4):
+        write(tmp_path / "corpus" / f"03-01-0{k + 1}-01-01-01-0{k + 1}.wav",
+              speech("angry", k + 1, seconds=1.0, sr=22050), 22050)
+    bench = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "bench_gpu.py")
+    out = subprocess.run([sys.executable, bench, "--corpus", "corpus", "--clips", "2",
+                          "--batch", "2", "--cpu-clips", "2", "--passes", "1", "--repeat",
+                          "1", "--record", "results.md"], cwd=tmp_path,
+                         env=simulator_env(tmp_path), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    starts = ["GPU 0 (Stand-in GPU), ", "decoding (soundfile + soxr): ",
+              "features alone, GPU: ", "features alone, GPU, clips/s by staging threads: ",
+              "one chunk of 2 clips, ", "features alone, CPU engine: ",
+              "librosa reference loop, ", "end to end, serfast extract of 4 clips "]
+    assert [line[:len(s)] for line, s in zip(lines, starts)] == starts
+    assert (tmp_path / "results.md").read_text().count("\n- ") == len(starts)
 
 
 @pytest.fixture
