@@ -109,11 +109,12 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
     import cupyx
 
     from serfast import kernels_gpu as k
+    from serfast.gpu_transfer import STAGING_THREADS, stage
 
     lengths = np.array([len(c) for c in clips])
     rows = np.arange(len(clips))
     banks = k.device_banks(SPEC, cupy)
-    host = k._stage(rows, clips, lengths, cupyx.empty_pinned, k.STAGING_THREADS)
+    host = stage(rows, clips, lengths, cupyx.empty_pinned, STAGING_THREADS)
     y = cupy.empty(host.shape, cupy.float32)
     y.set(host)
     n = cupy.asarray(lengths)
@@ -127,8 +128,7 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
         return run
 
     steps = {
-        "stage": lambda: k._stage(rows, clips, lengths, cupyx.empty_pinned,
-                                  k.STAGING_THREADS),
+        "stage": lambda: stage(rows, clips, lengths, cupyx.empty_pinned, STAGING_THREADS),
         "upload": lambda: y.set(host),
         "stft": lambda: k._stft_magnitude(y, t, SPEC, banks, cupy),
         "tuning": lambda: k._tuning_indices(mag, SPEC, banks.edges, cupy),

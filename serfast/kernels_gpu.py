@@ -18,12 +18,7 @@ bucket) and prefix-sum array code elsewhere.
 from __future__ import annotations
 
 import math
-import os
-import queue
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 
@@ -37,6 +32,7 @@ from numba import cuda
 
 from .features import BatchFeatures, n_frames, pitch_bins
 from .filterbanks import TUNING_EDGES, filter_banks
+from .gpu_transfer import STAGING_THREADS, to_host, uploaded
 from .kernels_cpu import _TINY32
 from .spec import FeatureSpec
 
@@ -46,8 +42,6 @@ _ZCR_THRESHOLD = -1e-10
 _BYTES_PER_FRAME = 40 * 1024
 #: Frames per chunk when the array module is not a GPU one.
 HOST_CHUNK_FRAMES = 8192
-#: Threads that copy a chunk's clips into pinned host memory when one process has the GPU.
-STAGING_THREADS = min(8, os.cpu_count() or 1)
 #: CUDA block shape (clips, frames) of the fused ZCR/RMS kernel.
 _BLOCK = (4, 64)
 
@@ -123,13 +117,13 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
     chunks = _buckets(lengths, spec, budget)
     if staging_threads is None:
         staging_threads = STAGING_THREADS if memory_share >= 1 else 1
-    for clips, y in _uploaded(chunks, signals, lengths, xp, staging_threads):
+    for clips, y in uploaded(chunks, signals, lengths, xp, staging_threads):
         rows, logmel = _bucket_features(y, xp.asarray(lengths[clips]), spec, banks, xp,
                                         fused, frames)
-        values[clips] = _to_host(rows, xp)
+        values[clips] = to_host(rows, xp)
         if frames:
             both = xp.concatenate([logmel, logmel @ banks.dct], axis=2)
-            for row, block in zip(clips, _to_host(both, xp)):
+            for row, block in zip(clips, to_host(both, xp)):
                 frame_list[row] = block
         del y, rows, logmel  # free the chunk before the next one arrives
     return BatchFeatures(values, frame_list)
@@ -142,87 +136,6 @@ def _chunk_frames(xp) -> int:
         return HOST_CHUNK_FRAMES
     free = xp.cuda.runtime.memGetInfo()[0] + xp.get_default_memory_pool().free_bytes()
     return max(1, free // 8 // _BYTES_PER_FRAME)
-
-
-def _uploaded(chunks: list[np.ndarray], signals: list[np.ndarray], lengths: np.ndarray,
-              xp, threads: int = 1, ahead: int = 2):
-    """Yield ``(clips, y)`` per chunk: y (len(clips), max length) float32 on the device,
-    clip ``i`` zero past ``lengths[clips[i]]``.  A background thread stages (with
-    ``threads`` copy threads) and uploads up to ``ahead`` chunks before the consumer
-    needs them."""
-    if xp is np:
-        for clips in chunks:
-            yield clips, _stage(clips, signals, lengths, np.empty, threads)
-        return
-    ready: queue.Queue = queue.Queue(ahead)
-    stop = threading.Event()
-
-    def offer(item) -> bool:
-        """Queue ``item`` unless the consumer has gone (then False)."""
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            import cupyx
-
-            stream = xp.cuda.Stream(non_blocking=True)
-            with stream:
-                for clips in chunks:
-                    host = _stage(clips, signals, lengths, cupyx.empty_pinned, threads)
-                    y = xp.empty(host.shape, xp.float32)
-                    y.set(host)
-                    stream.synchronize()  # y is complete and host may be freed
-                    if not offer((clips, y)):
-                        return
-        except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
-            offer(err)
-            return
-        offer(None)
-
-    thread = threading.Thread(target=produce, name="serfast-upload", daemon=True)
-    thread.start()
-    try:
-        while (item := ready.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            del item  # the consumer is done with this chunk: free it before waiting
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _stage(clips: np.ndarray, signals: list[np.ndarray], lengths: np.ndarray,
-           empty, threads: int = 1) -> np.ndarray:
-    """The chunk's clips as one (len(clips), max length) float32 host array from
-    ``empty(shape, dtype)``, zero past each clip's end; large chunks are copied by up to
-    ``threads`` threads (NumPy copies release the GIL)."""
-    n = lengths[clips]
-    host = empty((len(clips), int(n.max())), np.float32)
-
-    def fill(rows: range) -> None:
-        for row in rows:
-            host[row, :n[row]] = signals[clips[row]]
-            host[row, n[row]:] = 0.0
-
-    parts = min(threads, max(1, len(clips) // 64))
-    if parts == 1:
-        fill(range(len(clips)))
-    else:
-        bounds = np.linspace(0, len(clips), parts + 1).astype(int)
-        with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(fill, [range(a, b) for a, b in pairwise(bounds)]))
-    return host
-
-
-def _to_host(a, xp) -> np.ndarray:
-    return a if xp is np else xp.asnumpy(a)
 
 
 def _buckets(lengths: np.ndarray, spec: FeatureSpec, max_frames: int) -> list[np.ndarray]:
