@@ -133,7 +133,7 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
         "stft": lambda: k._stft_magnitude(y, t, SPEC, banks, cupy),
         "tuning": lambda: k._tuning_indices(mag, SPEC, banks.edges, cupy),
         "zcr+rms": lambda: k._frame_time_fused(y, n, t, SPEC, cupy),
-        "moments": lambda: k._moments(y, n, cupy),
+        "moments": lambda: k._moments_fused(y, n, cupy),
         "all kernels": lambda: k._bucket_features(y, n, SPEC, banks, cupy, True, False),
     }
     for fn in steps.values():

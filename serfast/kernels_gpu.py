@@ -10,9 +10,10 @@ dB clamp, chroma normalisation, ZCR, RMS, moments) is one array operation over t
 bucket, never a Python loop over clips.
 
 The arithmetic is that of ``serfast.kernels_cpu`` (librosa 0.11, see
-``serfast.features``), from the same filter banks; only the kernels differ. ZCR and RMS
-per frame are one fused Numba-CUDA kernel on a GPU (no prefix-sum arrays of the whole
-bucket) and prefix-sum array code elsewhere.
+``serfast.features``), from the same filter banks; only the kernels differ. On a GPU,
+ZCR and RMS per frame are one fused Numba-CUDA kernel (no prefix-sum arrays of the whole
+bucket) and the waveform moments another (one block per clip, two passes in float64);
+elsewhere both are array code, the same maths.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if not hasattr(np, "row_stack"):
     # kernels compile with either.
     np.row_stack = np.vstack
 
-from numba import cuda
+from numba import cuda, float64
 
 from .features import BatchFeatures, n_frames, pitch_bins
 from .filterbanks import TUNING_EDGES, filter_banks
@@ -44,6 +45,8 @@ _BYTES_PER_FRAME = 40 * 1024
 HOST_CHUNK_FRAMES = 8192
 #: CUDA block shape (clips, frames) of the fused ZCR/RMS kernel.
 _BLOCK = (4, 64)
+#: Threads per block of the fused moments kernel (one block per clip); a power of two.
+_MOMENT_THREADS = 128
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ def _bucket_features(y, lengths, spec: FeatureSpec, banks: DeviceBanks, xp, fuse
     chroma = (raw / xp.where(peak < _TINY32, xp.float32(1.0), peak)).mean(axis=1)
 
     zcr, rms = (_frame_time_fused if fused else _frame_time_xp)(y, lengths, t, spec, xp)
-    moments = _moments(y, lengths, xp)
+    moments = (_moments_fused if fused else _moments_xp)(y, lengths, xp)
     columns = [zcr.sum(axis=1)[:, None] / spec.n_fft / t, chroma, mfcc,
                rms.mean(axis=1)[:, None], melpow.mean(axis=1, dtype=xp.float64), moments,
                centroid.mean(axis=1)[:, None], bandwidth.mean(axis=1)[:, None]]
@@ -328,23 +331,91 @@ def frame_time_kernel(y, lengths, n_fft, hop, zcr, rms):
 
 
 def check_kernels(xp) -> None:
-    """Compile and run the CUDA kernel once on a tiny input (raises if it cannot)."""
+    """Compile and run the CUDA kernels once on a tiny input (raises if they cannot)."""
     y = xp.zeros((1, 4), xp.float32)
-    _frame_time_fused(y, xp.asarray(np.array([4])), 1, FeatureSpec(n_fft=4, hop_length=2),
-                      xp)
+    n = xp.asarray(np.array([4]))
+    _frame_time_fused(y, n, 1, FeatureSpec(n_fft=4, hop_length=2), xp)
+    _moments_fused(y, n, xp)
 
 
-def _moments(y, lengths, xp):
-    """Mean, variance, skew and Fisher kurtosis of each clip (biased, as scipy.stats;
-    skew and kurtosis 0 for a constant clip): (n_clips, 4) float64."""
+def _moments_xp(y, lengths, xp):
+    """Mean, variance, skew and Fisher kurtosis of each clip: (n_clips, 4) float64, see
+    :func:`_standardised`; two passes of array code over the bucket."""
     n = lengths.astype(xp.float64)
     mean = y.sum(axis=1, dtype=xp.float64) / n
     inside = xp.arange(y.shape[1])[None, :] < lengths[:, None]
     d = xp.where(inside, y - mean[:, None], 0.0)
     d2 = d * d
-    m2, m3, m4 = ((d2 * p).sum(axis=1) / n for p in (1.0, d, d2))
+    sums = xp.stack([mean] + [(d2 * p).sum(axis=1) / n for p in (1.0, d, d2)], axis=1)
+    return _standardised(sums, xp)
+
+
+def _moments_fused(y, lengths, xp):
+    """As ``_moments_xp``, by the Numba-CUDA kernel: one block of threads per clip."""
+    sums = xp.empty((y.shape[0], 4), xp.float64)
+    if y.shape[0]:
+        moments_kernel[y.shape[0], _MOMENT_THREADS](y, lengths, sums)
+    return _standardised(sums, xp)
+
+
+def _standardised(sums, xp):
+    """(mean, m2, m3, m4) per clip to mean, variance, skew and Fisher kurtosis, biased as
+    scipy.stats; skew and kurtosis are 0 for a constant clip."""
+    mean, m2, m3, m4 = sums.T
     spread = m2 > 1e-30
     safe = xp.where(spread, m2, 1.0)
     skew = xp.where(spread, m3 / safe ** 1.5, 0.0)
     kurt = xp.where(spread, m4 / (safe * safe) - 3.0, 0.0)
     return xp.stack([mean, m2, skew, kurt], axis=1)
+
+
+@cuda.jit
+def moments_kernel(y, lengths, sums):
+    """Mean and central moments 2-4 of clip ``blockIdx.x``, in float64.
+
+    y (n_clips, n) float32, lengths (n_clips,) int64; sums (n_clips, 4) float64 out:
+    mean, m2, m3, m4.  Each thread sums a stride of the clip; the block adds the partial
+    sums in shared memory, for the mean and then for the central moments.
+    """
+    c = cuda.blockIdx.x
+    i = cuda.threadIdx.x
+    n = lengths[c]
+    part = cuda.shared.array((_MOMENT_THREADS, 4), float64)
+    total = 0.0
+    for k in range(i, n, _MOMENT_THREADS):
+        total += float(y[c, k])
+    part[i, 0] = total
+    _block_sum(part, i, 0, 1)
+    mean = part[0, 0] / n
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    for k in range(i, n, _MOMENT_THREADS):
+        d = float(y[c, k]) - mean
+        d2 = d * d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+    part[i, 1] = s2
+    part[i, 2] = s3
+    part[i, 3] = s4
+    _block_sum(part, i, 1, 4)
+    if i == 0:
+        sums[c, 0] = mean
+        sums[c, 1] = part[0, 1] / n
+        sums[c, 2] = part[0, 2] / n
+        sums[c, 3] = part[0, 3] / n
+
+
+@cuda.jit(device=True)
+def _block_sum(part, i, first, last):
+    """Add columns ``first..last-1`` of ``part`` (one row per thread) into row 0; every
+    thread of the block calls it, and all of them may read row 0 afterwards."""
+    step = _MOMENT_THREADS // 2
+    while step > 0:
+        cuda.syncthreads()
+        if i < step:
+            for j in range(first, last):
+                part[i, j] += part[i + step, j]
+        step //= 2
+    cuda.syncthreads()

@@ -201,8 +201,14 @@ n = np.array([310, 300])
 args = (y, n, 5, spec, np)
 zk, rk = kernels_gpu._frame_time_fused(*args)
 zx, rx = kernels_gpu._frame_time_xp(*args)
+y3 = np.zeros((3, 310), np.float32)
+y3[0], y3[1, :300], y3[2, :1] = clips[4], clips[3] + 0.5, 0.25
+n3 = np.array([310, 300, 1])
+mk, mx = kernels_gpu._moments_fused(y3, n3, np), kernels_gpu._moments_xp(y3, n3, np)
 print(json.dumps({"simulator": bool(config.ENABLE_CUDASIM),
-    "rows_equal": bool(np.array_equal(fused, plain)),
+    "rows_close": bool(np.allclose(fused, plain, rtol=1e-6, atol=0)),
+    "moments_close": bool(np.allclose(mk, mx, rtol=1e-12, atol=1e-15)),
+    "moments_constant": mk[2].tolist(),
     "zcr_equal": bool(np.array_equal(zk, zx)), "zcr_sum": float(zk.sum()),
     "rms_close": bool(np.allclose(rk, rx, rtol=1e-12, atol=1e-15)),
     "rms_sum": float(rk.sum())}))
@@ -228,10 +234,11 @@ def simulated(script, *paths, args=()):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_fused_zcr_rms_kernel_on_the_cuda_simulator():
+def test_fused_kernels_on_the_cuda_simulator():
     res = simulated(SIMULATED)
     assert res["simulator"]
-    assert res["rows_equal"] and res["zcr_equal"] and res["rms_close"]
+    assert res["rows_close"] and res["zcr_equal"] and res["rms_close"]
+    assert res["moments_close"] and res["moments_constant"] == [0.25, 0.0, 0.0, 0.0]
     assert res["zcr_sum"] > 0 and res["rms_sum"] > 0
 
 
