@@ -10,7 +10,8 @@
   3. end to end: ``serfast.extract`` over the corpus's files repeated ``--passes`` times
      (every core decodes; the workers share the GPU) against the same run on the CPU.
      Target: 5,000 clips/s. Both the whole run (worker start-up included) and the steady
-     rate after the first tenth of the rows are printed.
+     rate after the first tenth of the rows are printed; then the same clips through the
+     alternative design, decoding threads and the GPU in one process.
 
 Without a usable CUDA GPU it prints "needs a CUDA GPU (...)" and exits 0.
 
@@ -27,7 +28,7 @@ import os
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -151,6 +152,25 @@ def staging_threads_line(clips: list[np.ndarray], batch: int, repeat: int) -> st
     return f"features alone, GPU, clips/s by staging threads: {', '.join(rates)}"
 
 
+def end_to_end_threads(files: list[str], threads: int, batch: int) -> None:
+    """Decode ``files`` in threads of this process (libsndfile and soxr release the GIL)
+    and send every ``batch`` decoded clips through the GPU: one CUDA context, no
+    pickling; the design to compare extract's worker processes with."""
+    import cupy
+
+    from serfast.kernels_gpu import compute_batch_xp
+
+    waiting: list[np.ndarray] = []
+    with ThreadPoolExecutor(threads) as pool:
+        for part in pool.map(_decode, shards(files)):
+            waiting += part
+            if len(waiting) >= batch:
+                compute_batch_xp(waiting, SPEC, xp=cupy)
+                waiting = []
+    if waiting:
+        compute_batch_xp(waiting, SPEC, xp=cupy)
+
+
 def decoded_clips(files: list[str], pool, n_synthetic: int) -> list[np.ndarray]:
     """The corpus's files decoded on every core, or synthetic 2.5-s clips without one."""
     if files:
@@ -215,8 +235,12 @@ def main() -> None:
             all_cores = rate(lambda: decoded_clips(files, pool, 0), len(files), 1)
             one = files[:60]
             one_core = rate(lambda: _decode(one), len(one), 1)
+            with ThreadPoolExecutor(cores) as threads:
+                threaded = rate(lambda: list(threads.map(_decode, shards(files))),
+                                len(files), 1)
             say(f"decoding (soundfile + soxr): one process {one_core:,.0f} clips/s, "
-                f"{cores} processes {all_cores:,.0f} clips/s")
+                f"{cores} processes {all_cores:,.0f} clips/s, {cores} threads of one "
+                f"process {threaded:,.0f} clips/s")
     gpu_set = [decoded[i % len(decoded)] for i in range(args.clips)]
     gpu_features(gpu_set[:args.batch], args.batch)  # compile, plan cuFFT, fill the pools
     gpu = rate(lambda: gpu_features(gpu_set, args.batch), len(gpu_set), args.repeat)
@@ -248,6 +272,9 @@ def main() -> None:
             f"{g_all:,.0f} clips/s whole run, {g_steady:,.0f} steady | CPU {c_all:,.0f} "
             f"whole run, {c_steady:,.0f} steady | GPU/CPU {g_all / c_all:.1f}x whole run, "
             f"{g_steady / c_steady:.1f}x steady")
+        threaded = rate(lambda: end_to_end_threads(work, cores, args.batch), len(work), 1)
+        say(f"end to end, the alternative design: {cores} decoding threads and the GPU in "
+            f"one process, {threaded:,.0f} clips/s (no store)")
     if args.record:
         with open(args.record, "a") as fh:
             fh.write(f"\n## bench_gpu.py, {datetime.date.today()}\n\n"

@@ -405,7 +405,8 @@ def test_gpu_benchmark_runs_with_numpy_as_cupy(tmp_path):
     starts = ["GPU 0 (Stand-in GPU), ", "decoding (soundfile + soxr): ",
               "features alone, GPU: ", "features alone, GPU, clips/s by staging threads: ",
               "one chunk of 2 clips, ", "features alone, CPU engine: ",
-              "librosa reference loop, ", "end to end, serfast extract of 4 clips "]
+              "librosa reference loop, ", "end to end, serfast extract of 4 clips ",
+              "end to end, the alternative design: "]
     assert [line[:len(s)] for line, s in zip(lines, starts)] == starts
     assert (tmp_path / "results.md").read_text().count("\n- ") == len(starts)
 
