@@ -220,8 +220,8 @@ def main() -> None:
     cores = os.cpu_count() or 1
     files = sorted(str(p) for p in Path(args.corpus).resolve().rglob("*")
                    if p.suffix.lower() in (".wav", ".flac"))
-    lines = [f"{describe('gpu')}, {cores} CPU cores, "
-             f"{len(files) or 'no'} files from {args.corpus}, median of {args.repeat}"]
+    lines = [(f"{describe('gpu')}, {cores} CPU cores, "
+              f"{len(files) or 'no'} files from {args.corpus}, median of {args.repeat}")]
 
     def say(line: str) -> None:
         print(line, flush=True)
