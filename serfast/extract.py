@@ -199,18 +199,18 @@ def _map(fn, shards: list[list[ClipTask]], options: ExtractOptions, workers: int
 
 
 def _run_shards(tasks: list[ClipTask], options: ExtractOptions, workers: int,
-                device: str) -> Iterable[list[RowResult]]:
-    """Rows of every task, computed by the workers on the CPU, or on the GPU, where each
-    worker sends its decoded shard through the GPU as one batch while the others decode
-    (shards of up to ``GPU_SHARD`` clips, at least four per worker)."""
+                shared_gpu: bool) -> Iterable[list[RowResult]]:
+    """Rows of every task, computed by the workers on the CPU, or, with ``shared_gpu``,
+    on this machine's GPU: each worker sends its decoded shard through it as one batch
+    while the others decode (shards of up to ``GPU_SHARD`` clips, at least four per
+    worker)."""
     size = options.shard_size
-    if device == "gpu" and not options.cluster:
+    extra = ()
+    if shared_gpu:
         size = min(GPU_SHARD, max(size, len(tasks) // (4 * workers)))
+        extra = ("gpu", 1.0 / workers)
     shards = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-    if device != "gpu" or options.cluster:
-        yield from _map(_process_shard, shards, options, workers)
-    else:
-        yield from _map(_process_shard, shards, options, workers, "gpu", 1.0 / workers)
+    yield from _map(_process_shard, shards, options, workers, *extra)
 
 
 def _tasks(plan: list[RowMeta], done: dict) -> list[ClipTask]:
@@ -245,10 +245,11 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
             progress(counts["ok"] + counts["err"], len(plan), counts["ok"], counts["err"])
 
     workers = options.workers or os.cpu_count() or 1
-    if device == "gpu" and not options.cluster:
+    shared_gpu = device == "gpu" and not options.cluster  # a cluster picks per worker
+    if shared_gpu:
         workers = min(workers, gpu_processes())
     workers = max(1, min(workers, len(tasks) or 1))
-    for results in _run_shards(tasks, options, workers, device):
+    for results in _run_shards(tasks, options, workers, shared_gpu):
         record(results)
     writer.finish({"ignored_files": corpus.ignored})
     where = f"{workers} CPU worker process{'es' if workers > 1 else ''}"
