@@ -10,8 +10,9 @@ Reference definition (librosa 0.11, per clip ``y`` at ``sr``; means over frames)
     stats  = y.mean(), y.var(), skew(y), kurtosis(y),
              spectral_centroid(y=y, sr=sr).mean(), spectral_bandwidth(y=y, sr=sr).mean()
 
-serfast computes one STFT per clip (float32 FFT over every frame of the batch in a single
-call) and derives everything else from it in the kernels of ``serfast.kernels_cpu``.
+serfast computes one float32 STFT per clip (SciPy's FFT over all its frames at once) and
+derives everything else from it in the kernels of ``serfast.kernels_cpu``. Clips are
+independent: a clip's row is the same alone or in any batch.
 Gender is not an audio feature: the store appends it from the corpus.
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 import scipy.fft
 
 from . import kernels_cpu
-from .filterbanks import TUNING_EDGES, filter_banks
+from .filterbanks import TUNING_EDGES, FilterBanks, filter_banks
 from .spec import FeatureSpec
 
 #: piptrack's default frequency range in Hz (fmin, fmax).
@@ -58,33 +59,44 @@ def n_frames(n_samples: int, spec: FeatureSpec) -> int:
     return 1 + n_samples // spec.hop_length
 
 
-#: Frames per FFT call: bounds the framing and complex-spectrum buffers (~25 MB).
+#: Frames per FFT call: bounds the framing and complex-spectrum buffers (~25 MB) however
+#: long the clip.
 CHUNK_FRAMES = 1024
 
 
-def _chunks(frame_off: np.ndarray) -> list[tuple[int, int]]:
-    """Split frames [0, total) into runs of at most CHUNK_FRAMES, cutting anywhere."""
-    total = int(frame_off[-1])
-    return [(a, min(a + CHUNK_FRAMES, total)) for a in range(0, total, CHUNK_FRAMES)]
+def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, out: np.ndarray,
+                  frames: bool = False) -> np.ndarray | None:
+    """The seed features of one clip, written into ``out``.
 
-
-def _spectrum_chunk(signals, frame_off, first, last, spec, banks, mag, melpow, stats):
-    """STFT frames ``first..last-1`` of the batch -> |X|, mel power and frame statistics."""
-    clips = np.searchsorted(frame_off, np.arange(first, last), side="right") - 1
-    pieces = np.unique(clips)
-    piece_signals = [signals[c] for c in pieces]
-    lengths = np.array([len(x) for x in piece_signals], np.int64)
-    sig_off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    starts = np.maximum(frame_off[pieces], first)
-    ends = np.minimum(frame_off[pieces + 1], last)
-    piece_off = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
-    buf = np.empty((last - first, spec.n_fft), np.float32)
-    kernels_cpu.frame_batch(np.concatenate(piece_signals), sig_off,
-                            (starts - frame_off[pieces]).astype(np.int64), piece_off,
-                            banks.window, spec.hop_length, buf)
-    spectra = scipy.fft.rfft(buf, axis=1, workers=1, overwrite_x=True)
-    kernels_cpu.spectrum_frames(spectra, banks.freqs, banks.mel_start, banks.mel_stop,
-                                banks.mel_offset, banks.mel_weights, mag, melpow, stats)
+    y : (n,) float32, n >= 1, mono at ``spec.sr``.  out : (len(spec.columns) - 1,)
+    float32, the store row without gender.  Returns the clip's clamped log-mel frames
+    ((n_frames, n_mels) float32 dB) when ``frames``, else None.
+    """
+    count = n_frames(len(y), spec)
+    mag = np.empty((count, spec.n_bins), np.float32)
+    melpow = np.empty((count, spec.n_mels), np.float32)
+    frame_stats = np.empty((count, 2), np.float64)
+    pitches = np.empty(count * spec.n_bins, np.float32)
+    pitch_mags = np.empty_like(pitches)
+    k_lo, k_hi = pitch_bins(spec)
+    found = 0
+    buf = np.empty((min(count, CHUNK_FRAMES), spec.n_fft), np.float32)
+    for first in range(0, count, CHUNK_FRAMES):
+        last = min(first + CHUNK_FRAMES, count)
+        kernels_cpu.frame_clip(y, first, banks.window, spec.hop_length, buf[:last - first])
+        spectra = scipy.fft.rfft(buf[:last - first], axis=1, workers=1)
+        found = kernels_cpu.spectrum_frames(
+            spectra, banks.freqs, banks.mel_start, banks.mel_stop, banks.mel_offset,
+            banks.mel_weights, k_lo, k_hi, spec.sr / spec.n_fft, mag[first:last],
+            melpow[first:last], frame_stats[first:last], pitches, pitch_mags, found)
+    db = np.maximum(melpow, np.float32(1e-10))
+    np.log10(db, out=db)
+    db *= np.float32(10.0)
+    logmel = np.empty((count if frames else 0, spec.n_mels), np.float32)
+    kernels_cpu.clip_finish(y, spec.n_fft, spec.hop_length, mag, melpow, db, frame_stats,
+                            pitches, pitch_mags, found, TUNING_EDGES, banks.chroma_t,
+                            banks.dct, spec.top_db, out, logmel)
+    return logmel if frames else None
 
 
 def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
@@ -100,53 +112,12 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
         Also return frame-level log-mel and MFCC.
     """
     banks = filter_banks(spec)
-    lengths = np.array([len(s) for s in signals], np.int64)
-    if len(signals) == 0:
-        width = len(spec.columns) - 1
-        return BatchFeatures(np.zeros((0, width), np.float32), [] if frames else None)
-    if lengths.min() < 1:
+    if any(len(y) < 1 for y in signals):
         raise ValueError("every clip needs at least one sample")
-    counts = 1 + lengths // spec.hop_length
-    frame_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    n_frames_total = int(frame_off[-1])
-    n_mels, n_clips = spec.n_mels, len(signals)
-    mag = np.empty((n_frames_total, spec.n_bins), np.float32)
-    melpow = np.empty((n_frames_total, n_mels), np.float32)
-    frame_stats = np.empty((n_frames_total, 3), np.float64)
-    for first, last in _chunks(frame_off):
-        _spectrum_chunk(signals, frame_off, first, last, spec, banks,
-                        mag[first:last], melpow[first:last], frame_stats[first:last])
-    db = np.maximum(melpow, np.float32(1e-10))
-    np.log10(db, out=db)
-    db *= np.float32(10.0)
-
-    means = np.empty((n_clips, 2 * n_mels + 2), np.float64)
-    tunings = np.empty(n_clips, np.int64)
-    logmel = np.empty((n_frames_total if frames else 0, n_mels), np.float32)
-    k_lo, k_hi = pitch_bins(spec)
-    kernels_cpu.clip_reduce(mag, melpow, db, frame_stats, frame_off, k_lo, k_hi,
-                            spec.sr / spec.n_fft, TUNING_EDGES, spec.top_db, means, tunings,
-                            logmel)
-    chroma = np.empty((n_clips, spec.n_chroma), np.float64)
-    for c, (a, b) in enumerate(zip(frame_off[:-1], frame_off[1:])):
-        raw = mag[a:b] @ banks.chroma_t[tunings[c]]  # (n_frames, n_chroma)
-        peak = np.abs(raw).max(axis=1, keepdims=True)
-        peak[peak < np.finfo(np.float32).tiny] = 1.0  # librosa.util.normalize(norm=inf)
-        chroma[c] = (raw / peak).mean(axis=0)
-
-    timed = np.empty((n_clips, 6), np.float64)
-    for i, s in enumerate(signals):
-        kernels_cpu.time_features(s, spec.n_fft, spec.hop_length, timed[i])
-
-    mel, centroid_bw = means[:, :n_mels], means[:, n_mels:n_mels + 2]
-    mfcc = means[:, n_mels + 2:] @ banks.dct.astype(np.float64)
-    values = np.concatenate([
-        timed[:, :1], chroma, mfcc, timed[:, 1:2], mel, timed[:, 2:6], centroid_bw,
-    ], axis=1).astype(np.float32)
-
-    frame_list = None
-    if frames:
-        mfcc_frames = logmel @ banks.dct
-        frame_list = [np.concatenate([logmel[a:b], mfcc_frames[a:b]], axis=1)
-                      for a, b in zip(frame_off[:-1], frame_off[1:])]
-    return BatchFeatures(values, frame_list)
+    values = np.empty((len(signals), len(spec.columns) - 1), np.float32)
+    logmels = [clip_features(y, spec, banks, values[i], frames)
+               for i, y in enumerate(signals)]
+    if not frames:
+        return BatchFeatures(values, None)
+    return BatchFeatures(values, [np.concatenate([m, m @ banks.dct], axis=1)
+                                  for m in logmels])

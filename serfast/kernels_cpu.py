@@ -1,9 +1,11 @@
 """Numba kernels of the CPU backend: the fused feature computation.
 
 One STFT per clip feeds every spectral feature; the time-domain features read the signal
-once. Kernels work on a batch of clips laid end to end (``offsets`` mark where each clip
-starts) so one call covers thousands of frames. All kernels are compiled with
-``cache=True`` so only the first run on a machine pays for compilation.
+once. A clip takes three kernel calls around SciPy's FFT: :func:`frame_clip` cuts the
+frames, :func:`spectrum_frames` turns their spectra into per-frame values (|X|, mel power,
+centroid, bandwidth, pitch candidates) and :func:`clip_finish` reduces those to the clip's
+row. All kernels are compiled with ``cache=True`` so only the first run on a machine pays
+for compilation.
 
 The arithmetic follows librosa 0.11 step by step (see ``serfast.features`` for the
 reference definition); comments name the librosa function each block reproduces.
@@ -22,27 +24,27 @@ _TINY32 = np.float32(np.finfo(np.float32).tiny)
 
 
 @njit(cache=True)
-def frame_batch(signal, sig_offsets, first_frame, frame_offsets, window, hop, out):
-    """Cut centred, zero-padded, windowed STFT frames of pieces of clips.
+def frame_clip(y, first, window, hop, out):
+    """Cut centred, zero-padded, windowed STFT frames ``first, first + 1, ...`` of a clip.
 
-    signal : (n_samples,) float32, the clips end to end.
-    sig_offsets : (n_pieces + 1,) int64 per piece: its clip is ``signal[sig_offsets[i]:``
-        ``sig_offsets[i+1]]`` (consecutive pieces of one clip repeat the same bounds).
-    first_frame : (n_pieces,) int64, the clip frame each piece starts at.
-    frame_offsets : (n_pieces + 1,) int64, piece ``i`` fills ``out[frame_offsets[i]:...]``.
-    window : (n_fft,) float32.  out : (n_frames, n_fft) float32, filled in place.
+    y : (n,) float32.  window : (n_fft,) float32.  out : (n_frames, n_fft) float32, filled
+    in place: frame ``t`` is ``y[t * hop - n_fft // 2 :][:n_fft] * window``, zero where it
+    overhangs the clip (librosa's ``stft(center=True, pad_mode="constant")``).
     """
     n_fft = window.shape[0]
-    half = n_fft // 2
-    for c in range(first_frame.shape[0]):
-        a = sig_offsets[c]
-        n = sig_offsets[c + 1] - a
-        for t in range(frame_offsets[c + 1] - frame_offsets[c]):
-            row = out[frame_offsets[c] + t]
-            start = (first_frame[c] + t) * hop - half
-            for j in range(n_fft):
-                k = start + j
-                row[j] = signal[a + k] * window[j] if 0 <= k < n else np.float32(0.0)
+    n = y.shape[0]
+    for t in range(out.shape[0]):
+        row = out[t]
+        start = (first + t) * hop - n_fft // 2
+        j0 = min(max(0, -start), n_fft)  # [j0, j1) of the frame lies inside the clip
+        j1 = max(min(n_fft, n - start), j0)
+        row[:j0] = np.float32(0.0)
+        src = y[start + j0:start + j1]
+        win = window[j0:j1]
+        dst = row[j0:j1]
+        for i in range(src.shape[0]):  # one long loop over views: vectorised
+            dst[i] = src[i] * win[i]
+        row[j1:] = np.float32(0.0)
 
 
 @njit(cache=True, inline="always")
@@ -141,16 +143,59 @@ def time_features(y, n_fft, hop, out):
 MEL_BLOCK = 8
 
 
+@njit(cache=True)
+def _int_max(bits):
+    """Largest of ``bits`` (int32). On the bit patterns of non-negative float32 values this
+    is the bit pattern of their max, and it vectorises where a float max does not."""
+    top = np.int32(0)
+    for i in range(bits.shape[0]):
+        top = max(top, bits[i])
+    return top
+
+
+@njit(cache=True)
+def _pitch_candidates(mag, peak, k_lo, k_hi, sr_over_nfft, is_peak, pitches, mags, count):
+    """``librosa.piptrack`` on one frame: append (pitch Hz, magnitude) of every local
+    peak above 0.1 * the frame's max within bins [k_lo, k_hi); returns the new count.
+
+    A bin above the threshold is a peak of the thresholded spectrum (librosa's
+    ``localmax(S * (S > ref))``) exactly when it is a peak of the raw one, since a
+    neighbour at or below the threshold is below the bin anyway. So the test is one
+    branch-free pass; only the few peaks take the slow path. is_peak : (k_hi - k_lo,)
+    bool scratch. Compiled without fast-math: the pitch decides the tuning histogram bin.
+    """
+    ref = np.float32(0.1) * peak
+    mid = mag[k_lo:k_hi]
+    left = mag[k_lo - 1:k_hi - 1]
+    right = mag[k_lo + 1:k_hi + 1]
+    for i in range(mid.shape[0]):
+        is_peak[i] = (mid[i] > ref) & (mid[i] > left[i]) & (mid[i] >= right[i])
+    for i in range(mid.shape[0]):
+        if is_peak[i]:
+            k = k_lo + i
+            a = mag[k + 1] + mag[k - 1] - np.float32(2.0) * mag[k]
+            b = (mag[k + 1] - mag[k - 1]) / np.float32(2.0)
+            shift = np.float32(0.0) if abs(b) >= abs(a) else -b / a
+            pitches[count] = np.float32((k + np.float64(shift)) * sr_over_nfft)
+            mags[count] = mag[k] + np.float32(0.5) * b * shift
+            count += 1
+    return count
+
+
 @njit(cache=True, fastmath=_FAST)
-def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights,
-                    mag, melpow, frame_stats):
-    """Magnitude, mel power, centroid, bandwidth and peak of every STFT frame.
+def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights, k_lo,
+                    k_hi, sr_over_nfft, mag, melpow, frame_stats, pitches, pitch_mags, count):
+    """Magnitude, mel power, centroid, bandwidth and pitch candidates of STFT frames.
 
     spectra : (n_frames, n_bins) complex64.  mag : (n_frames, n_bins) float32 out, |X|.
     melpow : (n_frames, n_mels) float32 out, Slaney mel bank @ |X|**2 (sparse rows).
-    frame_stats : (n_frames, 3) float64 out: centroid Hz, bandwidth Hz, max |X|.
+    frame_stats : (n_frames, 2) float64 out: centroid Hz, bandwidth Hz.
+    pitches, pitch_mags : (>= count + n_frames * n_bins,) float32: the piptrack
+        candidates of these frames (bins [k_lo, k_hi), ``k_lo >= 1``, ``k_hi < n_bins``)
+        are appended after the first ``count``. Returns the new count.
     librosa: ``stft``, ``melspectrogram``, ``spectral_centroid``, ``spectral_bandwidth``
-    (an all-zero frame is left unnormalised there, so both are computed from raw sums).
+    (an all-zero frame is left unnormalised there, so both are computed from raw sums),
+    ``piptrack``.
 
     Frames go in blocks of :data:`MEL_BLOCK`: their power is stored bin-major, so each mel
     band is summed over its bins for the whole block at once (every frame's sum still
@@ -159,6 +204,9 @@ def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights
     n_frames, n_bins = spectra.shape
     power_t = np.zeros((n_bins, MEL_BLOCK), np.float32)
     acc = np.zeros(MEL_BLOCK, np.float32)
+    is_peak = np.empty(max(k_hi - k_lo, 0), np.bool_)
+    peak_bits = np.empty(1, np.int32)
+    peak = peak_bits.view(np.float32)  # the frame's max |X|
     for t0 in range(0, n_frames, MEL_BLOCK):
         width = min(MEL_BLOCK, n_frames - t0)
         for j in range(width):
@@ -170,22 +218,24 @@ def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights
                 m[k] = np.sqrt(v.real * v.real + v.imag * v.imag)  # float32 sqrt: |X|
             total = 0.0
             weighted = 0.0
-            peak = np.float32(0.0)
+            weighted2 = 0.0
             for k in range(n_bins):
-                a = m[k]
+                a = np.float64(m[k])
+                f = np.float64(freqs[k])
                 total += a
-                weighted += a * freqs[k]
-                peak = max(peak, a)
-                power_t[k, j] = a * a
+                weighted += a * f
+                weighted2 += a * f * f
+            for k in range(n_bins):  # its own loop: a strided store stops SIMD above
+                power_t[k, j] = m[k] * m[k]
             norm = total if total >= _TINY32 else 1.0
             centroid = weighted / norm
-            spread = 0.0
-            for k in range(n_bins):
-                d = freqs[k] - centroid
-                spread += m[k] * d * d
+            # sum m (f - c)^2 = sum m f^2 - 2 c sum m f + c^2 sum m, in float64
+            spread = weighted2 - 2.0 * centroid * weighted + centroid * centroid * total
             frame_stats[t, 0] = centroid
-            frame_stats[t, 1] = math.sqrt(spread / norm)
-            frame_stats[t, 2] = peak
+            frame_stats[t, 1] = math.sqrt(max(spread, 0.0) / norm)
+            peak_bits[0] = _int_max(m.view(np.int32))
+            count = _pitch_candidates(m, peak[0], k_lo, k_hi, sr_over_nfft, is_peak, pitches,
+                                      pitch_mags, count)
         for b in range(mel_start.shape[0]):
             acc[:] = 0.0
             w0 = mel_offset[b] - mel_start[b]
@@ -195,26 +245,6 @@ def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights
                     acc[j] += w * power_t[k, j]
             for j in range(width):
                 melpow[t0 + j, b] = acc[j]
-
-
-@njit(cache=True)
-def _pitch_candidates(mag, peak, k_lo, k_hi, sr_over_nfft, pitches, mags, count):
-    """``librosa.piptrack`` on one frame: append (pitch Hz, magnitude) of every local
-    peak above 0.1 * frame max within bins [k_lo, k_hi); returns the new count."""
-    ref = np.float32(0.1) * peak
-    n_bins = mag.shape[0]
-    for k in range(max(k_lo, 1), min(k_hi, n_bins - 1)):
-        x0 = mag[k] if mag[k] > ref else np.float32(0.0)
-        xm = mag[k - 1] if mag[k - 1] > ref else np.float32(0.0)
-        xp = mag[k + 1] if mag[k + 1] > ref else np.float32(0.0)
-        if x0 > xm and x0 >= xp:
-            a = mag[k + 1] + mag[k - 1] - np.float32(2.0) * mag[k]
-            b = (mag[k + 1] - mag[k - 1]) / np.float32(2.0)
-            shift = np.float32(0.0) if abs(b) >= abs(a) else -b / a
-            avg = (mag[k + 1] - mag[k - 1]) / np.float32(2.0)
-            pitches[count] = np.float32((k + np.float64(shift)) * sr_over_nfft)
-            mags[count] = mag[k] + np.float32(0.5) * avg * shift
-            count += 1
     return count
 
 
@@ -252,48 +282,83 @@ def _tuning_index(pitches, mags, count, edges):
     return int(np.argmax(hist))
 
 
-@njit(cache=True)
-def clip_reduce(mag, melpow, db, frame_stats, frame_offsets, k_lo, k_hi, sr_over_nfft,
-                tuning_edges, top_db, out, tunings, logmel_out):
-    """Per-clip means and chroma tuning from the per-frame arrays of ``spectrum_frames``.
 
+@njit(cache=True)
+def clip_finish(y, n_fft, hop, mag, melpow, db, frame_stats, pitches, pitch_mags, count,
+                tuning_edges, chroma_banks, dct, top_db, out, logmel):
+    """Reduce a clip's frames (from :func:`spectrum_frames`) to its row of features.
+
+    y : (n,) float32, the clip.  mag, melpow, frame_stats : all frames of the clip.
     db : (n_frames, n_mels) float32, ``10 * log10(max(melpow, 1e-10))``.
-    out : (n_clips, 2 * n_mels + 2) float64 receives per clip the means of
-        ``mel power, centroid, bandwidth, clamped dB`` (``power_to_db(top_db)``: the clamp
-        is ``max(db, clip max - top_db)``).
-    tunings : (n_clips,) int64 receives the ``tuning_edges`` index from ``estimate_tuning``.
-    logmel_out : (n_frames, n_mels) float32 receives clamped dB; shape (0, n_mels) skips.
+    pitches, pitch_mags, count : the clip's piptrack candidates.
+    chroma_banks : (n_tunings, n_bins, n_chroma) float32, librosa's chroma bank for every
+    ``tuning_edges`` value.  dct : (n_mels, n_mfcc) float32.
+    out : (n_columns - 1,) float32 receives the row in store order (``FeatureSpec.columns``
+    without gender).  logmel : (n_frames, n_mels) float32 receives the clamped dB frames,
+    or has shape (0, n_mels) to skip them.
+
+    Means over frames of ZCR, chroma (``chroma_stft``: tuning from ``estimate_tuning``,
+    each frame divided by its largest |value|), MFCC (mean dB @ DCT; ``power_to_db``
+    clamps dB at the clip's max - top_db), RMS, mel power; the waveform moments; centroid
+    and bandwidth.
     """
-    n_mels = melpow.shape[1]
-    n_clips = frame_offsets.shape[0] - 1
-    max_t = 0
-    for c in range(n_clips):
-        max_t = max(max_t, frame_offsets[c + 1] - frame_offsets[c])
-    per_frame = max(k_hi - k_lo, 1)
-    pitches = np.empty(max_t * per_frame, np.float32)
-    pmags = np.empty(max_t * per_frame, np.float32)
-    keep_frames = logmel_out.shape[0] > 0
-    for c in range(n_clips):
-        f0 = frame_offsets[c]
-        f1 = frame_offsets[c + 1]
-        row = out[c]
-        row[:] = 0.0
-        count = 0
-        db_max = np.float32(-np.inf)
-        for t in range(f0, f1):
-            count = _pitch_candidates(mag[t], np.float32(frame_stats[t, 2]), k_lo, k_hi,
-                                      sr_over_nfft, pitches, pmags, count)
-            row[n_mels] += frame_stats[t, 0]
-            row[n_mels + 1] += frame_stats[t, 1]
-            for b in range(n_mels):
-                row[b] += melpow[t, b]
-                db_max = max(db_max, db[t, b])
-        floor = db_max - np.float32(top_db)
-        for t in range(f0, f1):
-            for b in range(n_mels):
-                d = max(db[t, b], floor)
-                row[n_mels + 2 + b] += d
-                if keep_frames:
-                    logmel_out[t, b] = d
-        row[:] /= f1 - f0
-        tunings[c] = _tuning_index(pitches, pmags, count, tuning_edges)
+    n_frames, n_mels = melpow.shape
+    n_chroma = chroma_banks.shape[2]
+    n_mfcc = dct.shape[1]
+    timed = np.empty(6, np.float64)
+    time_features(y, n_fft, hop, timed)
+
+    mel_sum = np.zeros(n_mels, np.float64)
+    db_max = np.float32(-np.inf)
+    for t in range(n_frames):
+        for b in range(n_mels):
+            mel_sum[b] += melpow[t, b]
+            db_max = max(db_max, db[t, b])
+    floor = db_max - np.float32(top_db)
+    db_sum = np.zeros(n_mels, np.float64)
+    keep_frames = logmel.shape[0] > 0
+    for t in range(n_frames):
+        for b in range(n_mels):
+            d = max(db[t, b], floor)
+            db_sum[b] += d
+            if keep_frames:
+                logmel[t, b] = d
+    centroid = 0.0
+    bandwidth = 0.0
+    for t in range(n_frames):
+        centroid += frame_stats[t, 0]
+        bandwidth += frame_stats[t, 1]
+
+    tuning = _tuning_index(pitches, pitch_mags, count, tuning_edges)
+    raw = np.dot(mag, chroma_banks[tuning])  # (n_frames, n_chroma), BLAS
+    chroma = np.zeros(n_chroma, np.float64)
+    for t in range(n_frames):
+        peak = np.float32(0.0)
+        for c in range(n_chroma):
+            peak = max(peak, abs(raw[t, c]))
+        if peak < _TINY32:  # librosa.util.normalize(norm=inf) leaves such frames alone
+            peak = np.float32(1.0)
+        for c in range(n_chroma):
+            chroma[c] += raw[t, c] / peak
+
+    i = 0
+    out[i] = timed[0]
+    i += 1
+    for c in range(n_chroma):
+        out[i + c] = chroma[c] / n_frames
+    i += n_chroma
+    for j in range(n_mfcc):
+        v = 0.0
+        for b in range(n_mels):
+            v += db_sum[b] / n_frames * np.float64(dct[b, j])
+        out[i + j] = v
+    i += n_mfcc
+    out[i] = timed[1]
+    i += 1
+    for b in range(n_mels):
+        out[i + b] = mel_sum[b] / n_frames
+    i += n_mels
+    for j in range(4):
+        out[i + j] = timed[2 + j]
+    out[i + 4] = centroid / n_frames
+    out[i + 5] = bandwidth / n_frames

@@ -130,7 +130,7 @@ def test_chunked_stft_gives_the_same_features(monkeypatch):
 
     signals = [speech("angry", 1), rng_signal(700, 3), speech("sad", 2, seconds=2.0)]
     whole = compute_batch(signals, SPEC, frames=True)
-    monkeypatch.setattr(features, "CHUNK_FRAMES", 37)  # cuts inside and across clips
+    monkeypatch.setattr(features, "CHUNK_FRAMES", 37)  # cuts inside every clip
     cut = compute_batch(signals, SPEC, frames=True)
     assert np.array_equal(whole.values, cut.values)
     assert all(np.array_equal(a, b) for a, b in zip(whole.frames, cut.frames))
