@@ -19,12 +19,14 @@ Gender is not an audio feature: the store appends it from the corpus.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import scipy.fft
 
 from . import kernels_cpu
 from .filterbanks import TUNING_EDGES, FilterBanks, filter_banks
+from .malloc import reuse_freed_memory
 from .spec import FeatureSpec
 
 #: piptrack's default frequency range in Hz (fmin, fmax).
@@ -58,6 +60,9 @@ def n_frames(n_samples: int, spec: FeatureSpec) -> int:
     """Frames of a centred STFT of ``n_samples`` samples: ``1 + n // hop``."""
     return 1 + n_samples // spec.hop_length
 
+
+#: ``reuse_freed_memory`` once per process: a clip allocates and frees ~3 MB of buffers.
+_reuse_freed_memory_once = cache(reuse_freed_memory)
 
 #: Frames per FFT call: bounds the framing and complex-spectrum buffers (~25 MB) however
 #: long the clip.
@@ -110,7 +115,11 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
     spec : FeatureSpec
     frames : bool
         Also return frame-level log-mel and MFCC.
+
+    The first call makes this process's malloc keep freed blocks for reuse
+    (``serfast.malloc``): otherwise every clip's buffers are faulted in afresh.
     """
+    _reuse_freed_memory_once()
     banks = filter_banks(spec)
     if any(len(y) < 1 for y in signals):
         raise ValueError("every clip needs at least one sample")

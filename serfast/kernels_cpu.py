@@ -79,16 +79,22 @@ def time_features(y, n_fft, hop, out):
     for blk in range(n_blocks):
         a = blk * hop
         b = min(a + hop, n)
+        seg = y[a:b]
         e = 0.0
+        s = 0.0
+        for i in range(seg.shape[0]):  # branch-free loops over views: vectorised
+            v = np.float64(seg[i])
+            e += v * v
+            s += v
+        lo = max(a, 1)  # sample 0 has no left neighbour
+        now = y[lo:b]
+        before = y[lo - 1:b - 1]
         c = 0
-        for i in range(a, b):
-            v = y[i]
-            e += np.float64(v) * v
-            total += v
-            if i > 0:
-                c += _crossing(y, i)
+        for i in range(now.shape[0]):
+            c += (np.float64(now[i]) < -1e-10) != (np.float64(before[i]) < -1e-10)
         block_energy[blk] = e
         block_cross[blk] = c
+        total += s
     per_frame = n_fft // hop
     aligned = half % hop == 0 and n_fft % hop == 0
     zcr = 0.0
