@@ -39,7 +39,7 @@ class BatchFeatures:
 
     Attributes
     ----------
-    values : (n_clips, len(spec.columns) - 1) float32
+    values : (n_clips, spec.n_features) float32
         Clip features in store column order, without ``gender``.
     frames : list of (n_frames_i, n_mels + n_mfcc) float32, or None
         Per-frame log-mel (dB) and MFCC of each clip when asked for.
@@ -73,7 +73,7 @@ def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, out: np.
                   frames: bool = False) -> np.ndarray | None:
     """The seed features of one clip, written into ``out``.
 
-    y : (n,) float32, n >= 1, mono at ``spec.sr``.  out : (len(spec.columns) - 1,)
+    y : (n,) float32, n >= 1, mono at ``spec.sr``.  out : (spec.n_features,)
     float32, the store row without gender.  Returns the clip's clamped log-mel frames
     ((n_frames, n_mels) float32 dB) when ``frames``, else None.
     """
@@ -81,9 +81,10 @@ def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, out: np.
     mag = np.empty((count, spec.n_bins), np.float32)
     melpow = np.empty((count, spec.n_mels), np.float32)
     frame_stats = np.empty((count, 2), np.float64)
-    pitches = np.empty(count * spec.n_bins, np.float32)
-    pitch_mags = np.empty_like(pitches)
     k_lo, k_hi = pitch_bins(spec)
+    # a frame has at most one peak per two bins of the searched range
+    pitches = np.empty(count * ((k_hi - k_lo) // 2 + 1), np.float32)
+    pitch_mags = np.empty_like(pitches)
     found = 0
     buf = np.empty((min(count, CHUNK_FRAMES), spec.n_fft), np.float32)
     for first in range(0, count, CHUNK_FRAMES):
@@ -123,7 +124,7 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
     banks = filter_banks(spec)
     if any(len(y) < 1 for y in signals):
         raise ValueError("every clip needs at least one sample")
-    values = np.empty((len(signals), len(spec.columns) - 1), np.float32)
+    values = np.empty((len(signals), spec.n_features), np.float32)
     logmels = [clip_features(y, spec, banks, values[i], frames)
                for i, y in enumerate(signals)]
     if not frames:

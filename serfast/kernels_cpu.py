@@ -196,9 +196,10 @@ def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights
     spectra : (n_frames, n_bins) complex64.  mag : (n_frames, n_bins) float32 out, |X|.
     melpow : (n_frames, n_mels) float32 out, Slaney mel bank @ |X|**2 (sparse rows).
     frame_stats : (n_frames, 2) float64 out: centroid Hz, bandwidth Hz.
-    pitches, pitch_mags : (>= count + n_frames * n_bins,) float32: the piptrack
-        candidates of these frames (bins [k_lo, k_hi), ``k_lo >= 1``, ``k_hi < n_bins``)
-        are appended after the first ``count``. Returns the new count.
+    pitches, pitch_mags : float32 with room after the first ``count`` for the piptrack
+        candidates of these frames (bins [k_lo, k_hi), ``k_lo >= 1``, ``k_hi < n_bins``):
+        at most ``(k_hi - k_lo) // 2 + 1`` per frame, since no two neighbouring bins are
+        both peaks. Returns the new count.
     librosa: ``stft``, ``melspectrogram``, ``spectral_centroid``, ``spectral_bandwidth``
     (an all-zero frame is left unnormalised there, so both are computed from raw sums),
     ``piptrack``.

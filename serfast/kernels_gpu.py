@@ -109,7 +109,7 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
     if xp is None:
         import cupy as xp
     fused = xp is not np if fused is None else fused
-    width = len(spec.columns) - 1
+    width = spec.n_features
     lengths = np.array([len(s) for s in signals], np.int64)
     if len(signals) and lengths.min() < 1:
         raise ValueError("every clip needs at least one sample")

@@ -14,7 +14,7 @@ from .spec import FeatureSpec
 def reference_features(y: np.ndarray, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
     """The seed features of one clip exactly as the method computes them with librosa.
 
-    y : (n,) float32 mono clip at ``spec.sr``.  Returns (len(spec.columns) - 1,) float64
+    y : (n,) float32 mono clip at ``spec.sr``.  Returns (spec.n_features,) float64
     in store column order (without gender).
     """
     import librosa

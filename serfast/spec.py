@@ -47,6 +47,12 @@ class FeatureSpec:
         return self.n_fft // 2 + 1
 
     @property
+    def n_features(self) -> int:
+        """Columns computed from audio: all of :attr:`columns` but ``gender`` (168 by
+        default). Arithmetic, so cheap enough to ask once per clip."""
+        return 1 + self.n_chroma + self.n_mfcc + 1 + self.n_mels + len(self.stat_columns)
+
+    @property
     def acoustic_columns(self) -> list[str]:
         """The 162 (by default) frame-mean columns, in store order."""
         return (

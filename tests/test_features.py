@@ -108,6 +108,12 @@ def test_frame_level_output_matches_librosa():
     assert np.allclose(batch.values[0, mfcc_cols], frames[:, 128:].mean(axis=0), atol=1e-3)
 
 
+def test_feature_count_matches_the_column_names():
+    for spec in (SPEC, FeatureSpec(n_mels=64, n_mfcc=13, n_chroma=24)):
+        assert spec.n_features == len(spec.columns) - 1
+        assert compute_batch([rng_signal(3000)], spec).values.shape == (1, spec.n_features)
+
+
 def test_empty_clip_is_rejected():
     with pytest.raises(ValueError):
         compute_batch([np.zeros(0, np.float32)], SPEC)
