@@ -256,9 +256,10 @@ def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights
 
 
 @njit(cache=True)
-def _tuning_index(pitches, mags, count, edges):
-    """``librosa.estimate_tuning``: index into ``edges`` of the histogram mode of the
-    pitch residuals of candidates with at least median magnitude (0.0 when none)."""
+def _tuning_index(pitches, mags, count, edges, bins_per_octave):
+    """``librosa.estimate_tuning(bins_per_octave=...)``: index into ``edges`` of the
+    histogram mode of the pitch residuals (in fractions of a chroma bin) of candidates
+    with at least median magnitude (0.0 when none)."""
     n_bins = edges.shape[0] - 1
     zero_index = n_bins // 2
     if count == 0:
@@ -271,7 +272,7 @@ def _tuning_index(pitches, mags, count, edges):
     for i in range(count):
         f = pitches[i]
         if mags[i] >= threshold and f > 0:
-            r = np.float32(np.float32(12.0) * np.log2(f / a440_16)) % np.float32(1.0)
+            r = np.float32(np.float32(bins_per_octave) * np.log2(f / a440_16)) % np.float32(1.0)
             if r >= 0.5:
                 r -= np.float32(1.0)
             x = np.float64(r)
@@ -336,7 +337,7 @@ def clip_finish(y, n_fft, hop, mag, melpow, db, frame_stats, pitches, pitch_mags
         centroid += frame_stats[t, 0]
         bandwidth += frame_stats[t, 1]
 
-    tuning = _tuning_index(pitches, pitch_mags, count, tuning_edges)
+    tuning = _tuning_index(pitches, pitch_mags, count, tuning_edges, n_chroma)
     raw = np.dot(mag, chroma_banks[tuning])  # (n_frames, n_chroma), BLAS
     chroma = np.zeros(n_chroma, np.float64)
     for t in range(n_frames):

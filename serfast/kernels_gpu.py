@@ -237,7 +237,8 @@ def _tuning_indices(mag, spec: FeatureSpec, edges, xp):
     # every candidate gets a bin; those that do not vote weigh 0 (no compaction, no sync)
     votes = (strength >= _clip_medians(strength, clip, n_clips, xp)[clip]) & (pitch > 0)
     f = xp.where(votes, pitch, xp.float32(440.0))
-    r = (xp.float32(12.0) * xp.log2(f / xp.float32(440.0 / 16.0))) % xp.float32(1.0)
+    octaves = xp.log2(f / xp.float32(440.0 / 16.0))
+    r = (xp.float32(spec.n_chroma) * octaves) % xp.float32(1.0)  # bins_per_octave=n_chroma
     r = xp.where(r >= xp.float32(0.5), r - xp.float32(1.0), r)
     j = xp.clip(xp.searchsorted(edges, r.astype(xp.float64), side="right") - 1, 0, n_hist - 1)
     hist = xp.bincount(clip * n_hist + j, weights=votes.astype(xp.float64),

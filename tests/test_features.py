@@ -114,6 +114,16 @@ def test_feature_count_matches_the_column_names():
         assert compute_batch([rng_signal(3000)], spec).values.shape == (1, spec.n_features)
 
 
+def test_other_band_counts_match_librosa():
+    """n_chroma is also estimate_tuning's bins_per_octave (librosa's chroma_stft)."""
+    spec = FeatureSpec(n_mels=64, n_mfcc=13, n_chroma=24)
+    signals = [speech("happy", 2), speech("angry", 3, seconds=2.0)]
+    got = compute_batch(signals, spec).values.astype(np.float64)
+    ref = np.stack([reference_features(y, spec) for y in signals])
+    err = np.abs(got - ref).max(axis=0) / np.maximum(np.abs(ref).max(axis=0), 1e-12)
+    assert err.max() < 1e-3, spec.columns[int(err.argmax())]
+
+
 def test_empty_clip_is_rejected():
     with pytest.raises(ValueError):
         compute_batch([np.zeros(0, np.float32)], SPEC)
