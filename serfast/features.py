@@ -1,4 +1,4 @@
-"""Per-clip features of the "seed" set, computed for many clips at once.
+"""Per-clip features of the "seed" set, for one clip or a batch of them.
 
 Reference definition (librosa 0.11, per clip ``y`` at ``sr``; means over frames)::
 
