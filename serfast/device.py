@@ -8,12 +8,15 @@ with one line saying why.
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .audio import one_line
-from .features import BatchFeatures, compute_batch
 from .spec import FeatureSpec
+
+if TYPE_CHECKING:
+    from .features import BatchFeatures
 
 DEVICES = ("auto", "cpu", "gpu")
 #: GPU memory a process holds once it has used the GPU (CUDA context, cuFFT plans, cuBLAS
@@ -103,6 +106,8 @@ def batch_features(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
     Returns host arrays in either case: values (n_clips, n_features) float32.
     """
     if resolve_device(device) == "cpu":
+        from .features import compute_batch  # Numba and SciPy: only where features run
+
         return compute_batch(signals, spec, frames=frames)
     import cupy
 

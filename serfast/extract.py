@@ -24,7 +24,6 @@ from .audio import AudioError, load_clip, one_line
 from .augment import AUGMENTATIONS, augment
 from .corpus import Clip, scan
 from .device import batch_features, describe, gpu_processes, resolve_device, run_device
-from .features import compute_batch
 from .filterbanks import filter_banks, install_filter_banks
 from .malloc import reuse_freed_memory
 from .spec import FeatureSpec
@@ -128,6 +127,8 @@ def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frame
         except Exception as err:  # noqa: BLE001 - the CPU computes the same rows
             log.warning("GPU batch failed (%s); computing its %d clips on the CPU",
                         one_line(err, with_type=True), len(signals))
+    from .features import compute_batch  # Numba and SciPy: only where features run
+
     results = []
     for r, y in signals:
         try:
@@ -156,8 +157,20 @@ def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool, seed:
     return errors + feature_rows(signals, spec, frames, device, gpu_share)
 
 
+def _one_thread_each() -> threadpool_limits:
+    """Limit BLAS/OpenMP to one thread in this process (also a context manager).
+
+    threadpoolctl only limits the libraries loaded so far, so the feature engine (Numba,
+    SciPy, SciPy's own OpenBLAS) is imported first. Only the processes that compute
+    features import it: a pool's parent stays light, and its workers start sooner.
+    """
+    from . import features  # noqa: F401
+
+    return threadpool_limits(1)
+
+
 def _init_worker(spec: FeatureSpec, banks) -> None:
-    threadpool_limits(1)
+    _one_thread_each()
     reuse_freed_memory()
     install_filter_banks(spec, banks)
 
@@ -182,7 +195,7 @@ def _map(fn, shards: list[list[ClipTask]], options: ExtractOptions, workers: int
                                   broadcast=(filter_banks(options.spec),))
     elif workers == 1:
         reuse_freed_memory()
-        with threadpool_limits(1):
+        with _one_thread_each():
             for shard in shards:
                 yield fn(shard, *args)
     else:

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import version
 
 import numpy as np
-import scipy.fft
 
 from .spec import FeatureSpec
 
@@ -105,7 +104,8 @@ def _cached(spec: FeatureSpec) -> FilterBanks:
 
 
 def _build(spec: FeatureSpec) -> FilterBanks:
-    import librosa.filters  # heavy import, kept out of module import time
+    import librosa.filters  # heavy imports, kept out of module import time
+    import scipy.fft
 
     mel = librosa.filters.mel(sr=spec.sr, n_fft=spec.n_fft, n_mels=spec.n_mels,
                               dtype=np.float32)

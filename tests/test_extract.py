@@ -176,3 +176,21 @@ def test_extract_never_imports_tensorflow(good_corpus, tmp_path):
             "except SystemExit:\n    pass\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_pool_parent_stays_light_and_workers_use_one_thread_per_library():
+    """The parent of a worker pool never loads the feature engine (Numba, SciPy): it would
+    only delay the workers' start. A process that computes features loads it before
+    limiting threads, so SciPy's own OpenBLAS (loaded by SciPy, not NumPy) is limited too:
+    two workers with two BLAS threads each made extract twice as slow on two cores."""
+    code = ("import sys\n"
+            "import serfast.extract as e\n"
+            "print('numba' in sys.modules, 'scipy.fft' in sys.modules)\n"
+            "e._one_thread_each()\n"
+            "from threadpoolctl import threadpool_info\n"
+            "libs = threadpool_info()\n"
+            "print(len(libs), all(lib['num_threads'] == 1 for lib in libs))\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.split()
+    assert out[:2] == ["False", "False"]
+    assert int(out[2]) >= 1 and out[3] == "True"
