@@ -48,10 +48,16 @@ def frame_clip(y, first, window, hop, out):
 
 
 @njit(cache=True, inline="always")
-def _crossing(y, i):
-    """1 if ``y[i - 1]`` and ``y[i]`` lie on different sides of zero (librosa's ZCR:
+def _crosses(before, now):
+    """1 if samples ``before`` and ``now`` lie on different sides of zero (librosa's ZCR:
     |x| <= 1e-10 counts as non-negative), else 0."""
-    return int((y[i] < -1e-10) != (y[i - 1] < -1e-10))
+    return int((np.float64(now) < -1e-10) != (np.float64(before) < -1e-10))
+
+
+@njit(cache=True, inline="always")
+def _crossing(y, i):
+    """:func:`_crosses` between ``y[i - 1]`` and ``y[i]``."""
+    return _crosses(y[i - 1], y[i])
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -91,7 +97,7 @@ def time_features(y, n_fft, hop, out):
         before = y[lo - 1:b - 1]
         c = 0
         for i in range(now.shape[0]):
-            c += (np.float64(now[i]) < -1e-10) != (np.float64(before[i]) < -1e-10)
+            c += _crosses(before[i], now[i])
         block_energy[blk] = e
         block_cross[blk] = c
         total += s
