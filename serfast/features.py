@@ -64,7 +64,7 @@ def n_frames(n_samples: int, spec: FeatureSpec) -> int:
 #: ``reuse_freed_memory`` once per process: a clip allocates and frees ~3 MB of buffers.
 _reuse_freed_memory_once = cache(reuse_freed_memory)
 
-#: Frames per FFT call: bounds the framing and complex-spectrum buffers (~25 MB) however
+#: Frames per FFT call: bounds the framing and complex-spectrum buffers (~17 MB) however
 #: long the clip.
 CHUNK_FRAMES = 1024
 
