@@ -29,7 +29,7 @@ DEFAULT_CORPUS = REPO.parent / "shared" / "corpora" / "ravdess"
 LIBROSA_LOOP = """
 import sys, warnings
 warnings.simplefilter("ignore")
-from serfast.reference import reference_features, reference_load
+from serfast.features.reference import reference_features, reference_load
 for path in open(sys.argv[1]).read().split("\\n"):
     if path:
         reference_features(reference_load(path))
@@ -79,9 +79,9 @@ FEATURES_LOOP = """
 import statistics, sys, time, warnings
 warnings.simplefilter("ignore")
 from threadpoolctl import threadpool_limits
-from serfast.audio import load_clip
-from serfast.features import compute_batch
-from serfast.reference import reference_features
+from serfast.io.audio import load_clip
+from serfast.features.cpu import compute_batch
+from serfast.features.reference import reference_features
 which, repeat = sys.argv[2], int(sys.argv[3])
 clips = [load_clip(p) for p in open(sys.argv[1]).read().split("\\n") if p]
 fn = (lambda y: reference_features(y)) if which == "librosa" else (lambda y: compute_batch([y]))

@@ -34,13 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from serfast.audio import load_clip
+from serfast.io.audio import load_clip
 from serfast.demo import STYLES, synth_clip
-from serfast.device import describe, gpu_problem
+from serfast.features.device import describe, gpu_problem
 from serfast.extract import ExtractOptions, extract
-from serfast.features import compute_batch
-from serfast.spec import FeatureSpec
-from serfast.store import open_store
+from serfast.features.cpu import compute_batch
+from serfast.features.spec import FeatureSpec
+from serfast.io.store import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpora" / "ravdess"
@@ -97,7 +97,7 @@ def rate(fn, n: int, repeat: int) -> float:
 def gpu_features(clips: list[np.ndarray], batch: int, threads: int | None = None) -> None:
     import cupy
 
-    from serfast.kernels_gpu import compute_batch_xp
+    from serfast.features.gpu import compute_batch_xp
 
     for part in shards(clips, batch):
         compute_batch_xp(part, SPEC, xp=cupy, staging_threads=threads)
@@ -109,8 +109,8 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
     import cupy
     import cupyx
 
-    from serfast import kernels_gpu as k
-    from serfast.gpu_transfer import STAGING_THREADS, stage
+    from serfast.features import gpu as k
+    from serfast.features.gpu_transfer import STAGING_THREADS, stage
 
     lengths = np.array([len(c) for c in clips])
     rows = np.arange(len(clips))
@@ -158,7 +158,7 @@ def end_to_end_threads(files: list[str], threads: int, batch: int) -> None:
     pickling; the design to compare extract's worker processes with."""
     import cupy
 
-    from serfast.kernels_gpu import compute_batch_xp
+    from serfast.features.gpu import compute_batch_xp
 
     waiting: list[np.ndarray] = []
     with ThreadPoolExecutor(threads) as pool:
@@ -285,7 +285,7 @@ def librosa_line(clips: list[np.ndarray], gpu: float) -> str:
     """clips/s of the librosa reference loop on a few clips, and the GPU's ratio to it."""
     import warnings
 
-    from serfast.reference import reference_features
+    from serfast.features.reference import reference_features
 
     warnings.simplefilter("ignore")
     reference_features(clips[0], SPEC)

@@ -26,8 +26,8 @@ import scipy.signal
 import soundfile as sf
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from serfast.audio import resample  # noqa: E402
-from serfast.corpus import read_corpus  # noqa: E402
+from serfast.io.audio import resample  # noqa: E402
+from serfast.io.corpus import read_corpus  # noqa: E402
 
 SR = 8000
 SEED6 = ("neutral", "happy", "sad", "angry", "fearful", "disgust")

@@ -18,10 +18,10 @@ import time
 import numpy as np
 
 from serfast.extract import ExtractOptions, extract
-from serfast.model import load_predictor
-from serfast.report import compare_table
-from serfast.store import open_store
-from serfast.train import TrainOptions, train
+from serfast.model.predictor import load_predictor
+from serfast.model.report import compare_table
+from serfast.io.store import open_store
+from serfast.model.train import TrainOptions, train
 
 
 def time_prediction(model_dir: str, store_path: str, n: int = 1000) -> float:

@@ -18,8 +18,8 @@ def demo(folder, quiet):
     """Make a small labelled corpus of synthetic speech, extract it, cross-validate and
     train a model, then label a synthetic stereo telephone call with it."""
     from serfast.demo import make_demo_call, make_demo_corpus
-    from serfast.predict import PredictOptions, predict_archive
-    from serfast.train import TrainOptions, train
+    from serfast.calls.predict import PredictOptions, predict_archive
+    from serfast.model.train import TrainOptions, train
 
     shutil.rmtree(folder, ignore_errors=True)
     corpus, store = os.path.join(folder, "corpus"), os.path.join(folder, "features.npy")

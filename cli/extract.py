@@ -5,11 +5,11 @@ import sys
 import click
 
 from serfast.cluster import ClusterError
-from serfast.corpus import CorpusError
-from serfast.device import DEVICES, DeviceError
+from serfast.io.corpus import CorpusError
+from serfast.features.device import DEVICES, DeviceError
 from serfast.extract import ExtractOptions, extract as run_extract
-from serfast.spec import FeatureSpec
-from serfast.store import StoreError
+from serfast.features.spec import FeatureSpec
+from serfast.io.store import StoreError
 
 from .progress import ProgressLine
 

@@ -6,11 +6,11 @@ import sys
 import click
 
 from serfast.cluster import ClusterError
-from serfast.corpus import CorpusError
-from serfast.denoise import DenoiseOptions
-from serfast.device import DEVICES, DeviceError
-from serfast.labelcsv import OutputError
-from serfast.predict import PredictOptions, predict_archive
+from serfast.io.corpus import CorpusError
+from serfast.calls.denoise import DenoiseOptions
+from serfast.features.device import DEVICES, DeviceError
+from serfast.calls.labels import OutputError
+from serfast.calls.predict import PredictOptions, predict_archive
 
 from .progress import ProgressLine
 

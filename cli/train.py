@@ -5,12 +5,12 @@ import json
 
 import click
 
-from serfast.store import StoreError
+from serfast.io.store import StoreError
 
 
 def _library_errors():
-    from serfast.model import ModelError
-    from serfast.train import TrainError
+    from serfast.model.predictor import ModelError
+    from serfast.model.train import TrainError
 
     return (StoreError, TrainError, ModelError)
 
@@ -49,7 +49,7 @@ def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, 
           epochs, class_weight, no_augmented, compare_baselines, compare_limit, seed, quiet):
     """Cross-validate over speaker folds, then train on all rows of STORES (.npy feature
     stores) and save the model, report.md, report.json and plots in --model DIR."""
-    from serfast.train import TrainOptions, train as run_train
+    from serfast.model.train import TrainOptions, train as run_train
 
     options = TrainOptions(classes=classes, cv=cv, network=network, extractor=extractor,
                            classifier=classifier, norm=norm, ensemble=ensemble, epochs=epochs,
@@ -66,7 +66,7 @@ def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, 
                    f"± {100 * s['accuracy']['std']:.1f} %, UAR {s['uar']['mean']:.3f} "
                    f"± {s['uar']['std']:.3f} ({report['cv_seconds']:.0f} s)")
     if "compare" in report:
-        from serfast.report import compare_table
+        from serfast.model.report import compare_table
 
         click.echo("\n".join(compare_table(report["compare"])[2:]))
     click.echo(f"model and report -> {model_dir} ({report['seconds']:.0f} s)")
@@ -80,7 +80,7 @@ def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, 
               help="Write one CSV row per clip: path, true, predicted, confidence, p_<class>.")
 def evaluate(model_dir, stores, as_json, predictions):
     """Score the saved model MODEL_DIR on the labelled clips of STORES."""
-    from serfast.train import evaluate as run_evaluate
+    from serfast.model.train import evaluate as run_evaluate
 
     try:
         result = run_evaluate(model_dir, list(stores))

@@ -73,7 +73,7 @@ def make_demo_corpus(folder: str, speakers: int = 6, takes: int = 4, sr: int = 2
 def make_demo_call(path: str, seconds: float = 60.0, seed: int = 0) -> list[tuple]:
     """Write a stereo 8 kHz µ-law "call" of two unseen speakers taking turns, with pauses
     and line noise; returns its utterances as (channel, start s, end s, emotion)."""
-    from .audio import resample
+    from .io.audio import resample
 
     rng = np.random.default_rng(seed)
     sr = 8000

@@ -3,7 +3,7 @@
 Work is shipped to worker processes in shards of clips; each worker decodes a clip once,
 makes its augmented copies, computes features (on the CPU one clip at a time, or the whole
 shard in one batch on the GPU, which the workers share), and sends rows back; the parent
-writes them into the store as they arrive (see :mod:`serfast.store` for atomicity and
+writes them into the store as they arrive (see :mod:`serfast.io.store` for atomicity and
 resume).
 """
 
@@ -20,14 +20,14 @@ from typing import Callable, Iterable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .audio import AudioError, load_clip, one_line
-from .augment import AUGMENTATIONS, augment
-from .corpus import Clip, scan
-from .device import batch_features, describe, gpu_processes, resolve_device, run_device
-from .filterbanks import filter_banks, install_filter_banks
+from .io.audio import AudioError, load_clip, one_line
+from .io.augment import AUGMENTATIONS, augment
+from .io.corpus import Clip, scan
+from .features.device import batch_features, describe, gpu_processes, resolve_device, run_device
+from .features.filterbanks import filter_banks, install_filter_banks
 from .malloc import reuse_freed_memory
-from .spec import FeatureSpec
-from .store import RowMeta, RowResult, StoreWriter
+from .features.spec import FeatureSpec
+from .io.store import RowMeta, RowResult, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class ExtractOptions:
     resume: bool = False
     shard_size: int = 16
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
-    device: str = "auto"  # auto | cpu | gpu (see serfast.device)
+    device: str = "auto"  # auto | cpu | gpu (see serfast.features.device)
 
 
 @dataclass
@@ -127,7 +127,7 @@ def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frame
         except Exception as err:  # noqa: BLE001 - the CPU computes the same rows
             log.warning("GPU batch failed (%s); computing its %d clips on the CPU",
                         one_line(err, with_type=True), len(signals))
-    from .features import compute_batch  # Numba and SciPy: only where features run
+    from .features.cpu import compute_batch  # Numba and SciPy: only where features run
 
     results = []
     for r, y in signals:
@@ -164,7 +164,7 @@ def _one_thread_each() -> threadpool_limits:
     SciPy, SciPy's own OpenBLAS) is imported first. Only the processes that compute
     features import it: a pool's parent stays light, and its workers start sooner.
     """
-    from . import features  # noqa: F401
+    from .features import cpu  # noqa: F401
 
     return threadpool_limits(1)
 

@@ -56,7 +56,7 @@ def trained_model(tmp_path_factory):
     """A tiny real model (4 emotions) trained on the demo corpus; returns its folder."""
     from serfast.demo import make_demo_corpus
     from serfast.extract import ExtractOptions, extract
-    from serfast.train import TrainOptions, train
+    from serfast.model.train import TrainOptions, train
 
     root = tmp_path_factory.mktemp("trained_model")
     make_demo_corpus(str(root / "corpus"), speakers=4, takes=2)
@@ -70,7 +70,7 @@ def trained_model(tmp_path_factory):
 @pytest.fixture
 def stereo_call(tmp_path):
     """A 20-s stereo 8 kHz µ-law call: three utterances on two channels, pauses between."""
-    from serfast.audio import resample
+    from serfast.io.audio import resample
 
     y = np.zeros((20 * 8000, 2), np.float32)
     for ch, emotion, start in ((0, "angry", 1.0), (1, "sad", 6.0), (0, "happy", 11.0)):

@@ -6,8 +6,8 @@ import librosa
 import numpy as np
 import pytest
 
-from serfast.audio import AudioError, load_clip
-from serfast.spec import FeatureSpec
+from serfast.io.audio import AudioError, load_clip
+from serfast.features.spec import FeatureSpec
 
 from conftest import speech, write
 

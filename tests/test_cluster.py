@@ -79,7 +79,7 @@ def test_unreachable_scheduler_is_one_line(good_corpus, tmp_path):
 
 
 def test_predict_on_a_local_cluster_matches_a_local_run(trained_model, stereo_call, tmp_path):
-    from serfast.predict import PredictOptions, predict_archive
+    from serfast.calls.predict import PredictOptions, predict_archive
 
     archive = os.path.dirname(stereo_call)
     local, dask = tmp_path / "local" / "labels.csv", tmp_path / "dask" / "labels.csv"
@@ -94,7 +94,7 @@ def test_predict_on_a_local_cluster_matches_a_local_run(trained_model, stereo_ca
 def test_predict_survives_a_dying_worker(trained_model, stereo_call, tmp_path):
     from distributed import default_client
 
-    from serfast.predict import PredictOptions, predict_archive
+    from serfast.calls.predict import PredictOptions, predict_archive
 
     archive = os.path.dirname(stereo_call)
     for n in range(4):

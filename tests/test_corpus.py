@@ -1,4 +1,4 @@
-"""Tests of serfast.corpus: file-name parsers, folder scans, manifests, errors."""
+"""Tests of serfast.io.corpus: file-name parsers, folder scans, manifests, errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from serfast.corpus import (
+from serfast.io.corpus import (
     AUDIO_EXTENSIONS,
     EMOTIONS,
     Clip,

@@ -1,4 +1,4 @@
-"""Line-noise reduction (serfast.denoise): exact reconstruction, block independence, how
+"""Line-noise reduction (serfast.calls.denoise): exact reconstruction, block independence, how
 much steady noise it removes and how little speech-like sound it touches."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
-from serfast.audio import resample
-from serfast.denoise import DenoiseOptions, NoiseReducer
+from serfast.io.audio import resample
+from serfast.calls.denoise import DenoiseOptions, NoiseReducer
 
 SR = 8000
 
@@ -66,7 +66,7 @@ def test_digital_silence_and_frame_sizes():
 def test_stream_denoises_before_resampling(tmp_path):
     """channel_blocks(denoise=...) is the reducer on the decoded channel, then soxr, in
     any block size."""
-    from serfast.stream import channel_blocks
+    from serfast.io.stream import channel_blocks
 
     y = np.stack([noisy_tones(9.0), noisy_tones(9.0, seed=1)], axis=1)
     path = str(tmp_path / "call.wav")

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from serfast.extract import ExtractOptions, extract
-from serfast.store import StoreError, open_store
+from serfast.io.store import StoreError, open_store
 from serfast_cli.main import main
 
 from conftest import speech, write

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from serfast.audio import load_clip
-from serfast.features import compute_batch
-from serfast.reference import reference_features
-from serfast.spec import FeatureSpec
+from serfast.io.audio import load_clip
+from serfast.features.cpu import compute_batch
+from serfast.features.reference import reference_features
+from serfast.features.spec import FeatureSpec
 
 from conftest import rng_signal, speech
 
@@ -62,7 +62,7 @@ def test_zcr_and_rms_match_librosa_for_any_frame_and_hop(n_fft, hop):
     """Block sums where frames fall on hop boundaries, the direct loop where they do not."""
     import librosa
 
-    from serfast.kernels_cpu import time_features
+    from serfast.features.cpu_kernels import time_features
 
     for n in (1, 2, 100, hop - 1, hop, hop + 1, n_fft - 1, n_fft, n_fft + 1, 20000):
         y = rng_signal(n, n + hop)
@@ -130,7 +130,7 @@ def test_empty_clip_is_rejected():
 
 
 def test_filter_bank_disk_cache_round_trips(tmp_path, monkeypatch):
-    from serfast import filterbanks
+    from serfast.features import filterbanks
 
     spec = FeatureSpec(n_mels=64)
     monkeypatch.setenv("SERFAST_CACHE", str(tmp_path))
@@ -142,7 +142,7 @@ def test_filter_bank_disk_cache_round_trips(tmp_path, monkeypatch):
 
 
 def test_chunked_stft_gives_the_same_features(monkeypatch):
-    from serfast import features
+    from serfast.features import cpu as features
 
     signals = [speech("angry", 1), rng_signal(700, 3), speech("sad", 2, seconds=2.0)]
     whole = compute_batch(signals, SPEC, frames=True)

@@ -13,13 +13,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from serfast import device, gpu_transfer, kernels_gpu
-from serfast.audio import load_clip
+from serfast.features import device, gpu_transfer
+from serfast.features import gpu as kernels_gpu
+from serfast.io.audio import load_clip
 from serfast.extract import ExtractOptions, extract
-from serfast.features import compute_batch
-from serfast.kernels_gpu import compute_batch_xp
-from serfast.spec import FeatureSpec
-from serfast.store import open_store
+from serfast.features.cpu import compute_batch
+from serfast.features.gpu import compute_batch_xp
+from serfast.features.spec import FeatureSpec
+from serfast.io.store import open_store
 
 from conftest import rng_signal, speech, write
 
@@ -187,8 +188,8 @@ import json
 import numpy as np
 from numba import config
 from conftest import rng_signal, speech, write
-from serfast import kernels_gpu
-from serfast.spec import FeatureSpec
+from serfast.features import gpu as kernels_gpu
+from serfast.features.spec import FeatureSpec
 
 spec = FeatureSpec(n_fft=256, hop_length=64)  # small frames keep the simulator quick
 clips = [rng_signal(n, n) for n in (1, 63, 64, 300, 310)] + [np.zeros(200, np.float32)]
@@ -281,8 +282,8 @@ DISPATCHED = """
 import json
 import numpy as np
 from conftest import rng_signal, speech, write
-from serfast.device import batch_features, describe, resolve_device
-from serfast.features import compute_batch
+from serfast.features.device import batch_features, describe, resolve_device
+from serfast.features.cpu import compute_batch
 clips = [speech("angry", 1, seconds=0.4), speech("sad", 2, seconds=0.4), rng_signal(1, 1),
          rng_signal(900, 2)]
 got = batch_features(clips, frames=True, device="auto")  # 20-frame chunks: a clip each
@@ -309,8 +310,8 @@ EXTRACTED = """
 import json, sys
 import numpy as np
 from serfast.extract import ExtractOptions, extract
-from serfast.spec import FeatureSpec
-from serfast.store import open_store
+from serfast.features.spec import FeatureSpec
+from serfast.io.store import open_store
 spec = FeatureSpec(n_fft=256, hop_length=64, duration=0.3)  # small: the simulator is slow
 corpus, out = sys.argv[1], sys.argv[2]
 stores, where = {}, {}
@@ -347,8 +348,8 @@ def test_extract_on_the_gpu_with_numpy_as_cupy(tmp_path, good_corpus):
 PREDICTED = """
 import csv, json, os, tempfile
 import soundfile as sf
-import serfast.kernels_gpu as kernels_gpu
-from serfast.predict import PredictOptions, predict_archive
+import serfast.features.gpu as kernels_gpu
+from serfast.calls.predict import PredictOptions, predict_archive
 from test_predict import PLAN, SR, call, fit_predictor
 batches = []
 engine = kernels_gpu.compute_batch_xp

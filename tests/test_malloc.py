@@ -48,7 +48,7 @@ def test_reused_memory_is_not_faulted_in_again():
 FEATURES = """
 import resource
 import numpy as np
-from serfast.features import compute_batch
+from serfast.features.cpu import compute_batch
 
 y = (np.random.default_rng(0).standard_normal(55125) * 0.1).astype(np.float32)
 for _ in range(5):

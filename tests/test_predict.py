@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serfast.audio import resample
+from serfast.io.audio import resample
 from serfast.demo import synth_clip
-from serfast.features import compute_batch
-from serfast.spec import FeatureSpec
+from serfast.features.cpu import compute_batch
+from serfast.features.spec import FeatureSpec
 
 EMOTIONS = ["neutral", "happy", "sad", "angry"]
 SR = 8000
@@ -90,7 +90,7 @@ def read_csv(path) -> list[dict]:
 # ------------------------------------------------------------------ reading and VAD
 
 def test_ulaw_and_alaw_stereo_blocks_equal_whole_channels(tmp_path):
-    from serfast.stream import channel_blocks
+    from serfast.io.stream import channel_blocks
 
     y = call([(0, "angry", 1, 0.5), (1, "sad", 2, 4.5)], 9.0)
     for subtype in ("ULAW", "ALAW"):
@@ -106,8 +106,8 @@ def test_ulaw_and_alaw_stereo_blocks_equal_whole_channels(tmp_path):
 
 
 def test_stream_errors_are_one_line(tmp_path):
-    from serfast.audio import AudioError
-    from serfast.stream import channel_blocks
+    from serfast.io.audio import AudioError
+    from serfast.io.stream import channel_blocks
 
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
@@ -132,7 +132,7 @@ def hold_music(seconds: float, sr: int = 22050) -> np.ndarray:
 
 
 def test_vad_keeps_speech_drops_silence_noise_and_music():
-    from serfast.vad import SpeechDetector
+    from serfast.calls.vad import SpeechDetector
 
     sr, rng = 22050, np.random.default_rng(1)
     parts = [np.zeros(3 * sr), synth_clip("angry", 1, 0, sr, 3.5),  # speech 3.4-6.2 s
@@ -157,7 +157,7 @@ def test_vad_keeps_speech_drops_silence_noise_and_music():
 def test_vad_hears_speech_under_mains_hum():
     """The levels are measured in the speech band: a hum 10 dB louder than the speech
     hides it from a full-band detector, not from the default one."""
-    from serfast.vad import SpeechDetector, VadOptions
+    from serfast.calls.vad import SpeechDetector, VadOptions
 
     sr, rng = 22050, np.random.default_rng(2)
     speech = synth_clip("sad", 1, 0, sr, 3.5)  # -34 dBFS
@@ -175,7 +175,7 @@ def test_vad_hears_speech_under_mains_hum():
 
 
 def test_region_windows_cover_speech():
-    from serfast.channel import region_windows
+    from serfast.calls.channel import region_windows
 
     assert region_windows(1000, 2000, 3000, 1500) == [0]  # short: centred
     assert region_windows(1000, 2000, 3000, 1500, leads=(0,)) == [1000]  # like training crops
@@ -187,7 +187,7 @@ def test_region_windows_cover_speech():
 
 
 def test_telephone_augmentation_adds_line_noise():
-    from serfast.augment import telephone
+    from serfast.io.augment import telephone
 
     t = np.arange(22050) / 22050
     y = (0.3 * np.sin(2 * np.pi * 440 * t) * (t < 0.5)).astype(np.float32)
@@ -201,7 +201,7 @@ def test_telephone_augmentation_adds_line_noise():
 
 # ------------------------------------------------------------------ the pipeline
 
-from serfast.predict import PredictOptions, predict_archive  # noqa: E402
+from serfast.calls.predict import PredictOptions, predict_archive  # noqa: E402
 
 PLAN = [(0, "angry", 1, 2.0), (1, "sad", 2, 7.0), (0, "angry", 3, 12.0), (1, "sad", 4, 17.0)]
 
@@ -310,7 +310,7 @@ def test_resume_skips_finished_files_and_matches_a_full_run(archive, predictor, 
 
 
 def test_existing_output_is_refused(archive, predictor, tmp_path):
-    from serfast.labelcsv import OutputError
+    from serfast.calls.labels import OutputError
 
     out = tmp_path / "labels.csv"
     run([archive / "a.wav"], predictor, out)
@@ -323,7 +323,7 @@ def test_existing_output_is_refused(archive, predictor, tmp_path):
 def test_denoising_brings_window_features_back_towards_the_clean_call(predictor):
     """Under steady line noise, the windows' features of the denoised channel (the
     default) lie closer to those of the same call without noise than the raw channel's."""
-    from serfast.denoise import DenoiseOptions, NoiseReducer
+    from serfast.calls.denoise import DenoiseOptions, NoiseReducer
 
     sr, spec = 22050, predictor.spec
     clean = call(PLAN, 24.0, noise=0.0)[:, 0]
@@ -343,7 +343,7 @@ def test_denoising_brings_window_features_back_towards_the_clean_call(predictor)
 
 
 def test_resume_refuses_other_denoise_settings(archive, predictor, tmp_path):
-    from serfast.labelcsv import OutputError
+    from serfast.calls.labels import OutputError
 
     out = tmp_path / "labels.csv"
 
@@ -360,7 +360,7 @@ def test_resume_refuses_other_denoise_settings(archive, predictor, tmp_path):
 # ------------------------------------------------------------------ summary, segments
 
 def test_summarize_shares_dominant_and_most_negative_stretch():
-    from serfast.summary import summarize
+    from serfast.calls.summary import summarize
 
     labels = ["neutral", "happy", "angry"]
     one = lambda k: np.eye(3)[k]  # noqa: E731
@@ -381,7 +381,7 @@ def test_summarize_shares_dominant_and_most_negative_stretch():
 
 
 def test_segments_merge_adjacent_windows_with_the_same_label():
-    from serfast.summary import merge_segments
+    from serfast.calls.summary import merge_segments
 
     rows = [dict(start=s, end=s + 2.5, label=lab, confidence=c, p_a=c, p_b=1 - c)
             for s, lab, c in [(0.0, "a", 0.9), (1.25, "a", 0.7), (2.5, "b", 0.2),
@@ -397,7 +397,7 @@ def test_segments_merge_adjacent_windows_with_the_same_label():
 def test_long_channel_keeps_a_bounded_buffer(predictor):
     """An hour-long channel streams through in blocks: the audio kept never exceeds a
     few blocks, even inside a 5-minute stretch of continuous speech."""
-    from serfast.channel import WindowOptions, _Labeller
+    from serfast.calls.channel import WindowOptions, _Labeller
 
     sr, block = 22050, 30.0
     state = _Labeller(predictor, WindowOptions(block_seconds=block, batch=16, group=40))
@@ -424,7 +424,7 @@ def test_long_channel_keeps_a_bounded_buffer(predictor):
 def test_windows_are_cut_from_the_right_audio(predictor):
     """Streaming in small blocks gives the features of the same windows cut from the
     whole signal."""
-    from serfast.channel import WindowOptions, _Labeller
+    from serfast.calls.channel import WindowOptions, _Labeller
 
     sr = 22050
     y = call(PLAN + [(0, "happy", 2, 21.0)], 40.0)[:, 0]
@@ -458,10 +458,10 @@ def test_two_workers_give_the_same_rows(archive, predictor, tmp_path):
 def test_cli_outputs_and_one_line_errors(archive, predictor, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    import serfast.predict
+    import serfast.calls.predict
     from serfast_cli.main import main
 
-    monkeypatch.setattr(serfast.predict, "load_model", lambda model: predictor)
+    monkeypatch.setattr(serfast.calls.predict, "load_model", lambda model: predictor)
     listing = tmp_path / "calls.txt"
     listing.write_text("calls/a.wav\n# a comment\ncalls/c_broken.wav\n")
     out = tmp_path / "out" / "labels.csv"

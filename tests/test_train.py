@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 from serfast.demo import make_demo_corpus
 from serfast.extract import ExtractOptions, extract
-from serfast.metrics import scores
-from serfast.model import ModelError, load_predictor, standardize
-from serfast.store import open_store
-from serfast.report import compare_table
-from serfast.train import (TrainOptions, TrainError, compare, fold_rows, load_dataset,
+from serfast.model.metrics import scores
+from serfast.model.predictor import ModelError, load_predictor, standardize
+from serfast.io.store import open_store
+from serfast.model.report import compare_table
+from serfast.model.train import (TrainOptions, TrainError, compare, fold_rows, load_dataset,
                            resolve_classes, speaker_folds, train)
 from serfast_cli.main import main
 

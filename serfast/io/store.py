@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
 from .journal import resume_journal
-from .spec import FeatureSpec
+from ..features.spec import FeatureSpec
 
 CSV_FIELDS = ["row", "path", "status", "error", "dataset", "speaker", "gender", "label",
               "duration", "augment", "source", "frame_start", "n_frames"]

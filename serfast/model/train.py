@@ -15,14 +15,14 @@ from typing import Callable
 
 import numpy as np
 
-from .corpus import EMOTIONS
+from ..io.corpus import EMOTIONS
 from .metrics import scores, summarize_folds
-from .model import (GenderClassifier, NetworkConfig, Predictor, keras_forward,
+from .predictor import (GenderClassifier, NetworkConfig, Predictor, keras_forward,
                     member_arrays, moments, network_inputs, save_model, stat_block,
                     standardize, gender_column, N_ACOUSTIC, N_VALUES)
 from .networks import (average_members, build_method, build_seq_member, build_stats_member,
                        keras_modules, tensorflow)
-from .store import open_store
+from ..io.store import open_store
 
 SEED6 = ("neutral", "happy", "sad", "angry", "fearful", "disgust")
 CLASS_SETS = {"seed6": SEED6, "all": EMOTIONS}
@@ -487,7 +487,7 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
     Returns :func:`scores` plus ``left_out`` (labelled clips of unknown classes) and
     ``predictions`` (path, true, predicted, confidence, probabilities).
     """
-    from .model import load_predictor
+    from .predictor import load_predictor
 
     predictor = load_predictor(model_dir)
     ds = load_dataset(store_paths, predictor.labels, need_speakers=False,

@@ -9,7 +9,7 @@ need each clip's true length. Every per-clip step (piptrack, median, tuning hist
 dB clamp, chroma normalisation, ZCR, RMS, moments) is one array operation over the
 bucket, never a Python loop over clips.
 
-The arithmetic is that of ``serfast.kernels_cpu`` (librosa 0.11, see
+The arithmetic is that of ``serfast.features.cpu_kernels`` (librosa 0.11, see
 ``serfast.features``), from the same filter banks; only the kernels differ. On a GPU,
 ZCR and RMS per frame are one fused Numba-CUDA kernel (no prefix-sum arrays of the whole
 bucket) and the waveform moments another (one block per clip, two passes in float64);
@@ -31,10 +31,10 @@ if not hasattr(np, "row_stack"):
 
 from numba import cuda, float64
 
-from .features import BatchFeatures, n_frames, pitch_bins
+from .cpu import BatchFeatures, n_frames, pitch_bins
 from .filterbanks import TUNING_EDGES, filter_banks
 from .gpu_transfer import STAGING_THREADS, to_host, uploaded
-from .kernels_cpu import _TINY32
+from .cpu_kernels import _TINY32
 from .spec import FeatureSpec
 
 #: Zero-crossing threshold of ``librosa.feature.zero_crossing_rate``.

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import one_line
+from ..io.audio import one_line
 from .spec import FeatureSpec
 
 if TYPE_CHECKING:
-    from .features import BatchFeatures
+    from .cpu import BatchFeatures
 
 DEVICES = ("auto", "cpu", "gpu")
 #: GPU memory a process holds once it has used the GPU (CUDA context, cuFFT plans, cuBLAS
@@ -43,7 +43,7 @@ def gpu_problem() -> str | None:
     except Exception as err:  # noqa: BLE001 - any CUDA failure means "not usable"
         return f"CUDA error: {one_line(err)}"
     try:
-        from .kernels_gpu import check_kernels
+        from .gpu import check_kernels
 
         check_kernels(cupy)
     except Exception as err:  # noqa: BLE001
@@ -106,12 +106,12 @@ def batch_features(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
     Returns host arrays in either case: values (n_clips, n_features) float32.
     """
     if resolve_device(device) == "cpu":
-        from .features import compute_batch  # Numba and SciPy: only where features run
+        from .cpu import compute_batch  # Numba and SciPy: only where features run
 
         return compute_batch(signals, spec, frames=frames)
     import cupy
 
-    from .kernels_gpu import compute_batch_xp
+    from .gpu import compute_batch_xp
 
     return compute_batch_xp(signals, spec, frames=frames, xp=cupy,
                             memory_share=memory_share)

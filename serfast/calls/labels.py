@@ -15,7 +15,7 @@ import itertools
 import json
 import os
 
-from .journal import resume_journal
+from ..io.journal import resume_journal
 from .summary import merge_segments
 
 

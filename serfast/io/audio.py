@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .spec import FeatureSpec
+from ..features.spec import FeatureSpec
 
 class AudioError(Exception):
     """A file that cannot be used as audio; ``str(err)`` is a one-line reason."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .model import NetworkConfig
+from .predictor import NetworkConfig
 
 
 def tensorflow():

@@ -1,6 +1,6 @@
 """What a trained model is: the networks' inputs, normalisation, gender, the
 :class:`Predictor` (a TensorFlow-free forward pass) and the saved-model format. The Keras
-builders are in :mod:`serfast.networks`.
+builders are in :mod:`serfast.model.networks`.
 
 Two networks:
 
@@ -29,8 +29,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from .spec import FeatureSpec
+from .. import __version__
+from ..features.spec import FeatureSpec
 
 N_ACOUSTIC = 162  # store columns 0..161: zcr, chroma, mfcc, rms, mel means
 N_VALUES = 168  # acoustic + the six statistical columns; column 168 is gender

@@ -2,9 +2,9 @@
 
 Every channel of every file is one task (``mix`` makes it one task per file); tasks run
 on all cores in worker processes that each load the model once and label whole channels
-(:mod:`serfast.channel`). The parent writes the rows of each file as soon as the file
+(:mod:`serfast.calls.channel`). The parent writes the rows of each file as soon as the file
 and every file before it are done, so outputs follow archive order and an interrupted
-run resumes after the last finished file (:mod:`serfast.labelcsv`). A file that cannot
+run resumes after the last finished file (:mod:`serfast.calls.labels`). A file that cannot
 be read becomes an error row; the run goes on.
 """
 
@@ -21,14 +21,14 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .audio import AudioError, audio_info, one_line
+from ..io.audio import AudioError, audio_info, one_line
 from .channel import ChannelResult, WindowOptions, label_channel
-from .corpus import CorpusError, scan
+from ..io.corpus import CorpusError, scan
 from .denoise import DenoiseOptions
-from .device import describe, run_device
-from .filterbanks import filter_banks, install_filter_banks
-from .labelcsv import LabelWriter
-from .malloc import reuse_freed_memory
+from ..features.device import describe, run_device
+from ..features.filterbanks import filter_banks, install_filter_banks
+from .labels import LabelWriter
+from ..malloc import reuse_freed_memory
 from .summary import summarize
 from .vad import VadOptions
 
@@ -56,7 +56,7 @@ class PredictOptions:
     vad: VadOptions = field(default_factory=VadOptions)
     denoise: DenoiseOptions | None = field(default_factory=DenoiseOptions)  # None: off
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
-    device: str = "auto"  # auto | cpu | gpu (see serfast.device)
+    device: str = "auto"  # auto | cpu | gpu (see serfast.features.device)
 
 
 @dataclass
@@ -97,7 +97,7 @@ def list_archive(sources: list[str]) -> list[str]:
 def load_model(model):
     """A Predictor: ``model`` itself, or the one saved in the folder ``model``."""
     if isinstance(model, (str, os.PathLike)):
-        from .model import load_predictor
+        from ..model.predictor import load_predictor
 
         return load_predictor(os.fspath(model))
     return model
@@ -221,7 +221,7 @@ def predict_archive(sources: list[str], model, out: str,
         writer.write(path, label_rows, summary_rows)
         counts["files"] += 1
         if options.plots:
-            from .plots import plot_timeline
+            from .timeline import plot_timeline
 
             os.makedirs(options.plots, exist_ok=True)
             plot_timeline(os.path.join(options.plots, plot_names[path]), path, chan_names,
@@ -260,7 +260,7 @@ def _cluster_task(task, banks, model, spec, wopts: WindowOptions):
 def _run_cluster(tasks, address: str, model, spec, wopts: WindowOptions, record) -> None:
     """Channels as Dask tasks; a model folder must be readable by the workers, a
     Predictor object is sent to each worker once."""
-    from .cluster import connect, map_shards
+    from ..cluster import connect, map_shards
 
     shared = (filter_banks(spec),) + (() if isinstance(model, str) else (model,))
     args = (model, spec, wopts) if isinstance(model, str) else (spec, wopts)

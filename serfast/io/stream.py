@@ -16,7 +16,7 @@ import soundfile as sf
 import soxr
 
 from .audio import AudioError, one_line
-from .denoise import DenoiseOptions, NoiseReducer
+from ..calls.denoise import DenoiseOptions, NoiseReducer
 
 _ERRORS = (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError)
 

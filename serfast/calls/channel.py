@@ -1,10 +1,10 @@
 """Label one channel of a recording: blocks -> noise reduction -> VAD -> windows ->
 features -> model.
 
-The channel is streamed (:mod:`serfast.stream`, which also reduces steady line noise
-unless ``denoise`` is None: :mod:`serfast.denoise`); only the audio that a window may still
+The channel is streamed (:mod:`serfast.io.stream`, which also reduces steady line noise
+unless ``denoise`` is None: :mod:`serfast.calls.denoise`); only the audio that a window may still
 need is kept (a few tens of seconds whatever the recording's length). Windows are placed
-over each speech region found by :mod:`serfast.vad`:
+over each speech region found by :mod:`serfast.calls.vad`:
 
 * a region no longer than the window gets one window per ``leads`` entry, starting that
   long before the region (which is padded by the VAD); a negative entry centres the
@@ -15,7 +15,7 @@ over each speech region found by :mod:`serfast.vad`:
 * a longer region gets windows every ``hop`` from its start, plus one ending at its end,
   so every speech sample is covered.
 
-Windows are computed by the engine (:func:`serfast.device.batch_features`: the CPU
+Windows are computed by the engine (:func:`serfast.features.device.batch_features`: the CPU
 kernels, or the GPU's when ``device`` says so) ``batch`` at a time. The model sees all the windows of the channel as one speaker group (per-speaker
 normalisation). With a model that can score a group in chunks
 (:attr:`serfast.model.Predictor.chunked_groups`, the serfast network), the
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .denoise import DenoiseOptions
-from .device import batch_features
-from .stream import channel_blocks
+from ..features.device import batch_features
+from ..io.stream import channel_blocks
 from .vad import SpeechDetector, VadOptions
 
 
@@ -248,7 +248,7 @@ def label_channel(path: str, channel: int | None, predictor,
                   options: WindowOptions = WindowOptions()) -> ChannelResult:
     """Label channel ``channel`` of ``path`` (None: the mix of all channels).
 
-    Raises :class:`serfast.audio.AudioError` when the file cannot be decoded.
+    Raises :class:`serfast.io.audio.AudioError` when the file cannot be decoded.
     """
     state = _Labeller(predictor, options)
     for block in channel_blocks(path, channel, predictor.spec.sr, options.block_seconds,

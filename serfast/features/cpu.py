@@ -24,9 +24,9 @@ from functools import cache
 import numpy as np
 import scipy.fft
 
-from . import kernels_cpu
+from . import cpu_kernels
 from .filterbanks import TUNING_EDGES, FilterBanks, filter_banks
-from .malloc import reuse_freed_memory
+from ..malloc import reuse_freed_memory
 from .spec import FeatureSpec
 
 #: piptrack's default frequency range in Hz (fmin, fmax).
@@ -89,9 +89,9 @@ def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, out: np.
     buf = np.empty((min(count, CHUNK_FRAMES), spec.n_fft), np.float32)
     for first in range(0, count, CHUNK_FRAMES):
         last = min(first + CHUNK_FRAMES, count)
-        kernels_cpu.frame_clip(y, first, banks.window, spec.hop_length, buf[:last - first])
+        cpu_kernels.frame_clip(y, first, banks.window, spec.hop_length, buf[:last - first])
         spectra = scipy.fft.rfft(buf[:last - first], axis=1, workers=1)
-        found = kernels_cpu.spectrum_frames(
+        found = cpu_kernels.spectrum_frames(
             spectra, banks.freqs, banks.mel_start, banks.mel_stop, banks.mel_offset,
             banks.mel_weights, k_lo, k_hi, spec.sr / spec.n_fft, mag[first:last],
             melpow[first:last], frame_stats[first:last], pitches, pitch_mags, found)
@@ -99,7 +99,7 @@ def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, out: np.
     np.log10(db, out=db)
     db *= np.float32(10.0)
     logmel = np.empty((count if frames else 0, spec.n_mels), np.float32)
-    kernels_cpu.clip_finish(y, spec.n_fft, spec.hop_length, mag, melpow, db, frame_stats,
+    cpu_kernels.clip_finish(y, spec.n_fft, spec.hop_length, mag, melpow, db, frame_stats,
                             pitches, pitch_mags, found, TUNING_EDGES, banks.chroma_t,
                             banks.dct, spec.top_db, out, logmel)
     return logmel if frames else None

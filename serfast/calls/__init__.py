@@ -1,0 +1,1 @@
+"""Labelling call archives: channels, speech detection, noise reduction, label files and summaries."""

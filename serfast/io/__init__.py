@@ -1,0 +1,1 @@
+"""Getting clips in and features out: corpus reading, audio decoding, augmentation, stores and journals."""

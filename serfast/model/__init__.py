@@ -1,0 +1,1 @@
+"""Models: network inputs, networks, the predictor, training, metrics and reports."""
