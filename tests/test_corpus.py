@@ -14,15 +14,18 @@ import soundfile
 from serfast.io.corpus import (
     AUDIO_EXTENSIONS,
     EMOTIONS,
+    UNLABELLED_REASONS,
     Clip,
     Corpus,
     CorpusError,
     parse_path,
     read_corpus,
+    read_manifest,
     scan,
 )
 
-RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ravdess"
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+RAVDESS = CORPORA / "ravdess"
 
 
 def touch(root: Path, *names: str, data: bytes = b"RIFF") -> list[Path]:
@@ -193,6 +196,200 @@ def test_savee_lookalikes_are_unlabelled(tmp_path, name):
     assert one(tmp_path, name).dataset == "unlabelled"
 
 
+# --- nEMO ---------------------------------------------------------------------------------
+
+NEMO_WORDS = {"anger": "angry", "fear": "fearful", "happiness": "happy", "neutral": "neutral",
+              "sadness": "sad", "surprised": "surprised"}
+
+
+@pytest.mark.parametrize("word, label", sorted(NEMO_WORDS.items()))
+def test_nemo_without_metadata_has_unknown_gender(tmp_path, word, label):
+    clip = one(tmp_path, f"EB0/EB0_{word}_12.wav")
+    assert meta(clip) == ("nemo", "nemo_EB0", "", label)
+
+
+def test_nemo_genders_from_data_tsv_anywhere_in_tree(tmp_path):
+    touch(tmp_path, "samples/EB0_anger_1.wav", "samples/KS0_sadness_10.flac",
+          "samples/XY1_neutral_2.wav")
+    (tmp_path / "data.tsv").write_text(
+        "file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage\n"
+        "EB0_anger_1.wav\tanger\tCo?\tco\tEB0\tfemale\t22\n"
+        "KS0_sadness_10.wav\tsadness\tNie.\tnie\tKS0\tmale\t24\n",
+        encoding="utf-8")
+    corpus = scan(tmp_path)
+    assert [meta(c) for c in corpus.clips] == [
+        ("nemo", "nemo_EB0", "female", "angry"),
+        ("nemo", "nemo_KS0", "male", "sad"),
+        ("nemo", "nemo_XY1", "", "neutral"),  # not in data.tsv
+    ]
+    assert corpus.ignored == ["data.tsv"]
+
+
+def test_nemo_data_tsv_without_columns_is_an_error(tmp_path):
+    touch(tmp_path, "EB0_anger_1.wav")
+    (tmp_path / "data.tsv").write_text("file_id\temotion\nEB0_anger_1\tanger\n")
+    with pytest.raises(CorpusError, match="speaker_id and gender"):
+        read_corpus(tmp_path)
+
+
+def test_a_data_tsv_of_another_corpus_is_not_read(tmp_path):
+    touch(tmp_path, "happy/a.wav")
+    (tmp_path / "data.tsv").write_text("anything,else\n")
+    assert meta(scan(tmp_path).clips[0]) == ("folders", "", "", "happy")
+
+
+@pytest.mark.parametrize("name", ["EB0_boredom_1.wav", "eb0_anger_1.wav", "EB0_anger.wav",
+                                  "EBC_anger_1.wav", "EB0_anger_x.wav"])
+def test_nemo_lookalikes_are_not_nemo(tmp_path, name):
+    assert one(tmp_path, name).dataset == "unlabelled"
+
+
+# --- ASED ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("a5-03-01-02-50.wav", ("ased", "ased_02-50", "male", "angry")),
+        ("n1-01-01-01-01.wav", ("ased", "ased_01-01", "female", "neutral")),
+        ("f2-12-03-01-07.flac", ("ased", "ased_01-07", "female", "fearful")),
+        ("h3-01-02-02-09.wav", ("ased", "ased_02-09", "male", "happy")),
+        ("S4-04-02-01-29.wav", ("ased", "ased_01-29", "female", "sad")),
+    ],
+)
+def test_ased(tmp_path, name, expected):
+    assert meta(one(tmp_path, name)) == expected
+
+
+def test_ased_speaker_numbers_are_per_gender(tmp_path):
+    touch(tmp_path, "a5-01-01-01-09.wav", "a5-01-01-02-09.wav")
+    assert [c.speaker for c in read_corpus(tmp_path)] == ["ased_01-09", "ased_02-09"]
+
+
+@pytest.mark.parametrize("name", ["x5-03-01-02-50.wav", "a5-03-01-03-50.wav",
+                                  "a5-03-01-02.wav", "a-03-01-02-50.wav", "a5-3-1-2-50.wav"])
+def test_ased_lookalikes_are_unlabelled(tmp_path, name):
+    assert one(tmp_path, name).dataset == "unlabelled"
+
+
+# --- EmoDB --------------------------------------------------------------------------------
+
+EMODB_CODES = {"W": "angry", "E": "disgust", "A": "fearful", "F": "happy", "T": "sad",
+               "N": "neutral"}
+
+
+@pytest.mark.parametrize("code, label", sorted(EMODB_CODES.items()))
+def test_emodb(tmp_path, code, label):
+    assert meta(one(tmp_path, f"03a01{code}a.wav")) == ("emodb", "emodb_03", "male", label)
+
+
+@pytest.mark.parametrize("speaker, gender", [("03", "male"), ("08", "female"),
+                                             ("09", "female"), ("10", "male"),
+                                             ("11", "male"), ("12", "male"), ("13", "female"),
+                                             ("14", "female"), ("15", "male"),
+                                             ("16", "female")])
+def test_emodb_speakers_and_genders(tmp_path, speaker, gender):
+    assert meta(one(tmp_path, f"{speaker}b10Nc.wav")) == (
+        "emodb", f"emodb_{speaker}", gender, "neutral")
+
+
+def test_emodb_boredom_is_kept_unlabelled_with_a_note(tmp_path):
+    touch(tmp_path, "wav/03a01La.wav", "wav/03a01Wa.wav", "wav/16b10Lb.wav")
+    corpus = scan(tmp_path)
+    assert [meta(c) for c in corpus.clips] == [
+        ("emodb", "emodb_03", "male", ""),
+        ("emodb", "emodb_03", "male", "angry"),
+        ("emodb", "emodb_16", "female", ""),
+    ]
+    reason = UNLABELLED_REASONS["emodb"]
+    assert "boredom" in reason and "\n" not in reason
+    assert corpus.notes == [f"wav/03a01La.wav: {reason}", f"wav/16b10Lb.wav: {reason}"]
+    (path,) = touch(tmp_path, "one/08a02Lc.wav")
+    assert scan(path).notes == [f"08a02Lc.wav: {reason}"]
+
+
+@pytest.mark.parametrize("name", ["04a01Fa.wav", "03a01Xa.wav", "03c01Fa.wav", "03a01F.wav",
+                                  "03a01FA.wav"])
+def test_emodb_lookalikes_are_unlabelled(tmp_path, name):
+    assert one(tmp_path, name).dataset == "unlabelled"
+
+
+# --- EMOVO --------------------------------------------------------------------------------
+
+EMOVO_CODES = {"dis": "disgust", "gio": "happy", "neu": "neutral", "pau": "fearful",
+               "rab": "angry", "sor": "surprised", "tri": "sad"}
+
+
+@pytest.mark.parametrize("code, label", sorted(EMOVO_CODES.items()))
+def test_emovo(tmp_path, code, label):
+    assert meta(one(tmp_path, f"{code}-f1-b1.wav")) == ("emovo", "emovo_f1", "female", label)
+
+
+def test_emovo_speakers(tmp_path):
+    touch(tmp_path, "f3/neu-f3-l4.wav", "m1/tri-m1-n5.wav", "m3/gio-m3-d2.wav")
+    assert [meta(c) for c in read_corpus(tmp_path)] == [
+        ("emovo", "emovo_f3", "female", "neutral"),
+        ("emovo", "emovo_m1", "male", "sad"),
+        ("emovo", "emovo_m3", "male", "happy"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["dis-f4-b1.wav", "dis-x1-b1.wav", "ang-f1-b1.wav",
+                                  "dis-f1.wav", "dis_f1_b1.wav"])
+def test_emovo_lookalikes_are_unlabelled(tmp_path, name):
+    assert one(tmp_path, name).dataset == "unlabelled"
+
+
+# --- URDU ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("Angry/SM1_F10_A010.wav", ("urdu", "urdu_SM1", "male", "angry")),
+        ("Happy/SF3_F2_H05.wav", ("urdu", "urdu_SF3", "female", "happy")),
+        ("Neutral/SM27_F7_N07.wav", ("urdu", "urdu_SM27", "male", "neutral")),
+        ("Sad/SF11_F1_S001.wav", ("urdu", "urdu_SF11", "female", "sad")),
+        ("SM1_F10_A010.wav", ("urdu", "urdu_SM1", "male", "angry")),
+    ],
+)
+def test_urdu(tmp_path, name, expected):
+    assert meta(one(tmp_path, name)) == expected
+
+
+@pytest.mark.parametrize("name", ["SX1_F10_A010.wav", "SM1_F10_X010.wav", "SM_F10_A010.wav",
+                                  "SM1_A010.wav"])
+def test_urdu_lookalikes_are_unlabelled(tmp_path, name):
+    assert one(tmp_path, name).dataset == "unlabelled"
+
+
+# --- TurEV-DB -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("Sound Source/Angry/1234_kz_word.wav", ("turev-db", "turev-db_kz", "", "angry")),
+        ("Sound Source/Calm/12_ek_ağlamak.wav", ("turev-db", "turev-db_ek", "", "calm")),
+        ("TurEV-DB/Sound Source/Happy/7_bs_bir_iki.wav", ("turev-db", "turev-db_bs", "", "happy")),
+        ("sound source/sad/99_KZ_x.wav", ("turev-db", "turev-db_kz", "", "sad")),
+    ],
+)
+def test_turev(tmp_path, name, expected):
+    assert meta(one(tmp_path, name)) == expected
+
+
+def test_turev_names_outside_sound_source_fall_back_to_the_label_folder(tmp_path):
+    assert meta(one(tmp_path, "Angry/1234_kz_word.wav")) == ("folders", "", "", "angry")
+
+
+@pytest.mark.parametrize("name", ["Sound Source/Angry/kz_word.wav",
+                                  "Sound Source/Bored/1_kz_word.wav",
+                                  "Sound Source/Angry/1_kz.wav"])
+def test_turev_lookalikes_are_not_turev(tmp_path, name):
+    assert one(tmp_path, name).dataset != "turev-db"
+
+
 # --- folder per label ---------------------------------------------------------------------
 
 
@@ -284,10 +481,12 @@ def test_single_audio_file(tmp_path):
     assert corpus.clips == [parse_path(path)]
 
 
-def test_parse_path_takes_crema_genders(tmp_path):
-    clip = parse_path(tmp_path / "1005_DFA_FEA_XX.wav", {"1005": "female"})
+def test_parse_path_takes_gender_tables(tmp_path):
+    clip = parse_path(tmp_path / "1005_DFA_FEA_XX.wav", {"crema-d": {"1005": "female"}})
     assert meta(clip) == ("crema-d", "crema-d_1005", "female", "fearful")
     assert clip.gender_value == 0.0
+    clip = parse_path(tmp_path / "KS0_fear_3.wav", {"nemo": {"KS0": "male"}})
+    assert meta(clip) == ("nemo", "nemo_KS0", "male", "fearful")
 
 
 def test_gender_value():
@@ -298,9 +497,11 @@ def test_gender_value():
 
 def test_speakers_of_different_corpora_never_collide(tmp_path):
     touch(tmp_path, "03-01-01-01-01-01-01.wav", "1001_DFA_ANG_XX.wav", "OAF_back_angry.wav",
-          "DC_a01.wav")
+          "DC_a01.wav", "EB0_anger_1.wav", "a5-01-01-01-01.wav", "03a01Wa.wav",
+          "rab-f1-b1.wav", "Angry/SM1_F1_A01.wav", "Sound Source/Sad/1_kz_a.wav")
     clips = read_corpus(tmp_path)
-    assert len({c.speaker for c in clips}) == 4
+    assert len({c.speaker for c in clips}) == 10
+    assert len({c.dataset for c in clips}) == 10
     assert all(c.speaker.startswith(c.dataset + "_") for c in clips)
 
 
@@ -417,3 +618,28 @@ def test_real_ravdess():
         assert Path(clip.path).parent.name == f"Actor_{actor:02d}"
         assert os.path.isabs(clip.path)
     assert [c.path for c in clips] == sorted(c.path for c in clips)
+
+
+def _manifest_meta(folder: Path) -> dict[str, tuple[str, str, str]]:
+    """path -> (label, speaker without its prefix, gender) of a shared corpus's manifest."""
+    return {c.path: (c.label, c.speaker.split("-", 1)[1], c.gender)
+            for c in read_manifest(folder / "manifest.csv")}
+
+
+@pytest.mark.parametrize("name, dataset, has_gender", [
+    ("nemo", "nemo", False), ("ased", "ased", True), ("tess", "tess", True),
+    ("savee", "savee", True)])
+def test_real_corpora_names_agree_with_their_manifests(name, dataset, has_gender):
+    folder = CORPORA / name
+    if not (folder / "manifest.csv").is_file():
+        pytest.skip(f"{name} corpus not found at {folder}")
+    corpus = scan(folder)
+    expected = _manifest_meta(folder)
+    assert {c.path for c in corpus.clips} == set(expected)
+    assert {c.dataset for c in corpus.clips} == {dataset}
+    assert corpus.notes == []
+    for clip in corpus.clips:
+        label, speaker, gender = expected[clip.path]
+        assert clip.label == label
+        assert clip.speaker == f"{dataset}_{speaker}"
+        assert clip.gender == (gender if has_gender else "")  # nEMO's data.tsv is not there

@@ -2,19 +2,34 @@
 
 Labels, speakers and genders come from file names, tried in this order (first match wins):
 
-==========  ================================  ============================================
-dataset     file name                         meaning
-==========  ================================  ============================================
-ravdess     ``03-01-05-01-02-01-12.wav``      3rd field emotion 01-08, 7th actor (odd male)
-crema-d     ``1001_DFA_ANG_XX.wav``           actor 1001-1091, emotion code; gender from
-                                              ``VideoDemographics.csv`` found in the tree
-tess        ``OAF_back_angry.wav``            speaker OAF/YAF (female), word, emotion
-savee       ``DC_a01.wav`` or ``DC/a01.wav``  speaker DC/JE/JK/KL (male), emotion code, nn
-folders     ``happy/clip.wav``                parent folder names the emotion
-unlabelled  anything else                     no label, speaker or gender
-==========  ================================  ============================================
+==========  ====================================  ==========================================
+dataset     file name                             meaning
+==========  ====================================  ==========================================
+ravdess     ``03-01-05-01-02-01-12.wav``          3rd field emotion 01-08, 7th actor (odd male)
+crema-d     ``1001_DFA_ANG_XX.wav``               actor 1001-1091, emotion code; gender from
+                                                  ``VideoDemographics.csv`` found in the tree
+tess        ``OAF_back_angry.wav``                speaker OAF/YAF (female), word, emotion
+savee       ``DC_a01.wav`` or ``DC/a01.wav``      speaker DC/JE/JK/KL (male), emotion code, nn
+nemo        ``EB0_anger_1.wav``                   speaker, emotion word, take; gender from
+                                                  nEMO's ``data.tsv`` found in the tree
+ased        ``a5-03-01-02-50.wav``                1st letter emotion n/f/h/s/a, 4th field
+                                                  gender (01 female, 02 male), 5th speaker
+emodb       ``03a01Fa.wav``                       speaker 03-16, text, emotion W/L/E/A/F/T/N,
+                                                  version; L (boredom): see below
+emovo       ``dis-f1-b1.wav``                     emotion (Italian code), speaker f1-m3, text
+urdu        ``SM1_F10_A010.wav``                  speaker S + gender M/F + number, file,
+                                                  emotion A/H/N/S + number (label folders)
+turev-db    ``Sound Source/Angry/1234_kz_a.wav``  emotion folder Angry/Calm/Happy/Sad under
+                                                  ``Sound Source``, number, speaker, word
+folders     ``happy/clip.wav``                    parent folder names the emotion
+unlabelled  anything else                         no label, speaker or gender
+==========  ====================================  ==========================================
 
-Speakers are prefixed with their dataset (``ravdess_12``) so corpora never collide.
+Speakers are prefixed with their dataset (``ravdess_12``) so corpora never collide. ASED
+numbers its speakers per gender, so its speaker id keeps both fields (``ased_02-50``).
+EmoDB's boredom (``L``) is none of serfast's emotions: such a clip is kept, with its
+dataset, speaker and gender but no label (training leaves it out, predict still labels
+it), and the scan records one line saying so in :attr:`Corpus.notes`.
 A manifest (``.csv``) lists ``path`` and optionally ``label``, ``speaker``, ``gender``.
 """
 
@@ -24,9 +39,16 @@ import csv
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import soundfile
+
+__all__ = [
+    "AUDIO_EXTENSIONS", "CREMA_DEMOGRAPHICS", "EMOTIONS", "GENDER_ALIASES", "LABEL_ALIASES",
+    "NEMO_METADATA", "UNLABELLED_REASONS", "Clip", "Corpus", "CorpusError", "is_audio",
+    "is_url", "parse_path", "read_corpus", "read_crema_genders", "read_manifest",
+    "read_nemo_genders", "scan",
+]
 
 #: Canonical emotion labels, in RAVDESS code order (01 = neutral ... 08 = surprised).
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -69,9 +91,23 @@ AUDIO_EXTENSIONS = frozenset(
 #: File holding CREMA-D actor genders (columns ``ActorID``, ``Sex``).
 CREMA_DEMOGRAPHICS = "VideoDemographics.csv"
 
+#: nEMO's metadata table (tab-separated; columns ``speaker_id``, ``gender`` among others).
+NEMO_METADATA = "data.tsv"
+
+#: Why clips of a dataset that its parser found but could not label have no label.
+UNLABELLED_REASONS = {
+    "emodb": "EmoDB emotion L (boredom) is none of serfast's emotions; kept without a label "
+             "(training leaves it out)",
+}
+
 
 class CorpusError(ValueError):
     """A corpus source that cannot be read: missing, empty or malformed."""
+
+
+def gender_value(gender: str) -> float:
+    """The number a feature row holds for ``gender``: 1.0 male, 0.0 female, NaN unknown."""
+    return {"male": 1.0, "female": 0.0}.get(gender, math.nan)
 
 
 @dataclass(frozen=True)
@@ -79,7 +115,8 @@ class Clip:
     """One audio clip of a corpus.
 
     path : absolute path of the audio file.
-    dataset : "ravdess", "crema-d", "tess", "savee", "folders", "manifest" or "unlabelled".
+    dataset : a dataset of the module's table ("ravdess", ..., "turev-db", "folders",
+        "unlabelled"), or "manifest".
     speaker : dataset-prefixed speaker id (``ravdess_12``), or "" when unknown.
     gender : "male", "female" or "" when unknown.
     label : one of ``EMOTIONS``, or "" when unknown.
@@ -94,7 +131,7 @@ class Clip:
     @property
     def gender_value(self) -> float:
         """1.0 for male, 0.0 for female, NaN when unknown."""
-        return {"male": 1.0, "female": 0.0}.get(self.gender, math.nan)
+        return gender_value(self.gender)
 
 
 @dataclass
@@ -103,10 +140,13 @@ class Corpus:
 
     ignored : paths relative to the scanned folder ('/'-separated) of non-audio files and
         hidden entries (name starting with '.'; hidden folders end with '/', not entered).
+    notes : one line per clip kept without the label its corpus gives it,
+        ``"<relative path>: <reason>"`` (see ``UNLABELLED_REASONS``).
     """
 
     clips: list[Clip]
     ignored: list[str]
+    notes: list[str] = field(default_factory=list)
 
 
 def is_audio(path: str) -> bool:
@@ -127,9 +167,25 @@ _SAVEE = re.compile(r"(?:(DC|JE|JK|KL)_)?(sa|su|a|d|f|h|n)(\d\d)", re.I)
 _SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
 _SAVEE_LABELS = {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy",
                  "n": "neutral", "sa": "sad", "su": "surprised"}
+_NEMO = re.compile(r"([A-Z]{2}\d)_(anger|fear|happiness|neutral|sadness|surprised)_(\d+)")
+_ASED = re.compile(r"([nfhsa])\d-(\d\d)-(\d\d)-(0[12])-(\d\d)", re.I)
+_ASED_LABELS = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
+_EMODB = re.compile(r"(\d\d)([ab]\d\d)([WLEAFTN])([a-z])")
+_EMODB_GENDERS = {"03": "male", "08": "female", "09": "female", "10": "male", "11": "male",
+                  "12": "male", "13": "female", "14": "female", "15": "male", "16": "female"}
+_EMODB_LABELS = {"W": "angry", "L": "", "E": "disgust", "A": "fearful", "F": "happy",
+                 "T": "sad", "N": "neutral"}
+_EMOVO = re.compile(r"(dis|gio|neu|pau|rab|sor|tri)-([fm][1-3])-([a-z]\d+)", re.I)
+_EMOVO_LABELS = {"dis": "disgust", "gio": "happy", "neu": "neutral", "pau": "fearful",
+                 "rab": "angry", "sor": "surprised", "tri": "sad"}
+_URDU = re.compile(r"(S([MF])\d+)_F\d+_([AHNS])\d+", re.I)
+_URDU_LABELS = {"A": "angry", "H": "happy", "N": "neutral", "S": "sad"}
+_TUREV = re.compile(r"\d+_([^\W\d_]+)_.+")
+_TUREV_LABELS = {"angry": "angry", "calm": "calm", "happy": "happy", "sad": "sad"}
+_TUREV_ROOT = "sound source"
 
 
-def _ravdess(stem, parent, genders):
+def _ravdess(stem, folders, genders):
     m = _RAVDESS.fullmatch(stem)
     if not m or not 1 <= int(m[3]) <= 8 or int(m[7]) < 1:
         return None
@@ -137,14 +193,15 @@ def _ravdess(stem, parent, genders):
     return "ravdess", f"ravdess_{m[7]}", gender, EMOTIONS[int(m[3]) - 1]
 
 
-def _crema(stem, parent, genders):
+def _crema(stem, folders, genders):
     m = _CREMA.fullmatch(stem)
     if not m or not 1001 <= int(m[1]) <= 1091:
         return None
-    return "crema-d", f"crema-d_{m[1]}", genders.get(m[1], ""), _CREMA_LABELS[m[2].upper()]
+    gender = genders.get("crema-d", {}).get(m[1], "")
+    return "crema-d", f"crema-d_{m[1]}", gender, _CREMA_LABELS[m[2].upper()]
 
 
-def _tess(stem, parent, genders):
+def _tess(stem, folders, genders):
     m = _TESS.fullmatch(stem)
     if not m:
         return None
@@ -152,32 +209,85 @@ def _tess(stem, parent, genders):
     return "tess", f"tess_{m[1].upper()}", "female", _TESS_LABELS.get(emotion, emotion)
 
 
-def _savee(stem, parent, genders):
+def _savee(stem, folders, genders):
     m = _SAVEE.fullmatch(stem)
-    speaker = (m[1] or parent).upper() if m else ""
+    speaker = (m[1] or folders[0]).upper() if m else ""
     if speaker not in _SAVEE_SPEAKERS:
         return None
     return "savee", f"savee_{speaker}", "male", _SAVEE_LABELS[m[2].lower()]
 
 
-def _folders(stem, parent, genders):
-    label = LABEL_ALIASES.get(parent.lower())
+def _nemo(stem, folders, genders):
+    m = _NEMO.fullmatch(stem)
+    if not m:
+        return None
+    gender = genders.get("nemo", {}).get(m[1], "")
+    return "nemo", f"nemo_{m[1]}", gender, LABEL_ALIASES[m[2]]
+
+
+def _ased(stem, folders, genders):
+    m = _ASED.fullmatch(stem)
+    if not m:
+        return None
+    gender = "female" if m[4] == "01" else "male"
+    return "ased", f"ased_{m[4]}-{m[5]}", gender, _ASED_LABELS[m[1].lower()]
+
+
+def _emodb(stem, folders, genders):
+    m = _EMODB.fullmatch(stem)
+    if not m or m[1] not in _EMODB_GENDERS:
+        return None
+    return "emodb", f"emodb_{m[1]}", _EMODB_GENDERS[m[1]], _EMODB_LABELS[m[3]]
+
+
+def _emovo(stem, folders, genders):
+    m = _EMOVO.fullmatch(stem)
+    if not m:
+        return None
+    speaker = m[2].lower()
+    gender = "female" if speaker[0] == "f" else "male"
+    return "emovo", f"emovo_{speaker}", gender, _EMOVO_LABELS[m[1].lower()]
+
+
+def _urdu(stem, folders, genders):
+    m = _URDU.fullmatch(stem)
+    if not m:
+        return None
+    gender = "male" if m[2].upper() == "M" else "female"
+    return "urdu", f"urdu_{m[1].upper()}", gender, _URDU_LABELS[m[3].upper()]
+
+
+def _turev(stem, folders, genders):
+    m = _TUREV.fullmatch(stem)
+    label = _TUREV_LABELS.get(folders[0].lower())
+    if not m or not label or folders[1].lower() != _TUREV_ROOT:
+        return None
+    return "turev-db", f"turev-db_{m[1].lower()}", "", label
+
+
+def _folders(stem, folders, genders):
+    label = LABEL_ALIASES.get(folders[0].lower())
     return ("folders", "", "", label) if label else None
 
 
-_PARSERS = (_ravdess, _crema, _tess, _savee, _folders)
+_PARSERS = (_ravdess, _crema, _tess, _savee, _nemo, _ased, _emodb, _emovo, _urdu, _turev,
+            _folders)
 
 
-def parse_path(path: str | os.PathLike, crema_genders: dict[str, str] | None = None) -> Clip:
-    """The clip an audio file is, from its name and parent folder name.
+def parse_path(path: str | os.PathLike,
+               genders: dict[str, dict[str, str]] | None = None) -> Clip:
+    """The clip an audio file is, from its name and the names of its two parent folders.
 
-    ``crema_genders`` maps CREMA-D actor ids ("1001") to "male"/"female".
+    ``genders`` maps a dataset to its speakers' genders, keyed by the corpus's own speaker
+    id: ``{"crema-d": {"1001": "male"}, "nemo": {"EB0": "female"}}``.
     """
     path = os.path.abspath(path)
     folder, name = os.path.split(path)
-    stem, parent = os.path.splitext(name)[0], os.path.basename(folder)
+    stem = os.path.splitext(name)[0]
+    parent = os.path.basename(folder)
+    folders = (parent, os.path.basename(os.path.dirname(folder)))
     for parser in _PARSERS:
-        meta = parser(stem, parent, crema_genders or {})
+        meta = parser(stem, folders, genders or {})
         if meta:
             return Clip(path, *meta)
     return Clip(path, "unlabelled", "", "", "")
@@ -191,6 +301,25 @@ def read_crema_genders(path: str | os.PathLike) -> dict[str, str]:
             raise CorpusError(f"{path}: expected columns ActorID and Sex")
         sexes = {row["ActorID"].strip(): (row["Sex"] or "").strip().lower() for row in reader}
     return {actor: sex for actor, sex in sexes.items() if sex in ("male", "female")}
+
+
+def read_nemo_genders(path: str | os.PathLike) -> dict[str, str]:
+    """nEMO speaker id ("EB0") -> "male"/"female", from nEMO's tab-separated ``data.tsv``."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        reader.fieldnames = [(c or "").strip().lower() for c in reader.fieldnames or ()]
+        if not {"speaker_id", "gender"} <= set(reader.fieldnames):
+            raise CorpusError(f"{path}: expected tab-separated columns speaker_id and gender")
+        genders = {(row["speaker_id"] or "").strip():
+                   GENDER_ALIASES.get((row["gender"] or "").strip().lower(), "")
+                   for row in reader}
+    return {speaker: g for speaker, g in genders.items() if speaker and g}
+
+
+#: Gender tables found anywhere in a scanned tree: dataset -> (file name, reader). A table
+#: is read only when the tree holds clips of its dataset.
+_GENDER_TABLES = {"crema-d": (CREMA_DEMOGRAPHICS, read_crema_genders),
+                  "nemo": (NEMO_METADATA, read_nemo_genders)}
 
 
 def is_url(path: str) -> bool:
@@ -256,6 +385,13 @@ def _walk(root: str) -> tuple[list[str], list[str]]:
     return sorted(files), sorted(hidden)
 
 
+def _notes(clips: list[Clip], root: str) -> list[str]:
+    """One line per clip its dataset's parser found but could not label."""
+    return [f"{os.path.relpath(c.path, root).replace(os.sep, '/')}: "
+            f"{UNLABELLED_REASONS[c.dataset]}"
+            for c in clips if not c.label and c.dataset in UNLABELLED_REASONS]
+
+
 def _scan_folder(root: str) -> Corpus:
     files, hidden = _walk(root)
     audio = [f for f in files if is_audio(f)]
@@ -264,11 +400,16 @@ def _scan_folder(root: str) -> Corpus:
         raise CorpusError(
             f"no audio files in {root} ({len(other)} non-audio files, {len(hidden)} hidden entries)"
         )
-    name = CREMA_DEMOGRAPHICS.lower()
-    demographics = [f for f in other if f.rsplit("/", 1)[-1].lower() == name]
-    genders = read_crema_genders(os.path.join(root, demographics[0])) if demographics else {}
-    clips = [parse_path(os.path.join(root, f), genders) for f in audio]
-    return Corpus(clips, sorted(other + hidden))
+    clips = [parse_path(os.path.join(root, f)) for f in audio]
+    datasets = {c.dataset for c in clips}
+    genders = {}
+    for dataset, (name, read) in _GENDER_TABLES.items():
+        tables = [f for f in other if f.rsplit("/", 1)[-1].lower() == name.lower()]
+        if dataset in datasets and tables:
+            genders[dataset] = read(os.path.join(root, tables[0]))
+    if genders:
+        clips = [parse_path(c.path, genders) if c.dataset in genders else c for c in clips]
+    return Corpus(clips, sorted(other + hidden), _notes(clips, root))
 
 
 def scan(source: str | os.PathLike) -> Corpus:
@@ -281,7 +422,8 @@ def scan(source: str | os.PathLike) -> Corpus:
     if path.lower().endswith(".csv"):
         return Corpus(read_manifest(path), [])
     if is_audio(path):
-        return Corpus([parse_path(path)], [])
+        clips = [parse_path(path)]
+        return Corpus(clips, [], _notes(clips, os.path.dirname(path)))
     raise CorpusError(f"not an audio file, folder or .csv manifest: {os.fspath(source)}")
 
 
