@@ -34,7 +34,7 @@ sys.path.insert(0, HERE)
 import make_call_archive  # noqa: E402
 from predict_bench import score  # noqa: E402
 
-from serfast.model.predictor import load_predictor, save_model  # noqa: E402
+from serfast.model.saved import load_predictor, save_model  # noqa: E402
 from serfast.calls.predict import PredictOptions, predict_archive  # noqa: E402
 from serfast.model.train import (TrainOptions, fit, fold_rows, load_dataset,  # noqa: E402
                            resolve_classes, speaker_folds)

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from serfast.extract import ExtractOptions, extract
-from serfast.model.predictor import load_predictor
+from serfast.model.saved import load_predictor
 from serfast.model.report import compare_table
 from serfast.io.store import open_store
 from serfast.model.train import TrainOptions, train

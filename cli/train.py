@@ -9,7 +9,7 @@ from serfast.io.store import StoreError
 
 
 def _library_errors():
-    from serfast.model.predictor import ModelError
+    from serfast.model.config import ModelError
     from serfast.model.train import TrainError
 
     return (StoreError, TrainError, ModelError)

@@ -11,7 +11,9 @@ from click.testing import CliRunner
 from serfast.demo import make_demo_corpus
 from serfast.extract import ExtractOptions, extract
 from serfast.model.metrics import scores
-from serfast.model.predictor import ModelError, load_predictor, standardize
+from serfast.model.config import ModelError
+from serfast.model.inputs import standardize
+from serfast.model.saved import load_predictor
 from serfast.io.store import open_store
 from serfast.model.report import compare_table
 from serfast.model.train import (TrainOptions, TrainError, compare, fold_rows, load_dataset,

@@ -97,7 +97,7 @@ def list_archive(sources: list[str]) -> list[str]:
 def load_model(model):
     """A Predictor: ``model`` itself, or the one saved in the folder ``model``."""
     if isinstance(model, (str, os.PathLike)):
-        from ..model.predictor import load_predictor
+        from ..model.saved import load_predictor
 
         return load_predictor(os.fspath(model))
     return model

@@ -1,15 +1,19 @@
 """The Keras networks of ``serfast train``: the serfast ensemble's members and the
 SER-FusionNet method's network, and the quiet, lazy TensorFlow import they all go through.
 
-Input shapes come from :mod:`serfast.model` (``NetworkConfig``, ``network_inputs``); the
-saved-model format and the TensorFlow-free forward pass live there too.
+Input shapes come from :mod:`serfast.model.config` (``NetworkConfig``) and
+:mod:`serfast.model.inputs` (``network_inputs``); the saved-model format is in
+:mod:`serfast.model.saved`, the TensorFlow-free forward pass in :mod:`serfast.model.forward`.
 """
 
 from __future__ import annotations
 
 import os
 
-from .predictor import NetworkConfig
+from .config import NetworkConfig
+
+__all__ = ["tensorflow", "keras_modules", "build_stats_member", "build_seq_member",
+           "build_method", "average_members"]
 
 
 def tensorflow():

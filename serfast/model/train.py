@@ -17,9 +17,12 @@ import numpy as np
 
 from ..io.corpus import EMOTIONS
 from .metrics import scores, summarize_folds
-from .predictor import (GenderClassifier, NetworkConfig, Predictor, keras_forward,
-                    member_arrays, moments, network_inputs, save_model, stat_block,
-                    standardize, gender_column, N_ACOUSTIC, N_VALUES)
+from .config import N_ACOUSTIC, N_VALUES, NetworkConfig
+from .forward import keras_forward, member_arrays
+from .gender import GenderClassifier
+from .inputs import gender_column, moments, network_inputs, stat_block, standardize
+from .predictor import Predictor
+from .saved import load_predictor, save_model
 from .networks import (average_members, build_method, build_seq_member, build_stats_member,
                        keras_modules, tensorflow)
 from ..io.store import open_store
@@ -487,8 +490,6 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
     Returns :func:`scores` plus ``left_out`` (labelled clips of unknown classes) and
     ``predictions`` (path, true, predicted, confidence, probabilities).
     """
-    from .predictor import load_predictor
-
     predictor = load_predictor(model_dir)
     ds = load_dataset(store_paths, predictor.labels, need_speakers=False,
                       need_frames=predictor.needs_frames)

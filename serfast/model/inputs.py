@@ -1,0 +1,178 @@
+"""The networks' inputs: utterance statistics of frame features, per-speaker
+standardisation, the gender column and the arrays each network eats."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..features.spec import FeatureSpec
+from .config import N_ACOUSTIC, N_VALUES, ModelError, NetworkConfig
+from .gender import GenderClassifier
+
+__all__ = ["PRIOR_ROWS", "VOICED_DB", "pooled_frame_stats", "moments", "column_sums",
+           "standardize", "gender_column", "network_inputs", "stat_block"]
+
+PRIOR_ROWS = 4.0  # pseudo-rows of the training distribution added to every group
+VOICED_DB = 25.0  # frames within this many dB of a clip's loudest frame are "voiced"
+
+def pooled_frame_stats(frames: list[np.ndarray], n_mels: int) -> np.ndarray:
+    """Utterance statistics of frame features: (n, 5 * d + 1) float32.
+
+    For each clip's (n_frames, d) frames: mean, std, 10th and 90th percentile over voiced
+    frames (mean log-mel within :data:`VOICED_DB` of the loudest frame), mean absolute
+    frame-to-frame change over all frames, and the voiced fraction.
+    """
+    out = []
+    for f in frames:
+        f = np.asarray(f, dtype=np.float32)
+        if f.shape[0] == 0:
+            raise ModelError("a row has no frame-level features")
+        energy = f[:, :n_mels].mean(1)
+        voiced = f[energy > energy.max() - VOICED_DB]
+        lo, hi = _quantiles(np.sort(voiced, axis=0), (0.1, 0.9))
+        delta = np.abs(np.diff(f, axis=0)).mean(0) if f.shape[0] > 1 else np.zeros(f.shape[1])
+        out.append(np.concatenate([voiced.mean(0), voiced.std(0), lo, hi, delta,
+                                   [voiced.shape[0] / f.shape[0]]]))
+    return np.asarray(out, dtype=np.float32)
+
+
+def _quantiles(ordered: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """Linear-interpolated quantiles (as np.percentile) of column-sorted (m, d) data."""
+    out = []
+    for q in qs:
+        pos = q * (len(ordered) - 1)
+        k = int(pos)
+        upper = ordered[min(k + 1, len(ordered) - 1)]
+        out.append(ordered[k] + (pos - k) * (upper - ordered[k]))
+    return out
+
+
+def moments(x: np.ndarray) -> dict:
+    """Training-set mean and variance of each column of ``x`` (rows, d)."""
+    x = np.asarray(x, dtype=np.float64)
+    return {"mean": x.mean(0), "var": x.var(0)}
+
+
+def column_sums(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(rows, sum, sum of squares) of the columns of ``x``, float64: what
+    :func:`standardize` needs of a group, summable over chunks of it."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(len(x)), x.sum(0), np.einsum("ij,ij->j", x, x)
+
+
+def _standardize_sums(x: np.ndarray, prior: dict, sums, prior_weight: float) -> np.ndarray:
+    """Standardise ``x`` as one group whose rows have the :func:`column_sums` ``sums``."""
+    mean, var = prior["mean"], prior["var"]
+    n, s1, s2 = sums
+    mu = (s1 + prior_weight * mean) / (n + prior_weight)
+    v = (np.maximum(s2 - 2 * mu * s1 + n * mu * mu, 0.0)
+         + prior_weight * (var + (mean - mu) ** 2)) / (n + prior_weight)
+    return ((np.asarray(x, dtype=np.float64) - mu) / np.sqrt(v + 1e-8)).astype(np.float32)
+
+
+def standardize(x: np.ndarray, prior: dict, groups: np.ndarray | None,
+                weights: np.ndarray | None = None, prior_weight: float = PRIOR_ROWS,
+                sums=None) -> np.ndarray:
+    """Standardise the rows of ``x`` (rows, d) within each group, float32.
+
+    Each group's mean and variance are estimated from its rows plus ``prior_weight``
+    pseudo-rows of the training distribution ``prior`` (so a one-row group is standardised
+    mostly by the training moments). ``groups`` None standardises by ``prior`` alone.
+    ``weights`` (rows,) counts each row that many times (frames per clip for sequences).
+    ``sums``: the :func:`column_sums` of the whole group, when ``x`` is only a chunk of
+    it (``groups`` is then ignored: all rows are that group).
+    """
+    if sums is not None:
+        return _standardize_sums(x, prior, sums, prior_weight)
+    x = np.asarray(x, dtype=np.float64)
+    mean, var = prior["mean"], prior["var"]
+    if groups is None:
+        return ((x - mean) / np.sqrt(var + 1e-8)).astype(np.float32)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    out = np.empty(x.shape, dtype=np.float32)
+    _, inverse = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    for g in range(inverse.max() + 1):
+        rows = inverse == g
+        xg, wg = x[rows], w[rows][:, None]
+        n = wg.sum()
+        mu = ((xg * wg).sum(0) + prior_weight * mean) / (n + prior_weight)
+        v = (((xg - mu) ** 2 * wg).sum(0) + prior_weight * (var + (mean - mu) ** 2)) \
+            / (n + prior_weight)
+        out[rows] = (xg - mu) / np.sqrt(v + 1e-8)
+    return out
+
+
+def _pad(frames: list[np.ndarray], n_steps: int) -> np.ndarray:
+    """Frames cropped/zero-padded to ``n_steps``: (n, n_steps, d) float32."""
+    out = np.zeros((len(frames), n_steps, frames[0].shape[1]), dtype=np.float32)
+    for i, f in enumerate(frames):
+        out[i, :min(len(f), n_steps)] = f[:n_steps]
+    return out
+
+
+def gender_column(values: np.ndarray, gender: GenderClassifier | None,
+                  groups: np.ndarray | None, sums=None) -> np.ndarray:
+    """The gender input (n,) in {-1 female, +1 male}; NaN filled by ``gender`` (0 if none).
+    ``sums``: (rows, sum of male probabilities) of the missing rows of the whole group,
+    when ``values`` is a chunk of it."""
+    g = np.asarray(values[:, N_VALUES], dtype=np.float64)
+    missing = np.isnan(g)
+    if missing.any():
+        if gender is None:
+            fill = np.full(missing.sum(), 0.5)
+        elif sums is not None and sums[0] > 0:
+            fill = np.full(missing.sum(), float(sums[1] / sums[0] > 0.5))
+        else:
+            fill = gender.predict(values[missing], None if groups is None else groups[missing])
+        g = g.copy()
+        g[missing] = fill
+    return (2 * g - 1).astype(np.float32)
+
+
+def network_inputs(config: NetworkConfig, norm: dict, spec: FeatureSpec, values: np.ndarray,
+                   frames: list[np.ndarray] | None, groups: np.ndarray | None,
+                   gender: GenderClassifier | None, sums: dict | None = None
+                   ) -> dict[str, np.ndarray]:
+    """The arrays the network eats, by input name (see :attr:`NetworkConfig.input_names`).
+
+    ``norm`` holds training moments per block: ``stats``, ``frames`` (serfast) or
+    ``acoustic``, ``aux``, ``logmel`` (method). Per-group standardisation when
+    ``config.norm == "speaker"``.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    groups = groups if config.norm == "speaker" else None
+    sums = sums if groups is not None and config.network == "serfast" else None
+    sums = sums or {}
+    sex = gender_column(values, gender, groups, sums.get("gender"))[:, None]
+    if config.network == "serfast":
+        block = stat_block(config, spec, values, frames)
+        out = {"stats": np.hstack([standardize(block, norm["stats"], groups,
+                                               sums=sums.get("stats")), sex])}
+        if config.frames:
+            lengths = np.array([len(f) for f in frames])
+            flat = standardize(np.concatenate(frames), norm["frames"],
+                               None if groups is None else np.repeat(groups, lengths),
+                               sums=sums.get("frames"))
+            parts = np.split(flat, np.cumsum(lengths)[:-1])
+            out["seq"] = _pad(parts, config.n_steps)
+        return out
+    aux = np.hstack([standardize(values[:, N_ACOUSTIC:N_VALUES], norm["aux"], groups), sex])
+    if config.extractor == "conv2d":
+        mels = [np.asarray(f)[:, :spec.n_mels] for f in frames]
+        lengths = np.array([len(f) for f in mels])
+        flat = standardize(np.concatenate(mels), norm["logmel"],
+                           None if groups is None else np.repeat(groups, lengths))
+        parts = np.split(flat, np.cumsum(lengths)[:-1])
+        seq = _pad(parts, config.n_steps)
+        return {"logmel": seq[..., None], "aux": aux}
+    acoustic = standardize(values[:, :N_ACOUSTIC], norm["acoustic"], groups)
+    return {"acoustic": acoustic[..., None], "aux": aux}
+
+
+def stat_block(config: NetworkConfig, spec: FeatureSpec, values: np.ndarray,
+               frames: list[np.ndarray] | None) -> np.ndarray:
+    """Unstandardised utterance features of the serfast MLPs: (n, d) float32."""
+    block = np.asarray(values[:, :N_VALUES], dtype=np.float32)
+    if config.frames:
+        block = np.hstack([pooled_frame_stats(frames, spec.n_mels), block])
+    return block
