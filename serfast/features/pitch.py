@@ -1,0 +1,232 @@
+"""F0 and voicing: pYIN and YIN equal to librosa's, and their per-clip statistics.
+
+Reference definition (librosa 0.11, per clip ``y`` at ``sr``)::
+
+    f0, voiced_flag, voiced_prob = pyin(y, fmin=60, fmax=500, sr=sr,
+                                        frame_length=1024, hop_length=256)
+    f0_yin = yin(y, fmin=60, fmax=500, sr=sr, frame_length=1024, hop_length=256)
+
+(every other argument at its default). 60-500 Hz spans adult and child speech, shouting
+included; a 1024-sample frame (46 ms at 22,050 Hz) holds two periods of 60 Hz, and the
+256-sample hop (11.6 ms) resolves syllable-rate pitch movement.
+
+:func:`pitch_stats` reduces a track to the clip's :data:`PITCH_COLUMNS`; the F0 columns use
+the voiced frames only:
+
+==================  =====================================================================
+f0_mean, f0_std     mean and (population) standard deviation of F0, Hz
+f0_p10/p50/p90      10th, 50th, 90th percentile of F0 (linear interpolation), Hz
+f0_range_st         ``12 * log2(p90 / p10)``, semitones
+f0_slope_st_s       least-squares slope of F0 in semitones against time, semitones/s
+f0_delta_abs_st     mean ``|F0[t] - F0[t-1]|`` in semitones over pairs of consecutive
+                    voiced frames, semitones/frame
+voiced_fraction     voiced frames / frames
+voicing_prob_mean   mean pYIN voicing probability over all frames
+==================  =====================================================================
+
+A clip with no voiced frame stores 0 in every F0 column (and voiced_fraction 0): the store
+stays finite and ``voiced_fraction`` says the F0 columns are empty. One voiced frame gives
+std, range, slope and delta 0; slope needs two voiced frames and delta one voiced pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import librosa
+import numpy as np
+import scipy.fft
+import scipy.stats
+
+from . import pitch_kernels
+
+__all__ = ["FMIN", "FMAX", "FRAME_LENGTH", "HOP_LENGTH", "PITCH_COLUMNS", "pitch_track",
+           "yin_track", "pitch_stats", "pitch_row", "pitch_rows"]
+
+#: pYIN/YIN search range in Hz.
+FMIN, FMAX = 60.0, 500.0
+#: Frame and hop of the pitch tracker, samples.
+FRAME_LENGTH, HOP_LENGTH = 1024, 256
+#: librosa's ``yin`` trough threshold and ``pyin`` defaults.
+_TROUGH_THRESHOLD = 0.1
+_N_THRESHOLDS = 100
+_BETA = (2, 18)
+_BOLTZMANN = 2
+_RESOLUTION = 0.1
+_MAX_TRANSITION_RATE = 35.92
+_SWITCH_PROB = 0.01
+_NO_TROUGH_PROB = 0.01
+#: Frames per autocorrelation batch (bounds the FFT buffers to ~12 MB).
+_CHUNK = 1024
+#: Frames whose Viterbi values are held at once (~1.5 MB at 22,050 Hz).
+_SEGMENT = 256
+
+PITCH_COLUMNS = ["f0_mean", "f0_std", "f0_p10", "f0_p50", "f0_p90", "f0_range_st",
+                 "f0_slope_st_s", "f0_delta_abs_st", "voiced_fraction", "voicing_prob_mean"]
+
+
+@dataclass(frozen=True)
+class _Model:
+    """pYIN's tables for one sample rate (librosa's ``pyin`` set-up, computed once)."""
+
+    sr: int
+    min_period: int
+    max_period: int
+    n_fft: int
+    thresholds: np.ndarray
+    beta_probs: np.ndarray
+    boltzmann_pmf: np.ndarray
+    n_bins: int
+    bins_per_octave: int
+    freqs: np.ndarray
+    log_trans_band: np.ndarray
+    log_trans_off: float
+    log_p_init: float
+
+
+@cache
+def _model(sr: int) -> _Model:
+    """The tables of ``librosa.pyin(fmin=FMIN, fmax=FMAX, frame_length=FRAME_LENGTH,
+    hop_length=HOP_LENGTH)`` at ``sr``, built with librosa's and SciPy's own functions."""
+    if not FMAX <= sr / 2 or sr / FMIN >= FRAME_LENGTH - 1:
+        raise ValueError(f"sample rate {sr} Hz cannot hold pitch {FMIN:g}-{FMAX:g} Hz "
+                         f"in {FRAME_LENGTH}-sample frames")
+    min_period = int(np.floor(sr / FMAX))
+    max_period = min(int(np.ceil(sr / FMIN)), FRAME_LENGTH - 1)
+    n_lags = max_period - min_period + 1
+    thresholds = np.linspace(0, 1, _N_THRESHOLDS + 1)
+    beta_probs = np.diff(scipy.stats.beta.cdf(thresholds, *_BETA))
+    pmf = np.zeros((n_lags + 1, n_lags))
+    for n in range(1, n_lags + 1):
+        pmf[n, :n] = scipy.stats.boltzmann.pmf(np.arange(n), _BOLTZMANN, n)
+    per_semitone = int(np.ceil(1.0 / _RESOLUTION))
+    n_bins = int(np.floor(12 * per_semitone * np.log2(FMAX / FMIN))) + 1
+    max_semitones = round(_MAX_TRANSITION_RATE * 12 * HOP_LENGTH / sr)
+    width = max_semitones * per_semitone + 1
+    local = librosa.sequence.transition_local(n_bins, width, window="triangle", wrap=False)
+    switch = librosa.sequence.transition_loop(2, 1 - _SWITCH_PROB)
+    transition = np.kron(switch, local)
+    tiny = np.finfo(np.float64).tiny
+    log_trans = np.log(transition + tiny)
+    half = width // 2
+    band = np.full((2, 2, 2 * half + 1, n_bins), np.nan)
+    offband = np.ones_like(log_trans, bool)
+    for gk in range(2):
+        for gj in range(2):
+            for b in range(n_bins):
+                lo, hi = max(b - half, 0), min(b + half + 1, n_bins)
+                band[gk, gj, lo - b + half:hi - b + half, b] = \
+                    log_trans[gk * n_bins + lo:gk * n_bins + hi, gj * n_bins + b]
+                offband[gk * n_bins + lo:gk * n_bins + hi, gj * n_bins + b] = False
+    log_off = float(np.log(tiny))
+    assert np.all(log_trans[offband] == log_off)
+    band[np.isnan(band)] = log_off  # never read: beyond the first or last bin
+    return _Model(
+        sr=sr, min_period=min_period, max_period=max_period,
+        n_fft=scipy.fft.next_fast_len(2 * FRAME_LENGTH - 1, real=True),
+        thresholds=thresholds, beta_probs=beta_probs, boltzmann_pmf=pmf, n_bins=n_bins,
+        bins_per_octave=12 * per_semitone,
+        freqs=FMIN * 2 ** (np.arange(n_bins) / (12 * per_semitone)),
+        log_trans_band=band, log_trans_off=log_off,
+        log_p_init=float(np.log(1.0 / (2 * n_bins) + tiny)))
+
+
+def _observations(y: np.ndarray, model: _Model):
+    """YIN's F0 and pYIN's observations of every frame (see ``pitch_kernels.yin_frames``)."""
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    count = 1 + len(y) // HOP_LENGTH
+    n_lags = model.max_period - model.min_period + 1
+    yin_f0 = np.empty(count)
+    voiced_prob = np.empty(count)
+    cand_bin = np.empty((count, n_lags), np.int32)
+    cand_logp = np.empty((count, n_lags))
+    n_cand = np.empty(count, np.int64)
+    frames = np.empty((min(count, _CHUNK), FRAME_LENGTH), np.float32)
+    for t0 in range(0, count, _CHUNK):
+        t1 = min(t0 + _CHUNK, count)
+        chunk = frames[:t1 - t0]
+        pitch_kernels.frame_padded(y, t0, FRAME_LENGTH, HOP_LENGTH, chunk)
+        spectrum = scipy.fft.rfft(chunk, n=model.n_fft, axis=1, workers=1)
+        power = spectrum.real ** 2 + spectrum.imag ** 2
+        acf = scipy.fft.irfft(power, n=model.n_fft, axis=1, workers=1)[:, :model.max_period + 1]
+        pitch_kernels.yin_frames(
+            chunk, np.ascontiguousarray(acf), model.sr, FMIN, model.min_period,
+            model.max_period, _TROUGH_THRESHOLD, model.thresholds, model.beta_probs,
+            model.boltzmann_pmf, _NO_TROUGH_PROB, model.n_bins, model.bins_per_octave,
+            yin_f0[t0:t1], voiced_prob[t0:t1], cand_bin[t0:t1], cand_logp[t0:t1],
+            n_cand[t0:t1])
+    return yin_f0, voiced_prob, cand_bin, cand_logp, n_cand
+
+
+def yin_track(y: np.ndarray, sr: int) -> np.ndarray:
+    """YIN F0 per frame, Hz: ``librosa.yin(y, fmin=FMIN, fmax=FMAX, sr=sr,
+    frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH)``.
+
+    y : (n,) float32, n >= 1.  Returns (1 + n // HOP_LENGTH,) float64.
+    """
+    return _observations(y, _model(sr))[0]
+
+
+def pitch_track(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """pYIN per frame: ``librosa.pyin(y, fmin=FMIN, fmax=FMAX, sr=sr,
+    frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH)``.
+
+    y : (n,) float32, n >= 1.  Returns ``f0`` (T,) float64 Hz, NaN where unvoiced;
+    ``voiced_flag`` (T,) bool; ``voiced_prob`` (T,) float64 in [0, 1]; T = 1 + n // hop.
+    """
+    model = _model(sr)
+    _, voiced_prob, cand_bin, cand_logp, n_cand = _observations(y, model)
+    states = np.empty(len(voiced_prob), np.int64)
+    pitch_kernels.viterbi_states(model.log_trans_band, model.log_trans_off, model.log_p_init,
+                                 model.n_bins, n_cand, cand_bin, cand_logp, voiced_prob,
+                                 _SEGMENT, states)
+    voiced = states < model.n_bins
+    f0 = model.freqs[states % model.n_bins]
+    f0[~voiced] = np.nan
+    return f0, voiced, voiced_prob
+
+
+def pitch_stats(f0: np.ndarray, voiced_flag: np.ndarray, voiced_prob: np.ndarray,
+                sr: int, hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """The :data:`PITCH_COLUMNS` of one pYIN track (module docstring), float32.
+
+    f0 : (T,) Hz (unvoiced entries ignored).  voiced_flag : (T,) bool.
+    voiced_prob : (T,) in [0, 1].  sr, hop_length : the track's frame rate.
+    """
+    out = np.zeros(len(PITCH_COLUMNS), np.float32)
+    n = len(voiced_flag)
+    if n == 0:
+        return out
+    out[8] = np.count_nonzero(voiced_flag) / n
+    out[9] = np.mean(voiced_prob)
+    index = np.flatnonzero(voiced_flag)
+    if len(index) == 0:
+        return out
+    hz = np.asarray(f0, np.float64)[index]
+    st = 12 * np.log2(hz)
+    p10, p50, p90 = np.percentile(hz, [10, 50, 90])
+    out[:6] = hz.mean(), hz.std(), p10, p50, p90, 12 * np.log2(p90 / p10)
+    if len(index) > 1:
+        seconds = index * (hop_length / sr)
+        dt = seconds - seconds.mean()
+        out[6] = np.dot(dt, st - st.mean()) / np.dot(dt, dt)
+    pairs = np.diff(index) == 1
+    if pairs.any():
+        out[7] = np.abs(np.diff(st)[pairs]).mean()
+    return out
+
+
+def pitch_row(y: np.ndarray, sr: int) -> np.ndarray:
+    """:data:`PITCH_COLUMNS` of one clip: (len(PITCH_COLUMNS),) float32, always finite.
+
+    y : (n,) float32, n >= 1, mono at ``sr``.
+    """
+    f0, voiced, prob = pitch_track(y, sr)
+    return pitch_stats(f0, voiced, prob, sr)
+
+
+def pitch_rows(clips, sr: int) -> np.ndarray:
+    """:func:`pitch_row` of each clip in ``clips`` (iterable of (n_i,) float32):
+    (n_clips, len(PITCH_COLUMNS)) float32."""
+    return np.array([pitch_row(y, sr) for y in clips], np.float32).reshape(-1, len(PITCH_COLUMNS))
