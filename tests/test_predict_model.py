@@ -22,7 +22,7 @@ def model_dir(trained_model):
 
 
 def test_predict_with_a_trained_model(model_dir, stereo_call, tmp_path):
-    from serfast.model.saved import load_predictor
+    from serfast import load_predictor
 
     predictor = load_predictor(model_dir)
     assert predictor.needs_frames
@@ -41,8 +41,8 @@ def test_predict_with_a_trained_model(model_dir, stereo_call, tmp_path):
 
 def test_chunked_group_scores_exactly_like_one_call(model_dir):
     """group_sums over chunks + predict_proba(sums=) == one call over the whole group."""
-    from serfast.features.cpu import compute_batch
-    from serfast.model.saved import load_predictor
+    from serfast import load_predictor
+    from serfast.features import compute_batch
 
     predictor = load_predictor(model_dir)
     assert predictor.chunked_groups
@@ -64,8 +64,8 @@ def test_chunked_group_scores_exactly_like_one_call(model_dir):
 def test_long_channel_one_group_whatever_the_chunks(model_dir, tmp_path):
     """A channel scored in chunks of 2 windows (frames spilled to a file) labels as one
     group in one call."""
-    from serfast.calls.channel import WindowOptions, label_channel
-    from serfast.model.saved import load_predictor
+    from serfast import load_predictor
+    from serfast.calls import WindowOptions, label_channel
 
     predictor = load_predictor(model_dir)
     y = np.zeros(int(40 * 8000), np.float32)

@@ -8,16 +8,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from serfast import TrainOptions, train
 from serfast.demo import make_demo_corpus
 from serfast.extract import ExtractOptions, extract
-from serfast.model.metrics import scores
-from serfast.model.config import ModelError
+from serfast.io import open_store
+from serfast.model import ModelError, TrainError, load_predictor, scores
 from serfast.model.inputs import standardize
-from serfast.model.saved import load_predictor
-from serfast.io.store import open_store
 from serfast.model.report import compare_table
-from serfast.model.train import (TrainOptions, TrainError, compare, fold_rows, load_dataset,
-                           resolve_classes, speaker_folds, train)
+from serfast.model.train import compare, fold_rows, load_dataset, resolve_classes, speaker_folds
 from serfast_cli.main import main
 
 TINY = dict(cv=2, ensemble=1, epochs=3, seed=7)
@@ -220,3 +218,147 @@ def test_cli_errors_are_one_line(stores, tmp_path, args, message):
 def test_evaluate_rejects_a_non_model(stores, tmp_path):
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path), stores["plain"]])
     assert result.exit_code == 1 and "not a serfast model directory" in result.output
+
+
+# --- calibration, per-corpus class weights, leave one corpus out ---------------------------
+
+
+def test_expected_calibration_error_known_example():
+    from serfast.model.metrics import calibration_bins, expected_calibration_error
+
+    # confidences 0.9, 0.75, 0.62, 0.71 fall in four of the 15 bins; 3 of 4 are correct
+    proba = np.array([[0.9, 0.1], [0.75, 0.25], [0.62, 0.38], [0.29, 0.71]])
+    y = np.array([0, 1, 0, 1])
+    assert expected_calibration_error(proba, y) == pytest.approx(
+        (0.1 + 0.75 + 0.38 + 0.29) / 4)
+    # two rows in one bin (13/15, 14/15]: one right, one wrong -> |0.5 - 0.91|
+    proba = np.array([[0.9, 0.1], [0.08, 0.92]])
+    assert expected_calibration_error(proba, np.array([0, 0])) == pytest.approx(0.41)
+    (b,) = calibration_bins(proba, np.array([0, 0]))
+    assert (b["lo"], b["hi"], b["n"], b["accuracy"]) == (13 / 15, 14 / 15, 2, 0.5)
+    assert expected_calibration_error(np.eye(3), np.arange(3)) == 0.0  # sure and right
+    assert expected_calibration_error(np.zeros((0, 3)), np.zeros(0, int)) == 0.0
+
+
+def test_restrict_renormalises_over_the_kept_classes():
+    from serfast.model.metrics import restrict
+
+    p = restrict(np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]]), np.array([1, 2]))
+    assert np.allclose(p, [[0, 0.6, 0.4], [0, 1 / 9, 8 / 9]])
+    assert p.argmax(1).tolist() == [1, 2]
+
+
+def test_sample_weights_balance_classes_within_each_corpus():
+    from serfast.model.train import sample_weights
+
+    y = np.array([0, 0, 0, 1, 2, 2])
+    one = sample_weights(y, np.array(["a"] * 6))
+    assert np.allclose(one, [6 / 9, 6 / 9, 6 / 9, 2, 1, 1])  # n / (K * n_k)
+    # corpus b lacks class 2; its rows split its total weight over classes 0 and 1 only
+    y = np.array([0, 1, 2, 0, 0, 0, 1])
+    corpora = np.array(["a", "a", "a", "b", "b", "b", "b"])
+    w = sample_weights(y, corpora)
+    assert np.allclose(w[:3], 1) and w[:3].sum() == pytest.approx(3)
+    assert np.allclose(w[3:], [4 / 6, 4 / 6, 4 / 6, 2]) and w[3:].sum() == pytest.approx(4)
+    for c in ("a", "b"):  # every class a corpus has gets the same share of it
+        rows = corpora == c
+        totals = np.bincount(y[rows], weights=w[rows])
+        assert np.allclose(totals[totals > 0], totals[totals > 0][0])
+
+
+@pytest.fixture(scope="module")
+def two_corpora(stores):
+    """The plain store, its rows split into two corpora by the dataset column: alpha
+    (speakers 1-4, all six classes) and beta (speakers 5-6, disgust unlabelled)."""
+    import shutil
+
+    base = str(stores["root"] / "two")
+    src = stores["plain"][:-4]
+    for ext in (".npy", ".json", ".frames.npy"):
+        shutil.copy(src + ext, base + ext)
+    with open(src + ".csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        beta = r["speaker"] in ("ravdess_05", "ravdess_06")
+        r["dataset"] = "beta" if beta else "alpha"
+        if beta and r["label"] == "disgust":
+            r["label"] = ""
+    with open(base + ".csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return base + ".npy"
+
+
+def test_corpus_of_a_row_is_its_dataset_or_its_store_name(stores, two_corpora, tmp_path):
+    ds = load_dataset([two_corpora], resolve_classes("seed6"))
+    assert sorted(set(ds.corpora)) == ["alpha", "beta"]
+    assert set(ds.speakers[ds.corpora == "beta"]) == {"ravdess_05", "ravdess_06"}
+    src, dst = stores["plain"][:-4], str(tmp_path / "emoes")
+    import shutil
+    for ext in (".npy", ".json", ".frames.npy"):
+        shutil.copy(src + ext, dst + ext)
+    with open(src + ".csv") as fh, open(dst + ".csv", "w") as out:
+        out.write(fh.read().replace(",ravdess,", ",manifest,"))
+    ds = load_dataset([dst + ".npy", stores["plain"]], resolve_classes("seed6"))
+    assert sorted(set(ds.corpora)) == ["emoes", "ravdess"]
+
+
+def test_leave_one_corpus_out(two_corpora, tmp_path):
+    model_dir = str(tmp_path / "loco")
+    result = CliRunner().invoke(main, ["train", two_corpora, "--model", model_dir,
+                                       "--cv", "corpus", "--ensemble", "1", "--epochs", "3",
+                                       "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    with open(os.path.join(model_dir, "report.json")) as fh:
+        report = json.load(fh)
+    loco = report["loco"]
+    alpha, beta = loco["corpora"]
+    assert (alpha["corpus"], beta["corpus"]) == ("alpha", "beta")
+    assert (alpha["n"], beta["n"]) == (48, 20) and report["corpora"] == {"alpha": 48, "beta": 20}
+    assert alpha["speakers"] == 4 and beta["speakers"] == 2
+    labels = report["labels"]
+    assert beta["classes"] == [lab for lab in labels if lab != "disgust"]
+    assert alpha["untrained"] == ["disgust"] and beta["untrained"] == []
+    k = labels.index("disgust")
+    assert all(row[k] == 0 for row in beta["confusion"])  # restricted to beta's classes
+    assert sum(map(sum, beta["confusion"])) == 20
+    for c in (alpha, beta):
+        assert 0 <= c["ece"] <= 1 and 0 <= c["uar"] <= 1
+        assert sum(b["n"] for b in c["reliability"]) == c["n"]
+    assert loco["mean_uar"] == pytest.approx((alpha["uar"] + beta["uar"]) / 2)
+    assert loco["summary"]["ece"]["mean"] == pytest.approx((alpha["ece"] + beta["ece"]) / 2)
+    assert "cv" not in report and os.path.exists(os.path.join(model_dir, "model.json"))
+    with open(os.path.join(model_dir, "report.md")) as fh:
+        md = fh.read()
+    assert "## Leave one corpus out" in md and "never trained: disgust" in md
+    assert f"**{loco['mean_uar']:.3f}**" in md and "Confusion matrix of beta" in md
+    out = result.output
+    assert f"mean UAR {loco['mean_uar']:.3f} over 2 corpora" in out
+    assert "held out alpha:" in out and "beta: confusion" in out
+    assert "Traceback" not in out
+
+
+def test_leave_one_corpus_out_needs_two_corpora(stores, tmp_path):
+    result = CliRunner().invoke(main, ["train", stores["plain"], "--model",
+                                       str(tmp_path / "m"), "--cv", "corpus"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "at least two corpora; ravdess is the only one" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    bad = CliRunner().invoke(main, ["train", stores["plain"], "--model", str(tmp_path / "m"),
+                                    "--cv", "speakers"])
+    assert bad.exit_code == 2 and "'corpus'" in bad.output
+
+
+def test_speaker_cv_and_evaluate_report_calibration(stores, trained):
+    model_dir, report = trained
+    cv = report["cv"]
+    assert all(0 <= f["ece"] <= 1 for f in cv["folds"])
+    assert cv["summary"]["ece"]["mean"] == pytest.approx(np.mean([f["ece"] for f in cv["folds"]]))
+    assert cv["pooled"]["ece_bins"] == 15
+    assert sum(b["n"] for b in cv["pooled"]["reliability"]) == report["clips"]
+    with open(os.path.join(model_dir, "report.md")) as fh:
+        assert "expected calibration error" in fh.read()
+    result = CliRunner().invoke(main, ["evaluate", model_dir, stores["plain"], "--json"])
+    assert result.exit_code == 0, result.output
+    assert 0 <= json.loads(result.output)["ece"] <= 1
