@@ -4,9 +4,8 @@ Each clip's decoded audio (~0.5 MB), STFT frames and spectra (~0.9 MB each) are 
 soon as the clip is done. With glibc's default settings, blocks that large come straight
 from the kernel (``mmap``) or from the top of the heap, which ``free`` hands back
 (trims) once 128 KiB are unused: the next clip faults the same pages in again and the
-kernel zeroes them, about 460 page faults per clip. That cost is invisible in a
-profile (it lands on whichever call first touches the memory) but was a quarter of
-``serfast extract``'s time per clip (3.05 → 2.15 ms, bench/RESULTS.md).
+kernel zeroes them. That cost is invisible in a profile (it lands on whichever call
+first touches the memory); bench/RESULTS.md has what it costs ``serfast extract``.
 """
 
 from __future__ import annotations

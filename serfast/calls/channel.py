@@ -10,8 +10,7 @@ over each speech region found by :mod:`serfast.calls.vad`:
   long before the region (which is padded by the VAD); a negative entry centres the
   window. The model was trained on crops that start 0.6 s into a clip, shortly before
   the words, so where the words fall in a crop varies; the default (0, 0.25, 0.5 s)
-  averages three such placements and labels 1 point more utterances right on the
-  cross-validated call archive than one window at 0 (bench/RESULTS.md);
+  averages three such placements (compared with others in bench/RESULTS.md);
 * a longer region gets windows every ``hop`` from its start, plus one ending at its end,
   so every speech sample is covered.
 

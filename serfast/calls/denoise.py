@@ -13,10 +13,8 @@ above it keep their level.
 Frames are processed chunk by chunk from the start of the channel, so the output does
 not depend on how the input is split into blocks; it lags the input by up to one chunk.
 ``serfast predict`` runs it on each channel before the VAD and the windows (on by
-default, ``--no-denoise`` off). On the cross-validated call archive it raises utterance
-accuracy from 58.0 to 59.6 %, on an older archive from 50.6 to 53.8 %; on clean studio
-recordings it costs 0.3 points (bench/RESULTS.md). ``serfast extract`` never uses it:
-its features stay librosa's.
+default, ``--no-denoise`` off; bench/RESULTS.md has what it gains on call archives).
+``serfast extract`` never uses it: its features stay librosa's.
 """
 
 from __future__ import annotations

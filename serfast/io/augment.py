@@ -1,9 +1,7 @@
 """Data augmentation of decoded clips: the method's four, plus telephone audio.
 
-``telephone`` is a call: 300-3,400 Hz band, 8 kHz, line noise (most copies) and µ-law.
-Training a call-centre model with the noise (``--augment telephone --copies 3``) raised
-the utterance accuracy on the telephone call archive from 45 to 49 % over the codec
-alone (bench/RESULTS.md).
+``telephone`` is a call: 300-3,400 Hz band, 8 kHz, line noise (most copies) and µ-law,
+for models that label call audio (``--augment telephone --copies 3``).
 
 Each augmentation is a pure function ``(y, sr, rng) -> y`` on a mono float32 clip at
 ``sr`` Hz; ``rng`` (a NumPy Generator) makes it deterministic for a given seed.
