@@ -17,6 +17,7 @@ COMMANDS = {
     "extract": "extract:extract",
     "predict": "predict:predict",
     "train": "train:train",
+    "report": "report:report",
 }
 
 
