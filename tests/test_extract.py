@@ -127,6 +127,48 @@ def test_interrupted_run_resumes_to_identical_output(good_corpus, tmp_path):
     assert not (tmp_path / "cut.journal").exists()
 
 
+def test_journal_resumes_before_a_torn_or_unusable_line(tmp_path):
+    from serfast.io.journal import Journal
+
+    path = str(tmp_path / "run.journal")
+    head = {"spec": [1, 2], "rows": 3}
+    journal = Journal.create(path, head)
+    journal.append({"row": 0})
+    journal.append({"row": 1}, {"row": 2})
+    journal.close()
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"row": 3, "err')  # the write a crash cut short
+    journal, entries = Journal.resume(path, head, StoreError, "changed")
+    assert entries == [{"row": 0}, {"row": 1}, {"row": 2}]
+    journal.append({"row": 3})
+    journal.close()
+    with open(path, encoding="utf-8") as fh:
+        assert [json.loads(line) for line in fh] == [head] + [{"row": i} for i in range(4)]
+    journal, entries = Journal.resume(path, head, StoreError, "changed",
+                                      usable=lambda e: e["row"] < 2)
+    assert entries == [{"row": 0}, {"row": 1}]
+    journal.remove()
+    assert os.listdir(tmp_path) == []
+    Journal.create(path, head).close()
+    with pytest.raises(StoreError, match="cannot resume: the options changed"):
+        Journal.resume(path, {"spec": [1, 3], "rows": 3}, StoreError, "the options changed")
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    from serfast.io.files import atomic_write
+
+    path = tmp_path / "out.csv"
+    path.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_write(str(path), "w", encoding="utf-8") as fh:
+            fh.write("half")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["out.csv"]
+    with atomic_write(str(path), "wb") as fh:
+        fh.write(b"new\n")
+    assert path.read_bytes() == b"new\n" and os.listdir(tmp_path) == ["out.csv"]
+
+
 def test_two_workers_give_the_same_store(good_corpus, tmp_path):
     one, two = tmp_path / "one.npy", tmp_path / "two.npy"
     extract(str(good_corpus), str(one), ExtractOptions(workers=1))

@@ -1,22 +1,33 @@
 """The outputs of ``serfast predict``: labels.csv, summary.csv (and segments.csv).
 
-Rows are written file by file, in archive order, to ``OUT.partial`` and
+Each file's columns and the functions that build its rows from a channel's result sit
+side by side. Rows are written file by file, in archive order, to ``OUT.partial`` and
 ``SUMMARY.partial``; after a file's rows are flushed and synced, one JSON line in
-``OUT.journal`` records the file and the byte length of both partial files. Nothing
-exists at ``OUT`` until :meth:`LabelWriter.finish` renames the partial files.
-``resume=True`` keeps every journaled file, cuts anything written after the last journal
-line, and reports the finished files in :attr:`LabelWriter.done` so they are skipped.
+``OUT.journal`` (:class:`~serfast.io.journal.Journal`) records the file and the byte
+length of both partial files. Nothing exists at ``OUT`` until :meth:`LabelWriter.finish`
+moves the partial files into place. ``resume=True`` keeps every journaled file, cuts
+anything written after the last journal line, and reports the finished files in
+:attr:`LabelWriter.done` so they are skipped.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
-import json
 import os
+from typing import TYPE_CHECKING
 
-from ..io.journal import resume_journal
-from .summary import merge_segments
+import numpy as np
+
+from ..io.files import atomic_write, move_into_place
+from ..io.journal import Journal
+from .summary import merge_segments, summarize
+
+if TYPE_CHECKING:
+    from .channel import ChannelResult
+
+__all__ = ["LabelWriter", "OutputError", "label_fields", "label_rows", "segment_fields",
+           "summary_fields", "summary_rows", "write_segments"]
 
 
 class OutputError(Exception):
@@ -29,11 +40,55 @@ def label_fields(labels: list[str]) -> list[str]:
             + [f"p_{lab}" for lab in labels] + ["error"])
 
 
+def label_rows(file: str, channel: str, result: ChannelResult,
+               labels: list[str]) -> list[list]:
+    """Rows of labels.csv for one channel: one per window (start and end in seconds,
+    3 decimals; probabilities 4 decimals), or one row holding ``result.error``."""
+    fields = label_fields(labels)
+    if result.error:
+        return [_row(fields, file=file, channel=channel, error=result.error)]
+    top = result.probs.argmax(axis=1) if len(result.probs) else np.zeros(0, int)
+    return [_row(fields, file=file, channel=channel, start=f"{s:.3f}", end=f"{e:.3f}",
+                 label=labels[k], confidence=f"{p[k]:.4f}",
+                 **{f"p_{lab}": f"{v:.4f}" for lab, v in zip(labels, p)})
+            for s, e, k, p in zip(result.starts, result.ends, top, result.probs)]
+
+
+def segment_fields(labels: list[str]) -> list[str]:
+    """Columns of segments.csv: those of labels.csv but ``error``, then ``windows``."""
+    return label_fields(labels)[:-1] + ["windows"]
+
+
 def summary_fields(labels: list[str]) -> list[str]:
     """Columns of summary.csv."""
     return (["file", "channel", "seconds", "speech_seconds", "windows", "dominant"]
             + [f"share_{lab}" for lab in labels]
             + ["negative_start", "negative_end", "negative_score", "error"])
+
+
+def summary_rows(file: str, channel: str, result: ChannelResult,
+                 labels: list[str]) -> list[list]:
+    """The row of summary.csv for one channel (:func:`serfast.calls.summary.summarize`;
+    seconds to 3 decimals, the negative stretch's bounds to 2, shares and score to 4),
+    as a one-row list."""
+    fields = summary_fields(labels)
+    if result.error:
+        return [_row(fields, file=file, channel=channel, error=result.error)]
+    s = summarize(result.starts, result.ends, result.probs, result.regions, labels,
+                  result.seconds)
+    negative = ({"negative_start": f"{s.negative_start:.2f}",
+                 "negative_end": f"{s.negative_end:.2f}",
+                 "negative_score": f"{s.negative_score:.4f}"}
+                if s.negative_start is not None else {})
+    return [_row(fields, file=file, channel=channel, seconds=f"{result.seconds:.3f}",
+                 speech_seconds=f"{s.speech_seconds:.3f}", windows=s.windows,
+                 dominant=s.dominant, **{f"share_{lab}": f"{s.shares[lab]:.4f}"
+                                         for lab in labels}, **negative)]
+
+
+def _row(fields: list[str], **values) -> list:
+    """``values`` in the order of ``fields``; a column not given is empty."""
+    return [values.get(name, "") for name in fields]
 
 
 class LabelWriter:
@@ -54,7 +109,10 @@ class LabelWriter:
             if resume and os.path.exists(out):
                 raise OutputError(f"nothing to resume: {out} is complete")
             sizes = {}
-            self._write_journal([json.dumps(head)])
+            try:
+                self.journal = Journal.create(self.journal_path, head)
+            except OSError as err:
+                raise OutputError(f"cannot write {err.filename}: {err.strerror}") from None
         try:
             self.files = {k: open(p, "r+" if k in sizes else "w", newline="", encoding="utf-8")
                           for k, p in self.partial.items()}
@@ -68,20 +126,12 @@ class LabelWriter:
                 fields = label_fields(labels) if key == "labels" else summary_fields(labels)
                 csv.writer(f).writerow(fields)
         self.writers = {k: csv.writer(f) for k, f in self.files.items()}
-        self.journal = open(self.journal_path, "a", encoding="utf-8")
-
-    def _write_journal(self, lines: list[str]) -> None:
-        try:
-            with open(self.journal_path, "w", encoding="utf-8") as fh:
-                fh.write("\n".join(lines) + "\n")
-        except OSError as err:
-            raise OutputError(f"cannot write {err.filename}: {err.strerror}") from None
 
     def _reopen(self, head: dict) -> dict[str, int]:
         actual = {k: os.path.getsize(p) if os.path.exists(p) else -1
                   for k, p in self.partial.items()}
         try:
-            entries = resume_journal(
+            self.journal, entries = Journal.resume(
                 self.journal_path, head, OutputError,
                 "the model or the options changed since the interrupted run "
                 f"(delete {self.journal_path} to restart)",
@@ -101,50 +151,50 @@ class LabelWriter:
         with open(path, "rb") as fh:
             return len(fh.readline())
 
-    def write(self, file: str, label_rows: list[list], summary_rows: list[list]) -> None:
-        """Append one file's rows, make them durable, then journal the file."""
-        self.writers["labels"].writerows(label_rows)
-        self.writers["summary"].writerows(summary_rows)
+    def write(self, file: str, window_rows: list[list], channel_rows: list[list]) -> None:
+        """Append one file's rows of labels.csv (``window_rows``) and of summary.csv
+        (``channel_rows``), make them durable, then journal the file."""
+        self.writers["labels"].writerows(window_rows)
+        self.writers["summary"].writerows(channel_rows)
         sizes = {}
         for key, f in self.files.items():
             f.flush()
             os.fsync(f.fileno())
             sizes[key] = os.fstat(f.fileno()).st_size
-        self.journal.write(json.dumps({"file": file, **sizes}) + "\n")
-        self.journal.flush()
+        self.journal.append({"file": file, **sizes})
         self.done.add(file)
 
     def finish(self, segments: str = "") -> None:
         """Close, move the partial files into place, and write ``segments`` if asked."""
         for f in self.files.values():
             f.close()
-        self.journal.close()
-        os.replace(self.partial["labels"], self.out)
-        os.replace(self.partial["summary"], self.summary)
-        os.remove(self.journal_path)
+        move_into_place(self.partial["labels"], self.out)
+        move_into_place(self.partial["summary"], self.summary)
+        self.journal.remove()
         if segments:
             write_segments(self.out, segments, self.labels)
 
 
 def write_segments(labels_csv: str, out: str, labels: list[str]) -> int:
     """Merge the windows of ``labels_csv`` into segments (see
-    :func:`serfast.summary.merge_segments`), written to ``out``; returns the count."""
+    :func:`serfast.calls.summary.merge_segments`), written to ``out``; returns the count."""
     probs = [f"p_{lab}" for lab in labels]
+    fields = segment_fields(labels)
     count = 0
-    tmp = out + ".partial"
     with open(labels_csv, newline="", encoding="utf-8") as src, \
-            open(tmp, "w", newline="", encoding="utf-8") as dst:
+            atomic_write(out, "w", newline="", encoding="utf-8") as dst:
         writer = csv.writer(dst)
-        writer.writerow(label_fields(labels)[:-1] + ["windows"])
+        writer.writerow(fields)
         run: list[dict] = []
         for row in itertools.chain(csv.DictReader(src), [None]):
             key = None if row is None else (row["file"], row["channel"])
             if run and key != (run[0]["file"], run[0]["channel"]):
                 for seg in merge_segments(run, probs):
-                    writer.writerow([run[0]["file"], run[0]["channel"], f"{seg['start']:.3f}",
-                                     f"{seg['end']:.3f}", seg["label"],
-                                     f"{seg['confidence']:.4f}"]
-                                    + [f"{seg[p]:.4f}" for p in probs] + [seg["windows"]])
+                    writer.writerow(_row(
+                        fields, file=run[0]["file"], channel=run[0]["channel"],
+                        start=f"{seg['start']:.3f}", end=f"{seg['end']:.3f}",
+                        label=seg["label"], confidence=f"{seg['confidence']:.4f}",
+                        windows=seg["windows"], **{p: f"{seg[p]:.4f}" for p in probs}))
                     count += 1
                 run = []
             if row is not None and not row["error"]:
@@ -152,5 +202,4 @@ def write_segments(labels_csv: str, out: str, labels: list[str]) -> int:
                             "start": float(row["start"]), "end": float(row["end"]),
                             "label": row["label"], "confidence": float(row["confidence"]),
                             **{p: float(row[p]) for p in probs}})
-    os.replace(tmp, out)
     return count

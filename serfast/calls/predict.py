@@ -27,9 +27,9 @@ from ..io.corpus import CorpusError, scan
 from .denoise import DenoiseOptions
 from ..features.device import describe, run_device
 from ..features.filterbanks import filter_banks, install_filter_banks
+from . import labels as labels_csv
 from .labels import LabelWriter
 from ..malloc import reuse_freed_memory
-from .summary import summarize
 from .vad import VadOptions
 
 #: progress(audio seconds done, audio seconds in total, files done, files failed)
@@ -129,23 +129,6 @@ def _worker_task(index: int, path: str, channel: int | None) -> tuple[int, Chann
     return index, run_task(path, channel, _WORKER["predictor"], _WORKER["options"])
 
 
-def _rows(path: str, name: str, res: ChannelResult, labels: list[str]):
-    n = len(labels)
-    if res.error:
-        return ([[path, name, "", "", "", ""] + [""] * n + [res.error]],
-                [[path, name, "", "", "", ""] + [""] * n + ["", "", "", res.error]])
-    top = res.probs.argmax(axis=1) if len(res.probs) else np.zeros(0, int)
-    label_rows = [[path, name, f"{s:.3f}", f"{e:.3f}", labels[k], f"{p[k]:.4f}"]
-                  + [f"{v:.4f}" for v in p] + [""]
-                  for s, e, k, p in zip(res.starts, res.ends, top, res.probs)]
-    s = summarize(res.starts, res.ends, res.probs, res.regions, labels, res.seconds)
-    neg = ([f"{s.negative_start:.2f}", f"{s.negative_end:.2f}", f"{s.negative_score:.4f}"]
-           if s.negative_start is not None else ["", "", ""])
-    summary = [path, name, f"{res.seconds:.3f}", f"{s.speech_seconds:.3f}", s.windows,
-               s.dominant] + [f"{s.shares[lab]:.4f}" for lab in labels] + neg + [""]
-    return label_rows, [summary]
-
-
 def _plot_names(files: list[str]) -> dict[str, str]:
     stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
     twice = {s for s in stems if stems.count(s) > 1}
@@ -211,9 +194,8 @@ def predict_archive(sources: list[str], model, out: str,
     def _write_file(path: str, chan_names: list[str], chan_results) -> None:
         label_rows, summary_rows = [], []
         for name, res in zip(chan_names, chan_results):
-            lr, sr_ = _rows(path, name, res, labels)
-            label_rows += lr
-            summary_rows += sr_
+            label_rows += labels_csv.label_rows(path, name, res, labels)
+            summary_rows += labels_csv.summary_rows(path, name, res, labels)
             counts["channels"] += 1
             counts["errors"] += bool(res.error)
             counts["speech"] += sum(b - a for a, b in res.regions)

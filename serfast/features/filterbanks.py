@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 
 import numpy as np
 
+from ..io.files import atomic_write
 from .spec import FeatureSpec
 
 #: Tuning resolution of ``librosa.estimate_tuning`` (fractions of a chroma bin).
@@ -95,9 +95,8 @@ def _cached(spec: FeatureSpec) -> FilterBanks:
     banks = _build(spec)
     try:
         os.makedirs(folder, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".npz", delete=False) as fh:
+        with atomic_write(path, "wb") as fh:
             np.savez(fh, **asdict(banks))
-        os.replace(fh.name, path)
     except OSError:
         pass  # a read-only home only costs the rebuild
     return banks

@@ -10,9 +10,11 @@
   (``frame_start``/``n_frames`` in the CSV say where each row's frames are).
 
 Atomicity and resume: while running, data goes to ``OUT.npy.partial``,
-``OUT.frames.partial`` and an append-only journal ``OUT.journal`` (one JSON line per
-finished row, written only after that row's data is flushed). Nothing exists at ``OUT``
-until :meth:`StoreWriter.finish`. A new writer with ``resume=True`` reopens the partial
+``OUT.frames.partial`` and an append-only journal ``OUT.journal``
+(:class:`~serfast.io.journal.Journal`: one JSON line per finished row, written only after
+that row's data is synced). Nothing exists at ``OUT`` until :meth:`StoreWriter.finish`,
+which writes the CSV, JSON and frames atomically (:mod:`serfast.io.files`) and moves the
+features into place last. A new writer with ``resume=True`` reopens the partial
 files, keeps every journaled row and drops anything written after the last journal line,
 so an interrupted run resumes to bit-identical output.
 """
@@ -27,8 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import __version__
-from .journal import resume_journal
+from .corpus import gender_value
+from .files import atomic_write, move_into_place
+from .journal import Journal
 from ..features.spec import FeatureSpec
+
+__all__ = ["CSV_FIELDS", "RowMeta", "RowResult", "Store", "StoreError", "StoreWriter",
+           "open_store"]
 
 CSV_FIELDS = ["row", "path", "status", "error", "dataset", "speaker", "gender", "label",
               "duration", "augment", "source", "frame_start", "n_frames"]
@@ -50,15 +57,14 @@ class RowMeta:
     augment: str = ""
     source: int = -1  # row of the original clip for an augmented row, else -1
 
-    @property
-    def gender_value(self) -> float:
-        """1.0 male, 0.0 female, NaN unknown: the store's ``gender`` column."""
-        return {"male": 1.0, "female": 0.0}.get(self.gender, float("nan"))
-
 
 @dataclass
 class RowResult:
-    """Outcome of one row: ``values`` (n_columns - 1,) float32 when ok, else ``error``."""
+    """Outcome of one row: ``values`` (n_columns - 1,) float32 when ok, else ``error``.
+
+    ``duration`` is the decoded clip's length in seconds; ``frames``, with frame-level
+    features, is (n_frames, n_mels + n_mfcc) float32.
+    """
 
     row: int
     values: np.ndarray | None = None
@@ -116,14 +122,11 @@ class StoreWriter:
                 self.paths["partial"], mode="w+", dtype=np.float32,
                 shape=(len(self.plan), self.n_cols))
             self.frames_file = open(self.paths["frames_partial"], "wb")
-            self.journal = open(journal, "w", encoding="utf-8")
-            self.journal.write(json.dumps(fingerprint) + "\n")
-            self.journal.flush()
-            os.fsync(self.journal.fileno())
+            self.journal = Journal.create(journal, fingerprint)
         self._pending: list[dict] = []
 
     def _reopen(self, fingerprint: dict) -> None:
-        entries = resume_journal(
+        self.journal, entries = Journal.resume(
             self.paths["journal"], fingerprint, StoreError,
             "the corpus or the options changed since the interrupted run "
             "(delete the .partial/.journal files to restart)")
@@ -134,7 +137,6 @@ class StoreWriter:
         self.frames_file = open(self.paths["frames_partial"], "r+b")
         self.frames_file.truncate(frames_end)
         self.frames_file.seek(frames_end)
-        self.journal = open(self.paths["journal"], "a", encoding="utf-8")
 
     def write(self, result: RowResult) -> None:
         """Record one finished row (made durable by the next :meth:`flush`)."""
@@ -145,7 +147,7 @@ class StoreWriter:
             self.values[result.row] = np.nan
         else:
             self.values[result.row, :-1] = result.values
-            self.values[result.row, -1] = meta.gender_value
+            self.values[result.row, -1] = gender_value(meta.gender)
             if self.frames and result.frames is not None:
                 entry["frames_at"] = self.frames_file.tell()
                 entry["n_frames"] = int(result.frames.shape[0])
@@ -161,20 +163,18 @@ class StoreWriter:
         os.fsync(self.frames_file.fileno())
         for entry in self._pending:
             self.done[entry["row"]] = entry
-            self.journal.write(json.dumps(entry) + "\n")
-        self.journal.flush()
-        os.fsync(self.journal.fileno())
+        self.journal.append(*self._pending)
         self._pending.clear()
 
     def finish(self, extra: dict | None = None) -> dict:
-        """Write CSV, JSON and frames, then move the store into place; returns the JSON."""
+        """Write CSV, JSON and frames, then move the features into place; returns the JSON."""
         self.flush()
         missing = len(self.plan) - len(self.done)
         if missing:
             raise StoreError(f"{missing} rows were never written")
         frame_start = self._finish_frames()
         n_ok = sum(1 for e in self.done.values() if not e["error"])
-        with open(self.paths["csv"] + ".tmp", "w", newline="", encoding="utf-8") as fh:
+        with atomic_write(self.paths["csv"], "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(CSV_FIELDS)
             for i, m in enumerate(self.plan):
@@ -190,21 +190,17 @@ class StoreWriter:
                         "columns": self.spec.frame_columns} if self.frames else None),
             **(extra or {}),
         }
-        with open(self.paths["json"] + ".tmp", "w", encoding="utf-8") as fh:
+        with atomic_write(self.paths["json"], "w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=1)
         self.values.flush()
         del self.values
-        self.journal.close()
-        os.replace(self.paths["csv"] + ".tmp", self.paths["csv"])
-        os.replace(self.paths["json"] + ".tmp", self.paths["json"])
-        if self.frames:
-            os.replace(self.paths["frames"] + ".tmp", self.paths["frames"])
-        os.replace(self.paths["partial"], self.paths["npy"])
-        os.remove(self.paths["journal"])
+        move_into_place(self.paths["partial"], self.paths["npy"])
+        self.journal.remove()
         return meta
 
     def _finish_frames(self) -> list[int]:
-        """Copy journaled frames into ``OUT.frames.npy.tmp`` in row order; row starts."""
+        """Write ``OUT.frames.npy`` (with ``frames``) from the journaled frames in row
+        order; returns each row's first frame."""
         starts, total = [], 0
         for i in range(len(self.plan)):
             starts.append(total)
@@ -213,7 +209,7 @@ class StoreWriter:
         if self.frames:
             row_bytes = 4 * self.n_frame_cols
             with open(self.paths["frames_partial"], "rb") as src, \
-                    open(self.paths["frames"] + ".tmp", "wb") as dst:
+                    atomic_write(self.paths["frames"], "wb") as dst:
                 dst.write(_npy_header((total, self.n_frame_cols)))
                 for i in range(len(self.plan)):
                     e = self.done[i]
