@@ -1,4 +1,5 @@
-"""Decoding matches librosa.load bit for bit; bad files give one-line AudioErrors."""
+"""Decoding matches librosa.load bit for bit, from local paths and fsspec URLs alike;
+bad files give one-line AudioErrors."""
 
 import os
 
@@ -6,7 +7,7 @@ import librosa
 import numpy as np
 import pytest
 
-from serfast.io.audio import AudioError, load_clip
+from serfast.io.audio import AudioError, audio_info, channel_blocks, load_clip, resample
 from serfast.features.spec import FeatureSpec
 
 from conftest import speech, write
@@ -85,3 +86,63 @@ def test_truncated_wav_keeps_what_is_there(tmp_path):
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
     y = load_clip(str(tmp_path / "cut.wav"), SPEC)  # libsndfile reads what is present
     assert np.isfinite(y).all() and len(y) > 0
+
+
+# ------------------------------------------------------------------ fsspec URLs
+
+@pytest.fixture
+def memory_url(tmp_path):
+    """A 3.5 s stereo 44.1 kHz FLAC in fsspec's memory filesystem, and its local copy."""
+    fsspec = pytest.importorskip("fsspec")
+    y = speech("angry", 3, sr=44100, seconds=3.5)
+    local = write(tmp_path / "call.flac", np.stack([y, 0.5 * y], axis=1), 44100)
+    url = f"memory://serfast-test/{tmp_path.name}/call.flac"
+    with fsspec.open(url, "wb") as fh, open(local, "rb") as src:
+        fh.write(src.read())
+    yield url, local
+    fsspec.filesystem("memory").rm(url)
+
+
+def test_urls_decode_like_local_files(memory_url):
+    url, local = memory_url
+    assert audio_info(url) == audio_info(local) == (44100, int(3.5 * 44100), 2)
+    assert np.array_equal(load_clip(url, SPEC), load_clip(local, SPEC))
+    for channel in (0, 1, None):
+        streamed = list(channel_blocks(url, channel, 22050, block_seconds=0.6))
+        assert len(streamed) == 6
+        assert np.array_equal(np.concatenate(streamed),
+                              np.concatenate(list(channel_blocks(local, channel, 22050))))
+
+
+def test_missing_url_is_a_one_line_error():
+    pytest.importorskip("fsspec")
+    url = "memory://serfast-test/no-such-file.wav"
+    for read in (audio_info, lambda u: load_clip(u, SPEC),
+                 lambda u: next(channel_blocks(u, None, 22050))):
+        with pytest.raises(AudioError) as info:
+            read(url)
+        assert str(info.value).startswith("cannot decode") and "\n" not in str(info.value)
+
+
+def test_block_filter_sees_the_file_rate_before_resampling(tmp_path):
+    """channel_blocks hands the decoded channel at its own rate to the block filter."""
+    y = speech("sad", 1, sr=16000, seconds=2.0)
+    path = write(tmp_path / "a.wav", y, 16000, subtype="FLOAT")
+
+    class Halve:
+        rates: list[int] = []
+
+        def __init__(self, sr):
+            self.rates.append(sr)
+            self.held = np.zeros(0, np.float32)
+
+        def push(self, block):  # hands back the previous block, halved
+            out, self.held = self.held, 0.5 * block
+            return out
+
+        def finish(self):
+            return self.held
+
+    blocks = list(channel_blocks(path, None, 22050, block_seconds=0.3, block_filter=Halve))
+    assert Halve.rates == [16000]
+    np.testing.assert_array_equal(np.concatenate(blocks), resample(0.5 * y, 16000, 22050))

@@ -64,16 +64,19 @@ def test_digital_silence_and_frame_sizes():
 
 
 def test_stream_denoises_before_resampling(tmp_path):
-    """channel_blocks(denoise=...) is the reducer on the decoded channel, then soxr, in
-    any block size."""
-    from serfast.io.stream import channel_blocks
+    """channel_blocks with a NoiseReducer is the reducer on the decoded channel, then
+    soxr, in any block size."""
+    from functools import partial
+
+    from serfast.io.audio import channel_blocks
 
     y = np.stack([noisy_tones(9.0), noisy_tones(9.0, seed=1)], axis=1)
     path = str(tmp_path / "call.wav")
     sf.write(path, y, SR, subtype="FLOAT")
     expected = resample(run(y[:, 1], len(y)), SR, 22050)
     for block_seconds in (0.7, 30.0):
-        blocks = list(channel_blocks(path, 1, 22050, block_seconds, DenoiseOptions()))
+        reducer = partial(NoiseReducer, options=DenoiseOptions())
+        blocks = list(channel_blocks(path, 1, 22050, block_seconds, reducer))
         np.testing.assert_array_equal(np.concatenate(blocks), expected)
 
 

@@ -90,7 +90,7 @@ def read_csv(path) -> list[dict]:
 # ------------------------------------------------------------------ reading and VAD
 
 def test_ulaw_and_alaw_stereo_blocks_equal_whole_channels(tmp_path):
-    from serfast.io.stream import channel_blocks
+    from serfast.io.audio import channel_blocks
 
     y = call([(0, "angry", 1, 0.5), (1, "sad", 2, 4.5)], 9.0)
     for subtype in ("ULAW", "ALAW"):
@@ -106,8 +106,7 @@ def test_ulaw_and_alaw_stereo_blocks_equal_whole_channels(tmp_path):
 
 
 def test_stream_errors_are_one_line(tmp_path):
-    from serfast.io.audio import AudioError
-    from serfast.io.stream import channel_blocks
+    from serfast.io.audio import AudioError, channel_blocks
 
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
@@ -248,6 +247,29 @@ def test_channels_are_separate_speakers_and_bad_files_are_error_rows(archive, pr
             assert float(r["end"]) - float(r["start"]) == pytest.approx(2.5, abs=1e-3)
     # one model call per channel, all its windows at once (per-speaker normalisation)
     assert len(predictor.calls) >= 4
+
+
+def test_url_manifest_labels_like_local_files(archive, predictor, tmp_path):
+    """A manifest of fsspec URLs (here memory://) is labelled exactly as the local files."""
+    fsspec = pytest.importorskip("fsspec")
+    urls = [f"memory://serfast-predict/{tmp_path.name}/{name}" for name in ("a.wav", "b.wav")]
+    for url, name in zip(urls, ("a.wav", "b.wav")):
+        with fsspec.open(url, "wb") as fh:
+            fh.write((archive / name).read_bytes())
+    manifest = tmp_path / "urls.csv"
+    manifest.write_text("path\n" + "".join(u + "\n" for u in urls))
+    (tmp_path / "url").mkdir()
+    (tmp_path / "local").mkdir()
+    try:
+        run([manifest], predictor, tmp_path / "url" / "labels.csv")
+    finally:
+        for url in urls:
+            fsspec.filesystem("memory").rm(url)
+    run([archive / "a.wav", archive / "b.wav"], predictor, tmp_path / "local" / "labels.csv")
+    for name in ("labels.csv", "summary.csv"):
+        by_url, local = (read_csv(tmp_path / d / name) for d in ("url", "local"))
+        assert [r["file"] for r in by_url] == [urls[r["file"].endswith("b.wav")] for r in local]
+        assert [{**r, "file": ""} for r in by_url] == [{**r, "file": ""} for r in local]
 
 
 def test_summary_rows(archive, predictor, tmp_path):

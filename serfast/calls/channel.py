@@ -1,8 +1,9 @@
 """Label one channel of a recording: blocks -> noise reduction -> VAD -> windows ->
 features -> model.
 
-The channel is streamed (:mod:`serfast.io.stream`, which also reduces steady line noise
-unless ``denoise`` is None: :mod:`serfast.calls.denoise`); only the audio that a window may still
+The channel is streamed (:func:`serfast.io.audio.channel_blocks`; steady line noise is
+reduced at the file's own rate, before resampling, unless ``denoise`` is None:
+:mod:`serfast.calls.denoise`); only the audio that a window may still
 need is kept (a few tens of seconds whatever the recording's length). Windows are placed
 over each speech region found by :mod:`serfast.calls.vad`:
 
@@ -28,14 +29,15 @@ over all of them, with bounded memory. Other models see consecutive runs of ``gr
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .denoise import DenoiseOptions
+from .denoise import DenoiseOptions, NoiseReducer
 from ..features.device import batch_features
-from ..io.stream import channel_blocks
+from ..io.audio import channel_blocks
 from .vad import SpeechDetector, VadOptions
 
 
@@ -250,7 +252,9 @@ def label_channel(path: str, channel: int | None, predictor,
     Raises :class:`serfast.io.audio.AudioError` when the file cannot be decoded.
     """
     state = _Labeller(predictor, options)
+    reducer = (None if options.denoise is None
+               else functools.partial(NoiseReducer, options=options.denoise))
     for block in channel_blocks(path, channel, predictor.spec.sr, options.block_seconds,
-                                options.denoise):
+                                reducer):
         state.push(block)
     return state.finish()

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from ..io.audio import AudioError, audio_info, one_line
 from .channel import ChannelResult, WindowOptions, label_channel
-from ..io.corpus import CorpusError, scan
+from ..io.corpus import CorpusError, is_url, scan
 from .denoise import DenoiseOptions
 from ..features.device import describe, run_device
 from ..features.filterbanks import filter_banks, install_filter_banks
@@ -77,7 +77,8 @@ class PredictReport:
 
 def list_archive(sources: list[str]) -> list[str]:
     """Audio files of folders (recursive, sorted), list files (one path a line, relative to
-    the list), CSV manifests and files given directly, without duplicates."""
+    the list), CSV manifests and files given directly, without duplicates. Entries of list
+    files and manifests may be fsspec URLs (``s3://bucket/call.wav``), kept as they are."""
     files: list[str] = []
     for src in sources:
         path = os.path.abspath(src)
@@ -85,13 +86,15 @@ def list_archive(sources: list[str]) -> list[str]:
             raise CorpusError(f"not found: {src}")
         if path.lower().endswith(LIST_EXTENSIONS):
             with open(path, encoding="utf-8") as fh:
-                files += [os.path.join(os.path.dirname(path), line.strip())
-                          for line in fh if line.strip() and not line.startswith("#")]
+                entries = [line.strip() for line in fh
+                           if line.strip() and not line.startswith("#")]
+            files += [e if is_url(e) else os.path.join(os.path.dirname(path), e)
+                      for e in entries]
         elif os.path.isdir(path) or path.lower().endswith(".csv"):
             files += [c.path for c in scan(path).clips]
         else:
             files.append(path)
-    return list(dict.fromkeys(os.path.abspath(f) for f in files))
+    return list(dict.fromkeys(f if is_url(f) else os.path.abspath(f) for f in files))
 
 
 def load_model(model):

@@ -81,6 +81,7 @@ class _Model:
     bins_per_octave: int
     freqs: np.ndarray
     log_trans_band: np.ndarray
+    log_trans_src: np.ndarray
     log_trans_off: float
     log_p_init: float
 
@@ -111,6 +112,7 @@ def _model(sr: int) -> _Model:
     log_trans = np.log(transition + tiny)
     half = width // 2
     band = np.full((2, 2, 2 * half + 1, n_bins), np.nan)
+    by_source = np.full((2, 2, n_bins, 2 * half + 1), np.nan)
     offband = np.ones_like(log_trans, bool)
     for gk in range(2):
         for gj in range(2):
@@ -118,17 +120,20 @@ def _model(sr: int) -> _Model:
                 lo, hi = max(b - half, 0), min(b + half + 1, n_bins)
                 band[gk, gj, lo - b + half:hi - b + half, b] = \
                     log_trans[gk * n_bins + lo:gk * n_bins + hi, gj * n_bins + b]
+                by_source[gk, gj, b, lo - b + half:hi - b + half] = \
+                    log_trans[gk * n_bins + b, gj * n_bins + lo:gj * n_bins + hi]
                 offband[gk * n_bins + lo:gk * n_bins + hi, gj * n_bins + b] = False
     log_off = float(np.log(tiny))
     assert np.all(log_trans[offband] == log_off)
-    band[np.isnan(band)] = log_off  # never read: beyond the first or last bin
+    for table in (band, by_source):
+        table[np.isnan(table)] = log_off  # beyond the first or last bin
     return _Model(
         sr=sr, min_period=min_period, max_period=max_period,
-        n_fft=scipy.fft.next_fast_len(2 * FRAME_LENGTH - 1, real=True),
+        n_fft=scipy.fft.next_fast_len(2 * FRAME_LENGTH - 1, real=True),  # as librosa
         thresholds=thresholds, beta_probs=beta_probs, boltzmann_pmf=pmf, n_bins=n_bins,
         bins_per_octave=12 * per_semitone,
         freqs=FMIN * 2 ** (np.arange(n_bins) / (12 * per_semitone)),
-        log_trans_band=band, log_trans_off=log_off,
+        log_trans_band=band, log_trans_src=by_source, log_trans_off=log_off,
         log_p_init=float(np.log(1.0 / (2 * n_bins) + tiny)))
 
 
@@ -178,7 +183,7 @@ def pitch_track(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     model = _model(sr)
     _, voiced_prob, cand_bin, cand_logp, n_cand = _observations(y, model)
     states = np.empty(len(voiced_prob), np.int64)
-    pitch_kernels.viterbi_states(model.log_trans_band, model.log_trans_off, model.log_p_init,
+    pitch_kernels.viterbi_states(model.log_trans_band, model.log_trans_src, model.log_trans_off, model.log_p_init,
                                  model.n_bins, n_cand, cand_bin, cand_logp, voiced_prob,
                                  _SEGMENT, states)
     voiced = states < model.n_bins

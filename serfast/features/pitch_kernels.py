@@ -95,6 +95,21 @@ def _is_trough(x, i):
 
 
 @njit(cache=True)
+def _first_threshold(h, thresholds):
+    """The first ``j`` with ``h < thresholds[j + 1]`` (``len(thresholds) - 1`` if none);
+    thresholds : increasing, from 0 to 1 in equal steps."""
+    n_thr = thresholds.shape[0] - 1
+    if not h < thresholds[n_thr]:
+        return n_thr
+    j = min(max(int(h * n_thr) - 1, 0), n_thr - 1)
+    while not h < thresholds[j + 1]:
+        j += 1
+    while j > 0 and h < thresholds[j]:
+        j -= 1
+    return j
+
+
+@njit(cache=True)
 def _numpy_sum(x, n):
     """``np.sum(x[:n])`` for n <= 128 with NumPy's summation order (eight interleaved
     partial sums, combined pairwise, then the tail)."""
@@ -150,6 +165,8 @@ def yin_frames(frames, acf, sr, fmin, min_period, max_period, trough_threshold,
     troughs = np.empty(n_lags, np.int64)
     probs = np.empty(n_lags, np.float64)
     below_min = np.empty(n_thr, np.float64)
+    entry = np.empty(n_lags, np.int64)
+    members = np.empty(n_lags, np.int64)
     obs = np.zeros(n_bins + 1, np.float64)
     for t in range(n_frames):
         _cmnd(frames[t], acf[t], min_period, max_period, energy, diff, cmnd)
@@ -174,21 +191,26 @@ def yin_frames(frames, acf, sr, fmin, min_period, max_period, trough_threshold,
         if n_tr == 0:
             voiced_prob[t] = 0.0
             continue
+        # trough r lies under thresholds[j + 1] for j >= entry[r]; at each j the troughs
+        # under it (in period order) share the Boltzmann prior, summed over j in order
         for r in range(n_tr):
             probs[r] = 0.0
+            entry[r] = _first_threshold(cmnd[troughs[r]], thresholds)
+        order = np.argsort(entry[:n_tr], kind="mergesort")
+        size = 0
+        q = 0
         for j in range(n_thr):
-            threshold = thresholds[j + 1]
-            count = 0
-            for r in range(n_tr):
-                if cmnd[troughs[r]] < threshold:
-                    count += 1
-            if count == 0:
-                continue
-            position = 0
-            for r in range(n_tr):
-                if cmnd[troughs[r]] < threshold:
-                    probs[r] += boltzmann_pmf[count, position] * beta_probs[j]
-                    position += 1
+            while q < n_tr and entry[order[q]] == j:  # insert, keeping period order
+                r = order[q]
+                m = size
+                while m > 0 and members[m - 1] > r:
+                    members[m] = members[m - 1]
+                    m -= 1
+                members[m] = r
+                size += 1
+                q += 1
+            for m in range(size):
+                probs[members[m]] += boltzmann_pmf[size, m] * beta_probs[j]
         g = 0
         for r in range(1, n_tr):
             if cmnd[troughs[r]] < cmnd[troughs[g]]:
@@ -234,16 +256,22 @@ _MAX_PLUS = {"nnan", "ninf", "nsz", "reassoc"}
 
 
 @njit(cache=True, fastmath=_MAX_PLUS)
-def _advance(prev, log_trans_band, log_trans_off, n_bins, half, log_voiced,
-             log_unvoiced, out):
+def _advance(prev, log_trans_band, log_trans_src, voiced_top, log_trans_off, n_bins, half,
+             log_voiced, log_unvoiced, out):
     """One Viterbi step: ``out[j] = log_prob[j] + max_k(prev[k] + log_trans[k, j])``.
 
     States are ``g * n_bins + b`` (g = 0 voiced, 1 unvoiced; b the pitch bin).
-    log_voiced : (n_bins,) the voiced states' log observation probabilities;
-    log_unvoiced : that of every unvoiced state. Transitions outside the band
-    ``|b_k - b_j| <= half`` all weigh ``log_trans_off``, so their best is the best of all
-    states plus it: that term changes the maximum only when it is the maximum, which keeps
-    the result equal to librosa's dense maximum.
+    log_trans_band, log_trans_src : the transitions' band by target and by source (see
+    :func:`viterbi_states`).  log_voiced : (n_bins,) the voiced states' log observation
+    probabilities; log_unvoiced : that of every unvoiced state.  voiced_top : (2,) the
+    largest transition from a voiced state into group ``g_j``.
+
+    Only maxima are computed, so any source that provably cannot reach a target's maximum
+    may be skipped without changing a bit: transitions outside the band
+    ``|b_k - b_j| <= half`` all weigh ``log_trans_off``, so their best is the best state
+    plus it; unvoiced sources are swept densely; a voiced source is scattered only if its
+    value plus its largest transition exceeds the smallest maximum so far (most voiced
+    states carry a ``log(tiny)`` observation and never can).
     """
     n_states = 2 * n_bins
     best_all = prev[0]
@@ -254,16 +282,29 @@ def _advance(prev, log_trans_band, log_trans_off, n_bins, half, log_voiced,
     for gj in range(2):
         best = out[gj * n_bins:(gj + 1) * n_bins]
         best[:] = floor
-        for gk in range(2):
-            for o in range(n_offsets):  # source bin b + o - half, for every target b
-                lo = max(half - o, 0)
-                hi = min(n_bins + half - o, n_bins)
-                src = prev[gk * n_bins + lo + o - half:gk * n_bins + hi + o - half]
-                band = log_trans_band[gk, gj, o, lo:hi]
-                dst = best[lo:hi]
-                for i in range(dst.shape[0]):
-                    v = src[i] + band[i]
-                    dst[i] = v if v > dst[i] else dst[i]
+        for o in range(n_offsets):  # unvoiced source b + o - half, for every target b
+            lo = max(half - o, 0)
+            hi = min(n_bins + half - o, n_bins)
+            src = prev[n_bins + lo + o - half:n_bins + hi + o - half]
+            band = log_trans_band[1, gj, o, lo:hi]
+            dst = best[lo:hi]
+            for i in range(dst.shape[0]):
+                v = src[i] + band[i]
+                dst[i] = v if v > dst[i] else dst[i]
+        lowest = best[0]
+        for b in range(1, n_bins):
+            lowest = min(lowest, best[b])
+        top = voiced_top[gj]
+        for k in range(n_bins):  # live voiced sources, scattered to their targets
+            if not prev[k] + top > lowest:
+                continue
+            lo = max(k - half, 0)
+            hi = min(k + half + 1, n_bins)
+            row = log_trans_src[0, gj, k, lo - k + half:hi - k + half]
+            dst = best[lo:hi]
+            for i in range(dst.shape[0]):
+                v = prev[k] + row[i]
+                dst[i] = v if v > dst[i] else dst[i]
         if gj == 0:
             for b in range(n_bins):
                 best[b] += log_voiced[b]
@@ -306,12 +347,14 @@ def _observe(n_cand, cand_bin, cand_logp, voiced_prob, n_bins, log_voiced):
 
 
 @njit(cache=True)
-def viterbi_states(log_trans_band, log_trans_off, log_p_init, n_bins, n_cand,
+def viterbi_states(log_trans_band, log_trans_src, log_trans_off, log_p_init, n_bins, n_cand,
                    cand_bin, cand_logp, voiced_prob, segment, states):
     """pYIN's most likely state sequence (librosa's ``sequence.viterbi``).
 
     log_trans_band : (2, 2, 2 * half + 1, n_bins) float64, ``log_trans[g_k * n_bins + b_j +
-    o - half, g_j * n_bins + b_j]`` at ``[g_k, g_j, o, b_j]``; log_trans_off : the log
+    o - half, g_j * n_bins + b_j]`` at ``[g_k, g_j, o, b_j]``.  log_trans_src : the same band by source, (2, 2, n_bins,
+    2 * half + 1), ``log_trans[g_k * n_bins + b_k, g_j * n_bins + b_k + o - half]`` at
+    ``[g_k, g_j, b_k, o]``.  log_trans_off : the log
     transition outside the band.  log_p_init : the log initial probability of every state.
     n_cand, cand_bin, cand_logp, voiced_prob : the observations of :func:`yin_frames`.
     segment : frames whose state values are held at once (memory ``segment * 2 * n_bins``
@@ -328,6 +371,9 @@ def viterbi_states(log_trans_band, log_trans_off, log_p_init, n_bins, n_cand,
     starts = np.empty((n_seg, n_states), np.float64)
     rows = np.empty((min(segment, n_frames), n_states), np.float64)
     log_voiced = np.empty(n_bins, np.float64)
+    voiced_top = np.empty(2, np.float64)
+    for gj in range(2):
+        voiced_top[gj] = log_trans_src[0, gj].max()
     log_unvoiced = _observe(n_cand[0], cand_bin[0], cand_logp[0], voiced_prob[0], n_bins,
                             log_voiced)
     for s in range(n_states):
@@ -338,7 +384,7 @@ def viterbi_states(log_trans_band, log_trans_off, log_p_init, n_bins, n_cand,
         for t in range(1, n_frames):
             log_unvoiced = _observe(n_cand[t], cand_bin[t], cand_logp[t], voiced_prob[t],
                                     n_bins, log_voiced)
-            _advance(prev, log_trans_band, log_trans_off, n_bins, half, log_voiced,
+            _advance(prev, log_trans_band, log_trans_src, voiced_top, log_trans_off, n_bins, half, log_voiced,
                      log_unvoiced, nxt)
             prev, nxt = nxt, prev
             if t % segment == 0:
@@ -351,7 +397,7 @@ def viterbi_states(log_trans_band, log_trans_off, log_p_init, n_bins, n_cand,
         for t in range(t0 + 1, t1):
             log_unvoiced = _observe(n_cand[t], cand_bin[t], cand_logp[t], voiced_prob[t],
                                     n_bins, log_voiced)
-            _advance(rows[t - 1 - t0], log_trans_band, log_trans_off, n_bins, half,
+            _advance(rows[t - 1 - t0], log_trans_band, log_trans_src, voiced_top, log_trans_off, n_bins, half,
                      log_voiced, log_unvoiced, rows[t - t0])
         last = rows[t1 - 1 - t0]
         if state < 0:

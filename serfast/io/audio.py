@@ -1,43 +1,65 @@
-"""Audio decoding and resampling, exactly as ``librosa.load`` does it.
+"""Audio decoding and resampling, exactly as ``librosa.load`` does it: whole clips, or one
+channel of a long recording block by block.
 
-soundfile decodes (whatever libsndfile reads: WAV incl. µ-law/A-law, FLAC, OGG, MP3, …),
-channels are averaged to mono, and soxr resamples with librosa's default quality
-(``soxr_hq``). Every failure becomes an :class:`AudioError` with a one-line reason.
+soundfile decodes (whatever libsndfile reads: WAV incl. 8 kHz µ-law/A-law, FLAC, OGG,
+MP3, …) from a local path or an fsspec URL (``s3://``, ``gs://``, ``memory://``, …).
+Channels are averaged to mono (or one is picked), and soxr resamples with librosa's
+default quality (``soxr_hq``); the streaming resampler's concatenated output is identical
+to resampling the whole channel at once. Every failure becomes an :class:`AudioError`
+with a one-line reason.
 """
 
 from __future__ import annotations
 
 import contextlib
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from .corpus import is_url
+from ..errors import one_line
 from ..features.spec import FeatureSpec
+
+__all__ = ["AudioError", "BlockFilter", "DECODE_ERRORS", "audio_info", "channel_blocks",
+           "load_clip", "one_line", "open_audio", "resample"]
+
+#: Exceptions that mean "this is not usable audio" while opening or decoding a file
+#: (ImportError: a URL whose fsspec backend is not installed).
+DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError,
+                 ImportError)
+
 
 class AudioError(Exception):
     """A file that cannot be used as audio; ``str(err)`` is a one-line reason."""
 
-def one_line(err: BaseException, with_type: bool = False) -> str:
-    """``err`` as one line (for error rows and messages), optionally prefixed by its type."""
-    text = " ".join(str(err).split())
-    if with_type:
-        return f"{type(err).__name__}: {text}"
-    return text or type(err).__name__
 
-def _open(path: str):
-    """A context manager giving what soundfile opens: the path, or an fsspec file for URLs."""
-    if "://" in path:
-        import fsspec  # only for object stores: s3://, gs://, file://, …
+def _cannot_decode(err: BaseException) -> AudioError:
+    return AudioError(f"cannot decode: {one_line(err)}")
 
-        return fsspec.open(path, "rb")
-    return contextlib.nullcontext(path)
+
+@contextlib.contextmanager
+def open_audio(path: str) -> Iterator[sf.SoundFile]:
+    """``path`` (local, or an fsspec URL) opened by soundfile; AudioError if it cannot be."""
+    with contextlib.ExitStack() as stack:
+        try:
+            if is_url(path):
+                import fsspec  # only for URLs
+
+                source = stack.enter_context(fsspec.open(path, "rb"))
+            else:
+                source = path
+            f = stack.enter_context(sf.SoundFile(source))
+        except DECODE_ERRORS as err:
+            raise _cannot_decode(err) from None
+        yield f
 
 
 def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample mono float32 ``y`` like ``librosa.resample(res_type="soxr_hq")``.
+    """Resample mono float32 ``y`` (n,) like ``librosa.resample(res_type="soxr_hq")``.
 
-    The output has ``ceil(len(y) * sr_out / sr_in)`` samples (zero-padded or trimmed).
+    The output has ``ceil(n * sr_out / sr_in)`` samples (zero-padded or trimmed).
     """
     if sr_in == sr_out:
         return y
@@ -47,31 +69,29 @@ def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
         out = np.pad(out, (0, n_out - out.shape[0]))
     return np.asarray(out[:n_out], dtype=np.float32)
 
+
 def load_clip(path: str, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
-    """Decode the spec's crop of ``path`` as mono float32 at ``spec.sr``.
+    """Decode the spec's crop of ``path`` as mono float32 (n,) at ``spec.sr`` Hz.
 
     Equivalent to ``librosa.load(path, sr=spec.sr, offset=spec.offset,
     duration=spec.duration or None)``. A file shorter than the crop gives a shorter clip,
     as in librosa. Raises :class:`AudioError` when the file cannot be decoded, holds no
     samples after ``offset``, or holds NaN/inf samples.
     """
-    try:
-        with _open(path) as source, sf.SoundFile(source) as f:
-            sr_native = f.samplerate
-            start = int(spec.offset * sr_native)
-            if start >= f.frames > 0 or (start > 0 and f.frames == 0):
-                raise AudioError(
-                    f"no audio after offset {spec.offset:g} s "
-                    f"(file is {f.frames / sr_native:.3f} s long)")
+    with open_audio(path) as f:
+        sr_native = f.samplerate
+        start = int(spec.offset * sr_native)
+        if start >= f.frames > 0 or (start > 0 and f.frames == 0):
+            raise AudioError(
+                f"no audio after offset {spec.offset:g} s "
+                f"(file is {f.frames / sr_native:.3f} s long)")
+        frames = int(spec.duration * sr_native) if spec.duration else -1
+        try:
             if start:
                 f.seek(start)
-            frames = int(spec.duration * sr_native) if spec.duration else -1
             y = f.read(frames=frames, dtype="float32", always_2d=True)
-    except AudioError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError,
-            ImportError) as err:
-        raise AudioError(f"cannot decode: {one_line(err)}") from None
+        except DECODE_ERRORS as err:
+            raise _cannot_decode(err) from None
     if y.shape[0] == 0:
         raise AudioError("no samples")
     y = y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=np.float32)
@@ -82,11 +102,62 @@ def load_clip(path: str, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
         raise AudioError("no samples after resampling")
     return y
 
+
 def audio_info(path: str) -> tuple[int, int, int]:
     """(sample rate Hz, frames, channels) of ``path`` from its header; AudioError if unreadable."""
-    try:
-        info = sf.info(path)
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as err:
-        raise AudioError(f"cannot decode: {one_line(err)}") from None
-    return info.samplerate, info.frames, info.channels
+    with open_audio(path) as f:
+        return f.samplerate, f.frames, f.channels
 
+
+class BlockFilter(Protocol):
+    """A stateful filter on a stream of mono float32 blocks at one sample rate."""
+
+    def push(self, y: np.ndarray) -> np.ndarray:
+        """Filter the next block (n,); returns what is ready (any length)."""
+
+    def finish(self) -> np.ndarray:
+        """What is still held back once the last block was pushed."""
+
+
+def channel_blocks(path: str, channel: int | None, sr_out: int,
+                   block_seconds: float = 30.0,
+                   block_filter: Callable[[int], BlockFilter] | None = None
+                   ) -> Iterator[np.ndarray]:
+    """Yield one channel of ``path`` as consecutive float32 (n,) blocks at ``sr_out`` Hz.
+
+    ``channel`` is a 0-based channel index, or None for the mean of all channels.
+    ``block_seconds`` is the decoded block length in seconds of input audio. Only one
+    block is decoded at a time, so memory does not grow with the length of the file.
+    ``block_filter``, when given, is called once with the file's sample rate (Hz); the
+    filter it returns sees the decoded channel at that rate, before resampling (for
+    example :class:`serfast.calls.denoise.NoiseReducer`). Raises :class:`AudioError`
+    (one-line reason) when the file cannot be decoded, the channel does not exist, or a
+    sample is NaN/inf; blocks already yielded stay valid.
+    """
+    with open_audio(path) as f:
+        sr, n_channels = f.samplerate, f.channels
+        if channel is not None and not 0 <= channel < n_channels:
+            raise AudioError(f"no channel {channel} (file has {n_channels})")
+        block = max(1, int(block_seconds * sr))
+        stream = (soxr.ResampleStream(sr, sr_out, 1, dtype="float32", quality="HQ")
+                  if sr != sr_out else None)
+        filt = block_filter(sr) if block_filter is not None else None
+        while True:
+            try:
+                x = f.read(block, dtype="float32", always_2d=True)
+            except DECODE_ERRORS as err:
+                raise _cannot_decode(err) from None
+            last = x.shape[0] < block
+            y = x[:, channel] if channel is not None else x.mean(axis=1, dtype=np.float32)
+            y = np.ascontiguousarray(y, dtype=np.float32)
+            if not np.isfinite(y).all():
+                raise AudioError("non-finite samples (NaN or inf)")
+            if filt is not None:
+                y = filt.push(y)
+                if last:
+                    y = np.concatenate([y, filt.finish()])
+            if stream is not None:
+                y = stream.resample_chunk(y, last=last)
+            yield y
+            if last:
+                return

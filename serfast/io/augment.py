@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["AUGMENTATIONS", "LINE_NOISE_SHARE", "LINE_SNR_DB", "add_noise", "augment",
+           "line_noise", "low_pass", "pitch_shift", "telephone", "time_stretch"]
+
 
 def add_noise(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     """White noise at a random level up to 3.5 % of the clip's peak amplitude."""
