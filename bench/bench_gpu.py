@@ -133,8 +133,8 @@ def stage_breakdown(clips: list[np.ndarray], repeat: int) -> str:
         "upload": lambda: y.set(host),
         "stft": lambda: k._stft_magnitude(y, t, SPEC, banks, cupy),
         "tuning": lambda: k._tuning_indices(mag, SPEC, banks.edges, cupy),
-        "zcr+rms": lambda: k._frame_time_fused(y, n, t, SPEC, cupy),
-        "moments": lambda: k._moments_fused(y, n, cupy),
+        "zcr+rms": lambda: k.frame_time_fused(y, n, t, SPEC, cupy),
+        "moments": lambda: k.moments_fused(y, n, cupy),
         "all kernels": lambda: k._bucket_features(y, n, SPEC, banks, cupy, True, False),
     }
     for fn in steps.values():

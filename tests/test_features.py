@@ -6,7 +6,7 @@ import pytest
 from serfast.io.audio import load_clip
 from serfast.features.cpu import compute_batch
 from serfast.features.reference import reference_features
-from serfast.features.spec import FeatureSpec
+from serfast.features.spec import FeatureSpec, n_frames
 
 from conftest import rng_signal, speech
 
@@ -64,11 +64,12 @@ def test_zcr_and_rms_match_librosa_for_any_frame_and_hop(n_fft, hop):
 
     from serfast.features.cpu_kernels import time_features
 
+    spec = FeatureSpec(n_fft=n_fft, hop_length=hop)
     for n in (1, 2, 100, hop - 1, hop, hop + 1, n_fft - 1, n_fft, n_fft + 1, 20000):
         y = rng_signal(n, n + hop)
         y[::7] = 0.0  # exact zeros: |x| <= 1e-10 is no sign
         out = np.empty(6)
-        time_features(y, n_fft, hop, out)
+        time_features(y, n_fft, hop, n_frames(n, spec), out)
         zcr = librosa.feature.zero_crossing_rate(y=y, frame_length=n_fft, hop_length=hop).mean()
         rms = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop).mean()
         np.testing.assert_allclose(out[:2], [zcr, rms], rtol=1e-6, atol=1e-9)
@@ -114,6 +115,37 @@ def test_feature_count_matches_the_column_names():
         assert compute_batch([rng_signal(3000)], spec).values.shape == (1, spec.n_features)
 
 
+@pytest.mark.parametrize("spec", [SPEC, FeatureSpec(n_mels=64, n_mfcc=13, n_chroma=24),
+                                  FeatureSpec(n_mels=40, n_mfcc=40, n_chroma=6)])
+def test_slices_name_the_columns_of_each_group(spec):
+    cols, at = spec.columns, spec.slices
+    groups = ["zcr", "chroma", "mfcc", "rms", "mel", "moments", "centroid", "bandwidth",
+              "gender"]
+    assert [at[g].start for g in groups[1:]] == [at[g].stop for g in groups[:-1]]
+    assert at["zcr"].start == 0 and at["gender"].stop == len(cols)
+    for g, size in [("chroma", spec.n_chroma), ("mfcc", spec.n_mfcc), ("mel", spec.n_mels)]:
+        assert cols[at[g]] == [f"{g}_{i:0{3 if g == 'mel' else 2}d}" for i in range(size)]
+    assert cols[at["moments"]] == ["wave_mean", "wave_var", "wave_skew", "wave_kurtosis"]
+    assert [cols[at[g]] for g in ("zcr", "rms", "centroid", "bandwidth", "gender")] == [
+        ["zcr_mean"], ["rms_mean"], ["centroid_mean"], ["bandwidth_mean"], ["gender"]]
+    assert cols[at["acoustic"]] == spec.acoustic_columns and at["acoustic"].stop == spec.n_acoustic
+    assert cols[at["stats"]] == spec.stat_columns and len(spec.stat_columns) == 6
+    assert at["values"] == slice(0, spec.n_features)
+    if spec == SPEC:
+        assert (spec.n_acoustic, spec.n_features, len(cols)) == (162, 168, 169)
+
+
+def test_the_mfcc_clamp_follows_top_db_in_kernels_and_reference():
+    spec = FeatureSpec(top_db=30.0)
+    y = speech("angry", 2)
+    mfcc = spec.slices["mfcc"]
+    got = compute_batch([y], spec).values[0, mfcc].astype(np.float64)
+    ref = reference_features(y, spec)[mfcc]
+    default = compute_batch([y], SPEC).values[0, mfcc]
+    assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert np.abs(got - default).max() > 1e-2 * np.abs(ref).max()  # the clamp mattered
+
+
 def test_other_band_counts_match_librosa():
     """n_chroma is also estimate_tuning's bins_per_octave (librosa's chroma_stft)."""
     spec = FeatureSpec(n_mels=64, n_mfcc=13, n_chroma=24)
@@ -134,9 +166,9 @@ def test_filter_bank_disk_cache_round_trips(tmp_path, monkeypatch):
 
     spec = FeatureSpec(n_mels=64)
     monkeypatch.setenv("SERFAST_CACHE", str(tmp_path))
-    built = filterbanks._cached(spec)
+    built = filterbanks.cached_filter_banks(spec)
     assert len(list(tmp_path.glob("banks-*.npz"))) == 1
-    loaded = filterbanks._cached(spec)
+    loaded = filterbanks.cached_filter_banks(spec)
     for name in built.__dataclass_fields__:
         assert np.array_equal(getattr(built, name), getattr(loaded, name)), name
 

@@ -200,12 +200,12 @@ y = np.zeros((2, 310), np.float32)
 y[0], y[1, :300] = clips[4], clips[3]
 n = np.array([310, 300])
 args = (y, n, 5, spec, np)
-zk, rk = kernels_gpu._frame_time_fused(*args)
-zx, rx = kernels_gpu._frame_time_xp(*args)
+zk, rk = kernels_gpu.frame_time_fused(*args)
+zx, rx = kernels_gpu.frame_time_xp(*args)
 y3 = np.zeros((3, 310), np.float32)
 y3[0], y3[1, :300], y3[2, :1] = clips[4], clips[3] + 0.5, 0.25
 n3 = np.array([310, 300, 1])
-mk, mx = kernels_gpu._moments_fused(y3, n3, np), kernels_gpu._moments_xp(y3, n3, np)
+mk, mx = kernels_gpu.moments_fused(y3, n3, np), kernels_gpu.moments_xp(y3, n3, np)
 print(json.dumps({"simulator": bool(config.ENABLE_CUDASIM),
     "rows_close": bool(np.allclose(fused, plain, rtol=1e-6, atol=0)),
     "moments_close": bool(np.allclose(mk, mx, rtol=1e-12, atol=1e-15)),
@@ -241,6 +241,19 @@ def test_fused_kernels_on_the_cuda_simulator():
     assert res["rows_close"] and res["zcr_equal"] and res["rms_close"]
     assert res["moments_close"] and res["moments_constant"] == [0.25, 0.0, 0.0, 0.0]
     assert res["zcr_sum"] > 0 and res["rms_sum"] > 0
+
+
+LIGHT_IMPORTS = """
+import json, sys
+import serfast.features.gpu, serfast.features.device
+heavy = ("serfast.features.cpu", "serfast.features.cpu_kernels", "scipy.fft",
+         "serfast.io.audio", "soundfile", "soxr", "librosa")
+print(json.dumps([m for m in heavy if m in sys.modules]))
+"""
+
+
+def test_gpu_backend_and_device_choice_load_neither_cpu_backend_nor_audio():
+    assert simulated(LIGHT_IMPORTS) == []
 
 
 STAND_IN = {

@@ -11,55 +11,30 @@ Reference definition (librosa 0.11, per clip ``y`` at ``sr``; means over frames)
              spectral_centroid(y=y, sr=sr).mean(), spectral_bandwidth(y=y, sr=sr).mean()
 
 serfast computes one float32 STFT per clip (SciPy's FFT over all its frames at once) and
-derives everything else from it in the kernels of ``serfast.kernels_cpu``. Clips are
-independent: a clip's row is the same alone or in any batch.
+derives everything else from it in the kernels of ``serfast.features.cpu_kernels``; the
+column layout and librosa's constants come from ``spec`` and ``librosa_constants``. Clips
+are independent: a clip's row is the same alone or in any batch.
 Gender is not an audio feature: the store appends it from the corpus.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 import scipy.fft
 
 from . import cpu_kernels
-from .filterbanks import TUNING_EDGES, FilterBanks, filter_banks
 from ..malloc import reuse_freed_memory
-from .spec import FeatureSpec
+from .filterbanks import FilterBanks, filter_banks
+from .librosa_constants import AMIN, TUNING_EDGES
+from .spec import BatchFeatures, FeatureSpec, n_frames, pitch_bins
 
-#: piptrack's default frequency range in Hz (fmin, fmax).
-PITCH_RANGE = (150.0, 4000.0)
+__all__ = ["CHUNK_FRAMES", "KERNEL_GROUPS", "clip_features", "column_starts",
+           "compute_batch"]
 
-
-@dataclass
-class BatchFeatures:
-    """Features of a batch of clips.
-
-    Attributes
-    ----------
-    values : (n_clips, spec.n_features) float32
-        Clip features in store column order, without ``gender``.
-    frames : list of (n_frames_i, n_mels + n_mfcc) float32, or None
-        Per-frame log-mel (dB) and MFCC of each clip when asked for.
-    """
-
-    values: np.ndarray
-    frames: list[np.ndarray] | None
-
-
-def pitch_bins(spec: FeatureSpec) -> tuple[int, int]:
-    """FFT bins [lo, hi) that ``piptrack`` searches for peaks (``PITCH_RANGE``)."""
-    k_lo = int(np.ceil(PITCH_RANGE[0] * spec.n_fft / spec.sr))
-    k_hi = int(np.ceil(min(PITCH_RANGE[1], spec.sr / 2) * spec.n_fft / spec.sr))
-    return max(k_lo, 1), min(k_hi, spec.n_bins - 1)
-
-
-def n_frames(n_samples: int, spec: FeatureSpec) -> int:
-    """Frames of a centred STFT of ``n_samples`` samples: ``1 + n // hop``."""
-    return 1 + n_samples // spec.hop_length
-
+#: The column groups whose first columns ``cpu_kernels.clip_finish`` takes, in its order.
+KERNEL_GROUPS = ("zcr", "chroma", "mfcc", "rms", "mel", "moments", "centroid", "bandwidth")
 
 #: ``reuse_freed_memory`` once per process: a clip allocates and frees ~3 MB of buffers.
 _reuse_freed_memory_once = cache(reuse_freed_memory)
@@ -69,13 +44,20 @@ _reuse_freed_memory_once = cache(reuse_freed_memory)
 CHUNK_FRAMES = 1024
 
 
-def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, out: np.ndarray,
-                  frames: bool = False) -> np.ndarray | None:
+def column_starts(spec: FeatureSpec) -> np.ndarray:
+    """(len(KERNEL_GROUPS),) int64: where each of ``KERNEL_GROUPS`` starts in a row
+    (``spec.slices``), as ``cpu_kernels.clip_finish`` takes them."""
+    slices = spec.slices
+    return np.array([slices[g].start for g in KERNEL_GROUPS], np.int64)
+
+
+def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, starts: np.ndarray,
+                  out: np.ndarray, frames: bool = False) -> np.ndarray | None:
     """The seed features of one clip, written into ``out``.
 
-    y : (n,) float32, n >= 1, mono at ``spec.sr``.  out : (spec.n_features,)
-    float32, the store row without gender.  Returns the clip's clamped log-mel frames
-    ((n_frames, n_mels) float32 dB) when ``frames``, else None.
+    y : (n,) float32, n >= 1, mono at ``spec.sr``.  starts : ``column_starts(spec)``.
+    out : (spec.n_features,) float32, the store row without gender.  Returns the clip's
+    clamped log-mel frames ((n_frames, n_mels) float32 dB) when ``frames``, else None.
     """
     count = n_frames(len(y), spec)
     mag = np.empty((count, spec.n_bins), np.float32)
@@ -95,13 +77,13 @@ def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, out: np.
             spectra, banks.freqs, banks.mel_start, banks.mel_stop, banks.mel_offset,
             banks.mel_weights, k_lo, k_hi, spec.sr / spec.n_fft, mag[first:last],
             melpow[first:last], frame_stats[first:last], pitches, pitch_mags, found)
-    db = np.maximum(melpow, np.float32(1e-10))
+    db = np.maximum(melpow, np.float32(AMIN))
     np.log10(db, out=db)
     db *= np.float32(10.0)
     logmel = np.empty((count if frames else 0, spec.n_mels), np.float32)
     cpu_kernels.clip_finish(y, spec.n_fft, spec.hop_length, mag, melpow, db, frame_stats,
                             pitches, pitch_mags, found, TUNING_EDGES, banks.chroma_t,
-                            banks.dct, spec.top_db, out, logmel)
+                            banks.dct, spec.top_db, starts, out, logmel)
     return logmel if frames else None
 
 
@@ -125,7 +107,8 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
     if any(len(y) < 1 for y in signals):
         raise ValueError("every clip needs at least one sample")
     values = np.empty((len(signals), spec.n_features), np.float32)
-    logmels = [clip_features(y, spec, banks, values[i], frames)
+    starts = column_starts(spec)
+    logmels = [clip_features(y, spec, banks, starts, values[i], frames)
                for i, y in enumerate(signals)]
     if not frames:
         return BatchFeatures(values, None)

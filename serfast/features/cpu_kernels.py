@@ -7,8 +7,9 @@ centroid, bandwidth, pitch candidates) and :func:`clip_finish` reduces those to 
 row. All kernels are compiled with ``cache=True`` so only the first run on a machine pays
 for compilation.
 
-The arithmetic follows librosa 0.11 step by step (see ``serfast.features`` for the
-reference definition); comments name the librosa function each block reproduces.
+The arithmetic follows librosa 0.11 step by step (``serfast.features.cpu`` states the
+reference definition), with librosa's constants from ``librosa_constants``; comments name
+the librosa function each block reproduces.
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ import math
 import numpy as np
 from numba import njit
 
+from .librosa_constants import (OCTAVE_ZERO_HZ, PIPTRACK_THRESHOLD, TINY32, VARIANCE_FLOOR,
+                                ZCR_THRESHOLD)
+
+__all__ = ["MEL_BLOCK", "clip_finish", "frame_clip", "spectrum_frames", "time_features"]
+
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
-#: Smallest positive normal float32: librosa's ``util.tiny`` threshold in ``normalize``.
-_TINY32 = np.float32(np.finfo(np.float32).tiny)
+#: Samples below this are negative for the zero-crossing rate.
+_NEGATIVE_BELOW = -ZCR_THRESHOLD
+#: piptrack's peak threshold as a share of the frame's max, in the kernels' float32.
+_PEAK_SHARE = np.float32(PIPTRACK_THRESHOLD)
 
 
 @njit(cache=True)
@@ -50,8 +58,8 @@ def frame_clip(y, first, window, hop, out):
 @njit(cache=True, inline="always")
 def _crosses(before, now):
     """1 if samples ``before`` and ``now`` lie on different sides of zero (librosa's ZCR:
-    |x| <= 1e-10 counts as non-negative), else 0."""
-    return int((np.float64(now) < -1e-10) != (np.float64(before) < -1e-10))
+    |x| <= ``ZCR_THRESHOLD`` counts as non-negative), else 0."""
+    return int((np.float64(now) < _NEGATIVE_BELOW) != (np.float64(before) < _NEGATIVE_BELOW))
 
 
 @njit(cache=True, inline="always")
@@ -61,20 +69,21 @@ def _crossing(y, i):
 
 
 @njit(cache=True, fastmath=_FAST)
-def time_features(y, n_fft, hop, out):
+def time_features(y, n_fft, hop, n_frames, out):
     """ZCR mean, RMS mean and the four waveform moments of one clip.
 
-    y : (n,) float32, n >= 1.  out : (6,) float64 receives
+    y : (n,) float32, n >= 1.  n_frames : the frames of the centred STFT
+    (``serfast.features.spec.n_frames``).  out : (6,) float64 receives
     ``zcr_mean, rms_mean, mean, var, skew, kurtosis`` (Fisher kurtosis, biased moments as
     ``scipy.stats``; skew and kurtosis are 0 for a constant signal).
 
-    ZCR: ``librosa.feature.zero_crossing_rate`` (edge padding, |x| <= 1e-10 counts as 0,
-    first sample of each frame never a crossing). RMS: ``librosa.feature.rms`` (zero
-    padding). Edge padding repeats the end samples, so crossings only occur inside ``y``.
+    ZCR: ``librosa.feature.zero_crossing_rate`` (edge padding, |x| <= ``ZCR_THRESHOLD``
+    counts as 0, first sample of each frame never a crossing). RMS:
+    ``librosa.feature.rms`` (zero padding). Edge padding repeats the end samples, so
+    crossings only occur inside ``y``.
     """
     n = y.shape[0]
     half = n_fft // 2
-    n_frames = 1 + n // hop
     # Per hop-long block: squared sum and zero crossings (independent sums, unlike a
     # running prefix). Frame t starts at t * hop - half; with half a multiple of hop it
     # covers whole blocks, so frame sums are sums of block sums.
@@ -142,7 +151,7 @@ def time_features(y, n_fft, hop, out):
     out[1] = rms / n_frames
     out[2] = mean
     out[3] = m2
-    if m2 > 1e-30:
+    if m2 > VARIANCE_FLOOR:
         out[4] = m3 / m2 ** 1.5
         out[5] = m4 / (m2 * m2) - 3.0
     else:
@@ -168,7 +177,8 @@ def _int_max(bits):
 @njit(cache=True)
 def _pitch_candidates(mag, peak, k_lo, k_hi, sr_over_nfft, is_peak, pitches, mags, count):
     """``librosa.piptrack`` on one frame: append (pitch Hz, magnitude) of every local
-    peak above 0.1 * the frame's max within bins [k_lo, k_hi); returns the new count.
+    peak above ``PIPTRACK_THRESHOLD`` * the frame's max within bins [k_lo, k_hi); returns
+    the new count.
 
     A bin above the threshold is a peak of the thresholded spectrum (librosa's
     ``localmax(S * (S > ref))``) exactly when it is a peak of the raw one, since a
@@ -176,7 +186,7 @@ def _pitch_candidates(mag, peak, k_lo, k_hi, sr_over_nfft, is_peak, pitches, mag
     branch-free pass; only the few peaks take the slow path. is_peak : (k_hi - k_lo,)
     bool scratch. Compiled without fast-math: the pitch decides the tuning histogram bin.
     """
-    ref = np.float32(0.1) * peak
+    ref = _PEAK_SHARE * peak
     mid = mag[k_lo:k_hi]
     left = mag[k_lo - 1:k_hi - 1]
     right = mag[k_lo + 1:k_hi + 1]
@@ -240,7 +250,7 @@ def spectrum_frames(spectra, freqs, mel_start, mel_stop, mel_offset, mel_weights
                 weighted2 += a * f * f
             for k in range(n_bins):  # its own loop: a strided store stops SIMD above
                 power_t[k, j] = m[k] * m[k]
-            norm = total if total >= _TINY32 else 1.0
+            norm = total if total >= TINY32 else 1.0
             centroid = weighted / norm
             # sum m (f - c)^2 = sum m f^2 - 2 c sum m f + c^2 sum m, in float64
             spread = weighted2 - 2.0 * centroid * weighted + centroid * centroid * total
@@ -272,13 +282,14 @@ def _tuning_index(pitches, mags, count, edges, bins_per_octave):
         return zero_index
     threshold = np.median(mags[:count])
     hist = np.zeros(n_bins, np.int64)
-    a440_16 = np.float32(440.0 / 16.0)
+    octave_zero = np.float32(OCTAVE_ZERO_HZ)
     width = (edges[-1] - edges[0]) / n_bins
     used = 0
     for i in range(count):
         f = pitches[i]
         if mags[i] >= threshold and f > 0:
-            r = np.float32(np.float32(bins_per_octave) * np.log2(f / a440_16)) % np.float32(1.0)
+            octs = np.log2(f / octave_zero)  # librosa.hz_to_octs
+            r = np.float32(np.float32(bins_per_octave) * octs) % np.float32(1.0)
             if r >= 0.5:
                 r -= np.float32(1.0)
             x = np.float64(r)
@@ -296,20 +307,21 @@ def _tuning_index(pitches, mags, count, edges, bins_per_octave):
     return int(np.argmax(hist))
 
 
-
 @njit(cache=True)
 def clip_finish(y, n_fft, hop, mag, melpow, db, frame_stats, pitches, pitch_mags, count,
-                tuning_edges, chroma_banks, dct, top_db, out, logmel):
+                tuning_edges, chroma_banks, dct, top_db, starts, out, logmel):
     """Reduce a clip's frames (from :func:`spectrum_frames`) to its row of features.
 
     y : (n,) float32, the clip.  mag, melpow, frame_stats : all frames of the clip.
-    db : (n_frames, n_mels) float32, ``10 * log10(max(melpow, 1e-10))``.
+    db : (n_frames, n_mels) float32, ``10 * log10(max(melpow, AMIN))``.
     pitches, pitch_mags, count : the clip's piptrack candidates.
     chroma_banks : (n_tunings, n_bins, n_chroma) float32, librosa's chroma bank for every
     ``tuning_edges`` value.  dct : (n_mels, n_mfcc) float32.
-    out : (n_columns - 1,) float32 receives the row in store order (``FeatureSpec.columns``
-    without gender).  logmel : (n_frames, n_mels) float32 receives the clamped dB frames,
-    or has shape (0, n_mels) to skip them.
+    starts : (8,) int64, the first column in ``out`` of zcr, chroma, mfcc, rms, mel,
+    moments, centroid and bandwidth (``FeatureSpec.slices``).
+    out : (spec.n_features,) float32 receives the row in store order.  logmel :
+    (n_frames, n_mels) float32 receives the clamped dB frames, or has shape (0, n_mels) to
+    skip them.
 
     Means over frames of ZCR, chroma (``chroma_stft``: tuning from ``estimate_tuning``,
     each frame divided by its largest |value|), MFCC (mean dB @ DCT; ``power_to_db``
@@ -320,7 +332,7 @@ def clip_finish(y, n_fft, hop, mag, melpow, db, frame_stats, pitches, pitch_mags
     n_chroma = chroma_banks.shape[2]
     n_mfcc = dct.shape[1]
     timed = np.empty(6, np.float64)
-    time_features(y, n_fft, hop, timed)
+    time_features(y, n_fft, hop, n_frames, timed)
 
     mel_sum = np.zeros(n_mels, np.float64)
     db_max = np.float32(-np.inf)
@@ -350,29 +362,23 @@ def clip_finish(y, n_fft, hop, mag, melpow, db, frame_stats, pitches, pitch_mags
         peak = np.float32(0.0)
         for c in range(n_chroma):
             peak = max(peak, abs(raw[t, c]))
-        if peak < _TINY32:  # librosa.util.normalize(norm=inf) leaves such frames alone
+        if peak < TINY32:  # librosa.util.normalize(norm=inf) leaves such frames alone
             peak = np.float32(1.0)
         for c in range(n_chroma):
             chroma[c] += raw[t, c] / peak
 
-    i = 0
-    out[i] = timed[0]
-    i += 1
+    out[starts[0]] = timed[0]
     for c in range(n_chroma):
-        out[i + c] = chroma[c] / n_frames
-    i += n_chroma
+        out[starts[1] + c] = chroma[c] / n_frames
     for j in range(n_mfcc):
         v = 0.0
         for b in range(n_mels):
             v += db_sum[b] / n_frames * np.float64(dct[b, j])
-        out[i + j] = v
-    i += n_mfcc
-    out[i] = timed[1]
-    i += 1
+        out[starts[2] + j] = v
+    out[starts[3]] = timed[1]
     for b in range(n_mels):
-        out[i + b] = mel_sum[b] / n_frames
-    i += n_mels
+        out[starts[4] + b] = mel_sum[b] / n_frames
     for j in range(4):
-        out[i + j] = timed[2 + j]
-    out[i + 4] = centroid / n_frames
-    out[i + 5] = bandwidth / n_frames
+        out[starts[5] + j] = timed[2 + j]
+    out[starts[6]] = centroid / n_frames
+    out[starts[7]] = bandwidth / n_frames

@@ -8,15 +8,14 @@ with one line saying why.
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..io.audio import one_line
-from .spec import FeatureSpec
+from ..errors import one_line
+from .spec import BatchFeatures, FeatureSpec
 
-if TYPE_CHECKING:
-    from .cpu import BatchFeatures
+__all__ = ["DEVICES", "GPU_PROCESS_BYTES", "DeviceError", "batch_features", "describe",
+           "gpu_problem", "gpu_processes", "resolve_device", "run_device"]
 
 DEVICES = ("auto", "cpu", "gpu")
 #: GPU memory a process holds once it has used the GPU (CUDA context, cuFFT plans, cuBLAS

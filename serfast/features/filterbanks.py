@@ -16,12 +16,10 @@ from importlib.metadata import version
 import numpy as np
 
 from ..io.files import atomic_write
+from .librosa_constants import TUNING_EDGES
 from .spec import FeatureSpec
 
-#: Tuning resolution of ``librosa.estimate_tuning`` (fractions of a chroma bin).
-TUNING_RESOLUTION = 0.01
-#: The values ``estimate_tuning`` can return: left edges of its histogram bins.
-TUNING_EDGES = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / TUNING_RESOLUTION)) + 1)
+__all__ = ["FilterBanks", "cached_filter_banks", "filter_banks", "install_filter_banks"]
 
 
 @dataclass(frozen=True)
@@ -79,11 +77,13 @@ def filter_banks(spec: FeatureSpec) -> FilterBanks:
     the spec and the librosa version, like Numba caches compiled kernels.
     """
     if spec not in _BUILT:
-        _BUILT[spec] = _cached(spec)
+        _BUILT[spec] = cached_filter_banks(spec)
     return _BUILT[spec]
 
 
-def _cached(spec: FeatureSpec) -> FilterBanks:
+def cached_filter_banks(spec: FeatureSpec) -> FilterBanks:
+    """The banks for ``spec`` from the disk cache, else built with librosa and saved there
+    (atomically; a cache that cannot be written only costs the rebuild)."""
     key = json.dumps([spec.to_dict(), version("librosa"), 1], sort_keys=True)
     folder = os.environ.get("SERFAST_CACHE", os.path.expanduser("~/.cache/serfast"))
     path = os.path.join(folder, f"banks-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz")

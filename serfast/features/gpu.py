@@ -2,7 +2,7 @@
 
 The array code is written against an array module ``xp``: CuPy on a GPU (cuFFT for the
 STFT, cuBLAS for the filter-bank products), NumPy standing in for it on a CPU so that the
-same code runs in every test. Clips are bucketed by frame count (``1 + n // hop``), so a
+same code runs in every test. Clips are bucketed by frame count (``n_frames``), so a
 bucket is one (clips, samples) array whose clips share the frame grid: zero samples past
 a clip's end are exactly the STFT's own zero padding, and only the time-domain features
 need each clip's true length. Every per-clip step (piptrack, median, tuning histogram,
@@ -10,10 +10,11 @@ dB clamp, chroma normalisation, ZCR, RMS, moments) is one array operation over t
 bucket, never a Python loop over clips.
 
 The arithmetic is that of ``serfast.features.cpu_kernels`` (librosa 0.11, see
-``serfast.features``), from the same filter banks; only the kernels differ. On a GPU,
-ZCR and RMS per frame are one fused Numba-CUDA kernel (no prefix-sum arrays of the whole
-bucket) and the waveform moments another (one block per clip, two passes in float64);
-elsewhere both are array code, the same maths.
+``serfast.features.cpu``), from the same filter banks, column layout (``spec``) and
+constants (``librosa_constants``); only the kernels differ, and nothing here imports the
+CPU backend. On a GPU, ZCR and RMS per frame are one fused Numba-CUDA kernel (no
+prefix-sum arrays of the whole bucket) and the waveform moments another (one block per
+clip, two passes in float64); elsewhere both are array code, the same maths.
 """
 
 from __future__ import annotations
@@ -31,14 +32,18 @@ if not hasattr(np, "row_stack"):
 
 from numba import cuda, float64
 
-from .cpu import BatchFeatures, n_frames, pitch_bins
-from .filterbanks import TUNING_EDGES, filter_banks
+from .filterbanks import filter_banks
 from .gpu_transfer import STAGING_THREADS, to_host, uploaded
-from .cpu_kernels import _TINY32
-from .spec import FeatureSpec
+from .librosa_constants import (A440, AMIN, OCTAVE_ZERO_HZ, PIPTRACK_THRESHOLD, TINY32,
+                                TUNING_EDGES, VARIANCE_FLOOR, ZCR_THRESHOLD)
+from .spec import BatchFeatures, FeatureSpec, n_frames, pitch_bins
 
-#: Zero-crossing threshold of ``librosa.feature.zero_crossing_rate``.
-_ZCR_THRESHOLD = -1e-10
+__all__ = ["DeviceBanks", "HOST_CHUNK_FRAMES", "check_kernels", "compute_batch_xp",
+           "device_banks", "frame_time_fused", "frame_time_xp", "frame_time_kernel",
+           "moments_fused", "moments_kernel", "moments_xp"]
+
+#: Samples below this are negative for the zero-crossing rate (``ZCR_THRESHOLD``).
+_NEGATIVE_BELOW = -ZCR_THRESHOLD
 #: Device bytes per STFT frame while a bucket is processed (frames, spectrum, |X|, power).
 _BYTES_PER_FRAME = 40 * 1024
 #: Frames per chunk when the array module is not a GPU one.
@@ -87,7 +92,7 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
                      frames: bool = False, xp=None, fused: bool | None = None,
                      max_frames: int | None = None, memory_share: float = 1.0,
                      staging_threads: int | None = None) -> BatchFeatures:
-    """The seed features of every clip, as ``features.compute_batch``, on ``xp``'s device.
+    """The seed features of every clip, as ``cpu.compute_batch``, on ``xp``'s device.
 
     Parameters
     ----------
@@ -144,7 +149,7 @@ def _chunk_frames(xp) -> int:
 def _buckets(lengths: np.ndarray, spec: FeatureSpec, max_frames: int) -> list[np.ndarray]:
     """Clip indices grouped by frame count, each group cut to at most ``max_frames``
     frames (at least one clip)."""
-    counts = 1 + lengths // spec.hop_length
+    counts = n_frames(lengths, spec)
     order = np.argsort(counts, kind="stable")
     groups = np.split(order, np.flatnonzero(np.diff(counts[order])) + 1)
     out = []
@@ -160,20 +165,20 @@ def _bucket_features(y, lengths, spec: FeatureSpec, banks: DeviceBanks, xp, fuse
     """Feature rows of one bucket.
 
     y : (n_clips, n_samples) float32, clip ``i`` zero past ``lengths[i]``; every clip has
-    ``T = 1 + n_samples // hop`` frames.  Returns (n_clips, n_features) float32 and, when
-    ``frames``, the clamped log-mel (n_clips, T, n_mels) float32 (else None).
+    ``T = n_frames(n_samples, spec)`` frames.  Returns (n_clips, n_features) float32 and,
+    when ``frames``, the clamped log-mel (n_clips, T, n_mels) float32 (else None).
     """
     t = n_frames(y.shape[1], spec)
     mag = _stft_magnitude(y, t, spec, banks, xp)
     melpow = (mag * mag) @ banks.mel_t
     total = mag.sum(axis=2, dtype=xp.float64)
-    norm = xp.where(total >= _TINY32, total, 1.0)
+    norm = xp.where(total >= TINY32, total, 1.0)
     centroid = (mag @ banks.freqs).astype(xp.float64) / norm
     spread = (mag * (banks.freqs - centroid[..., None].astype(xp.float32)) ** 2).sum(
         axis=2, dtype=xp.float64)
     bandwidth = xp.sqrt(spread / norm)
 
-    db = xp.float32(10.0) * xp.log10(xp.maximum(melpow, xp.float32(1e-10)))
+    db = xp.float32(10.0) * xp.log10(xp.maximum(melpow, xp.float32(AMIN)))
     floor = db.max(axis=(1, 2), keepdims=True) - xp.float32(spec.top_db)
     logmel = xp.maximum(db, floor)
     mfcc = logmel.mean(axis=1, dtype=xp.float64) @ banks.dct64
@@ -181,14 +186,19 @@ def _bucket_features(y, lengths, spec: FeatureSpec, banks: DeviceBanks, xp, fuse
     tuning = _tuning_indices(mag, spec, banks.edges, xp)
     raw = mag @ banks.chroma_t[tuning]
     peak = xp.abs(raw).max(axis=2, keepdims=True)
-    chroma = (raw / xp.where(peak < _TINY32, xp.float32(1.0), peak)).mean(axis=1)
+    chroma = (raw / xp.where(peak < TINY32, xp.float32(1.0), peak)).mean(axis=1)
 
-    zcr, rms = (_frame_time_fused if fused else _frame_time_xp)(y, lengths, t, spec, xp)
-    moments = (_moments_fused if fused else _moments_xp)(y, lengths, xp)
-    columns = [zcr.sum(axis=1)[:, None] / spec.n_fft / t, chroma, mfcc,
-               rms.mean(axis=1)[:, None], melpow.mean(axis=1, dtype=xp.float64), moments,
-               centroid.mean(axis=1)[:, None], bandwidth.mean(axis=1)[:, None]]
-    rows = xp.concatenate([c.astype(xp.float64) for c in columns], axis=1)
+    zcr, rms = (frame_time_fused if fused else frame_time_xp)(y, lengths, t, spec, xp)
+    at = spec.slices
+    rows = xp.empty((y.shape[0], spec.n_features), xp.float64)
+    rows[:, at["zcr"]] = zcr.sum(axis=1)[:, None] / spec.n_fft / t
+    rows[:, at["chroma"]] = chroma
+    rows[:, at["mfcc"]] = mfcc
+    rows[:, at["rms"]] = rms.mean(axis=1)[:, None]
+    rows[:, at["mel"]] = melpow.mean(axis=1, dtype=xp.float64)
+    rows[:, at["moments"]] = (moments_fused if fused else moments_xp)(y, lengths, xp)
+    rows[:, at["centroid"]] = centroid.mean(axis=1)[:, None]
+    rows[:, at["bandwidth"]] = bandwidth.mean(axis=1)[:, None]
     return rows.astype(xp.float32), (logmel if frames else None)
 
 
@@ -205,7 +215,8 @@ def _stft_magnitude(y, t: int, spec: FeatureSpec, banks: DeviceBanks, xp):
 def _tuning_indices(mag, spec: FeatureSpec, edges, xp):
     """``estimate_tuning`` per clip: (n_clips,) int64 index into ``TUNING_EDGES``.
 
-    piptrack candidates (local peaks above 0.1 * frame max, parabolic shift) of every
+    piptrack candidates (local peaks above ``PIPTRACK_THRESHOLD`` * frame max, parabolic
+    shift) of every
     frame, found once by ``nonzero`` and gathered by index (boolean masks would each wait
     for the GPU); those with at least the clip's median candidate magnitude vote in a
     histogram of pitch residuals; the mode wins, the middle bin (tuning 0.0) when none
@@ -216,7 +227,7 @@ def _tuning_indices(mag, spec: FeatureSpec, edges, xp):
     lo, hi = pitch_bins(spec)
     if hi <= lo:
         return xp.full(n_clips, n_hist // 2, xp.int64)
-    ref = xp.float32(0.1) * mag.max(axis=2, keepdims=True)
+    ref = xp.float32(PIPTRACK_THRESHOLD) * mag.max(axis=2, keepdims=True)
     zero = xp.float32(0.0)
     m_prev, m0, m_next = mag[..., lo - 1:hi - 1], mag[..., lo:hi], mag[..., lo + 1:hi + 1]
     x0 = xp.where(m0 > ref, m0, zero)
@@ -236,8 +247,8 @@ def _tuning_indices(mag, spec: FeatureSpec, edges, xp):
 
     # every candidate gets a bin; those that do not vote weigh 0 (no compaction, no sync)
     votes = (strength >= _clip_medians(strength, clip, n_clips, xp)[clip]) & (pitch > 0)
-    f = xp.where(votes, pitch, xp.float32(440.0))
-    octaves = xp.log2(f / xp.float32(440.0 / 16.0))
+    f = xp.where(votes, pitch, xp.float32(A440))  # any positive pitch: it weighs 0
+    octaves = xp.log2(f / xp.float32(OCTAVE_ZERO_HZ))
     r = (xp.float32(spec.n_chroma) * octaves) % xp.float32(1.0)  # bins_per_octave=n_chroma
     r = xp.where(r >= xp.float32(0.5), r - xp.float32(1.0), r)
     j = xp.clip(xp.searchsorted(edges, r.astype(xp.float64), side="right") - 1, 0, n_hist - 1)
@@ -272,12 +283,12 @@ def _frame_bounds(lengths, t: int, spec: FeatureSpec, xp):
     return z_lo, z_hi, e_lo, e_hi
 
 
-def _frame_time_xp(y, lengths, t: int, spec: FeatureSpec, xp):
+def frame_time_xp(y, lengths, t: int, spec: FeatureSpec, xp):
     """Zero crossings (count) and RMS of every frame, (n_clips, t) float64 each, from
     prefix sums of crossings and energy over the bucket (the bounds never reach past a
     clip's end, so its zero padding is never counted)."""
     z_lo, z_hi, e_lo, e_hi = _frame_bounds(lengths, t, spec, xp)
-    neg = y < _ZCR_THRESHOLD
+    neg = y < _NEGATIVE_BELOW
     crossing = xp.zeros(y.shape, xp.int32)
     crossing[:, 1:] = neg[:, 1:] != neg[:, :-1]
     crossings = _prefix(crossing, xp)
@@ -297,8 +308,8 @@ def _prefix(x, xp):
     return out
 
 
-def _frame_time_fused(y, lengths, t: int, spec: FeatureSpec, xp):
-    """As ``_frame_time_xp``, by the Numba-CUDA kernel: one thread per (clip, frame)."""
+def frame_time_fused(y, lengths, t: int, spec: FeatureSpec, xp):
+    """As :func:`frame_time_xp`, by the Numba-CUDA kernel: one thread per (clip, frame)."""
     zcr = xp.empty((y.shape[0], t), xp.float64)
     rms = xp.empty((y.shape[0], t), xp.float64)
     grid = (-(-y.shape[0] // _BLOCK[0]), -(-t // _BLOCK[1]))
@@ -321,7 +332,7 @@ def frame_time_kernel(y, lengths, n_fft, hop, zcr, rms):
     start = f * hop - n_fft // 2
     count = 0
     for k in range(max(start + 1, 1), min(start + n_fft - 1, n - 1) + 1):
-        if (y[c, k] < _ZCR_THRESHOLD) != (y[c, k - 1] < _ZCR_THRESHOLD):
+        if (y[c, k] < _NEGATIVE_BELOW) != (y[c, k - 1] < _NEGATIVE_BELOW):
             count += 1
     energy = 0.0
     for k in range(max(start, 0), min(start + n_fft, n)):
@@ -335,11 +346,11 @@ def check_kernels(xp) -> None:
     """Compile and run the CUDA kernels once on a tiny input (raises if they cannot)."""
     y = xp.zeros((1, 4), xp.float32)
     n = xp.asarray(np.array([4]))
-    _frame_time_fused(y, n, 1, FeatureSpec(n_fft=4, hop_length=2), xp)
-    _moments_fused(y, n, xp)
+    frame_time_fused(y, n, 1, FeatureSpec(n_fft=4, hop_length=2), xp)
+    moments_fused(y, n, xp)
 
 
-def _moments_xp(y, lengths, xp):
+def moments_xp(y, lengths, xp):
     """Mean, variance, skew and Fisher kurtosis of each clip: (n_clips, 4) float64, see
     :func:`_standardised`; two passes of array code over the bucket."""
     n = lengths.astype(xp.float64)
@@ -351,8 +362,8 @@ def _moments_xp(y, lengths, xp):
     return _standardised(sums, xp)
 
 
-def _moments_fused(y, lengths, xp):
-    """As ``_moments_xp``, by the Numba-CUDA kernel: one block of threads per clip."""
+def moments_fused(y, lengths, xp):
+    """As :func:`moments_xp`, by the Numba-CUDA kernel: one block of threads per clip."""
     sums = xp.empty((y.shape[0], 4), xp.float64)
     if y.shape[0]:
         moments_kernel[y.shape[0], _MOMENT_THREADS](y, lengths, sums)
@@ -363,7 +374,7 @@ def _standardised(sums, xp):
     """(mean, m2, m3, m4) per clip to mean, variance, skew and Fisher kurtosis, biased as
     scipy.stats; skew and kurtosis are 0 for a constant clip."""
     mean, m2, m3, m4 = sums.T
-    spread = m2 > 1e-30
+    spread = m2 > VARIANCE_FLOOR
     safe = xp.where(spread, m2, 1.0)
     skew = xp.where(spread, m3 / safe ** 1.5, 0.0)
     kurt = xp.where(spread, m4 / (safe * safe) - 3.0, 0.0)

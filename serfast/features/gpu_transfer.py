@@ -15,6 +15,8 @@ from itertools import pairwise
 
 import numpy as np
 
+__all__ = ["STAGING_THREADS", "stage", "to_host", "uploaded"]
+
 #: Threads that copy a chunk's clips into pinned host memory when one process has the GPU.
 STAGING_THREADS = min(8, os.cpu_count() or 1)
 
