@@ -2,10 +2,11 @@
 
 Writes the CSVs ``serfast predict`` would write for CALLS stereo calls of MINUTES minutes
 (agent and customer take turns of 3-15 s with pauses, windows of 2.5 s every 1.25 s over
-speech, emotions drifting from turn to turn), builds the report, and opens it REPEATS
-times in headless Chromium (``--dump-dom``). Quoted: the page's own time from navigation
-to its DOM being built (``data-built-ms``, medians) and Chromium's wall time for the whole
-run, next to an empty page's.
+speech, emotions drifting from turn to turn; kept and reused when OUT_DIR has them), builds
+the report, and opens it REPEATS times in headless Chromium. Quoted, as medians: the page's
+own time from navigation to its DOM being built (``data-built-ms``), and Chromium's wall
+time to dump the DOM and to paint a screenshot, each next to an empty page's (Chromium's
+own start-up).
 
     python bench/bench_report.py OUT_DIR [--calls 1000] [--minutes 5] [--repeats 5]
 """
@@ -51,8 +52,8 @@ def synthetic_channel(rng, seconds: float, turns: list[tuple[float, float]]):
     return np.array(starts), np.array(ends), np.array(probs), turns
 
 
-def write_results(folder: str, calls: int, minutes: float, seed: int = 0) -> str:
-    """labels.csv and summary.csv of a synthetic archive in ``folder``; returns labels.csv."""
+def write_results(folder: str, calls: int, minutes: float, seed: int = 0) -> None:
+    """labels.csv and summary.csv of a synthetic archive in ``folder``."""
     rng = np.random.default_rng(seed)
     os.makedirs(folder, exist_ok=True)
     out = os.path.join(folder, "labels.csv")
@@ -84,17 +85,18 @@ def write_results(folder: str, calls: int, minutes: float, seed: int = 0) -> str
                 sw.writerow([path, ch, f"{seconds:.3f}", f"{m.speech_seconds:.3f}",
                              m.windows, m.dominant] + [f"{m.shares[x]:.4f}" for x in LABELS]
                             + neg + [""])
-    return out
 
 
-def open_page(chromium: str, page: str) -> tuple[float, int | None]:
-    """Chromium's wall time (s) to load ``page`` and dump its DOM; the page's build ms."""
+def open_page(chromium: str, page: str, shot: str = "") -> tuple[float, int | None]:
+    """Chromium's wall time (s) to load ``page`` and dump its DOM (or, with ``shot``,
+    to lay it out and paint a 1280x1600 screenshot there); the page's build ms."""
     with tempfile.TemporaryDirectory() as profile:
         start = time.perf_counter()
+        action = [f"--screenshot={shot}", "--window-size=1280,1600"] if shot else ["--dump-dom"]
         dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
                               "--disable-background-networking", "--disable-component-update",
                               "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                              "--dump-dom", "file://" + os.path.abspath(page)],
+                              *action, "file://" + os.path.abspath(page)],
                              capture_output=True, text=True, timeout=120).stdout
         wall = time.perf_counter() - start
     found = re.search(r'data-built-ms="(\d+)"', dom)
@@ -109,10 +111,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    start = time.perf_counter()
-    labels = write_results(args.out, args.calls, args.minutes)
-    print(f"results: {os.path.getsize(labels) / 1e6:.1f} MB labels.csv "
-          f"in {time.perf_counter() - start:.1f} s")
+    labels = os.path.join(args.out, "labels.csv")
+    made = "reused"
+    if not os.path.exists(labels):
+        start = time.perf_counter()
+        write_results(args.out, args.calls, args.minutes)
+        made = f"written in {time.perf_counter() - start:.1f} s"
+    print(f"results: {os.path.getsize(labels) / 1e6:.1f} MB labels.csv, {made}")
     page = os.path.join(args.out, "report.html")
     info = write_report(labels, page)
     print(f"report: {info.calls} calls, {info.windows} windows, {info.bytes / 1e6:.2f} MB, "
@@ -123,13 +128,19 @@ def main() -> None:
     blank = os.path.join(args.out, "blank.html")
     with open(blank, "w") as fh:
         fh.write("<!DOCTYPE html><html><body></body></html>")
+    shot = os.path.join(args.out, "shot.png")
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    for _ in range(2):  # warm the disk cache and Chromium's files
+        open_page(chromium, page)
     runs = [open_page(chromium, page) for _ in range(args.repeats)]
     empty = [open_page(chromium, blank)[0] for _ in range(args.repeats)]
+    shots = [open_page(chromium, page, shot)[0] for _ in range(args.repeats)]
+    empty_shots = [open_page(chromium, blank, shot)[0] for _ in range(args.repeats)]
     built = [ms for _, ms in runs if ms is not None]
-    print(f"opened {args.repeats}x: page built after median {statistics.median(built):.0f} ms "
-          f"(range {min(built)}-{max(built)}); chromium wall median "
-          f"{statistics.median(w for w, _ in runs):.2f} s, empty page "
-          f"{statistics.median(empty):.2f} s")
+    print(f"opened {args.repeats}x: page built after median {med(built):.0f} ms "
+          f"(range {min(built)}-{max(built)}); chromium wall, median: dump-dom "
+          f"{med(w for w, _ in runs):.2f} s (empty page {med(empty):.2f} s), screenshot "
+          f"{med(shots):.2f} s (empty page {med(empty_shots):.2f} s)")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ __all__ = ["ReportError", "PredictOutputs", "ReportInfo", "find_outputs", "read_
 
 #: Channel names of predict's outputs -> titles on the page (agent 0, customer 1).
 DEFAULT_CHANNELS = ("agent", "customer")
-#: Negative runs listed per channel (the longest), besides its most negative stretch.
+#: Negative runs listed per channel (the longest apart from its most negative stretch).
 RUNS_PER_CHANNEL = 3
 #: Marks a page this module wrote; only such a page is ever overwritten.
 GENERATOR = "serfast report"
@@ -227,7 +227,9 @@ def _attach_windows(labels_csv: str, calls: dict, emotions: list[str]) -> int:
         a = np.array(rows, np.float64)
         starts, ends, probs = a[:, 0], a[:, 1], a[:, 2:]
         channel["packed"] = pack_windows(starts, ends, probs)
-        runs = negative_runs(starts, ends, probs, emotions)
+        worst = channel["negative"] or [np.inf, -np.inf]
+        runs = [r for r in negative_runs(starts, ends, probs, emotions)
+                if r[1] <= worst[0] or r[0] >= worst[1]]  # apart from the worst stretch
         channel["runs"] = sorted(runs, key=lambda r: r[0] - r[1])[:RUNS_PER_CHANNEL]
 
     with open(labels_csv, newline="", encoding="utf-8") as fh:
@@ -298,7 +300,8 @@ def write_report(results: str, page: str, titles: tuple[str, ...] = DEFAULT_CHAN
     outputs = find_outputs(results)
     data = read_results(outputs, page, titles)
     template = resources.files(__package__).joinpath("report_page.html").read_text("utf-8")
-    title = title or f"Call archive: {os.path.basename(outputs.labels)}"
+    folder, name = os.path.split(outputs.labels)
+    title = title or f"Call archive: {os.path.basename(folder)}/{name}"
     head, tail = (part.replace("{{generator}}", GENERATOR)
                   .replace("{{title}}", html.escape(title))
                   for part in template.split("{{data}}"))
