@@ -23,7 +23,7 @@ from ..errors import one_line
 from ..features.spec import FeatureSpec
 
 __all__ = ["AudioError", "BlockFilter", "DECODE_ERRORS", "audio_info", "channel_blocks",
-           "load_clip", "one_line", "open_audio", "resample"]
+           "load_clip", "open_audio", "resample"]
 
 #: Exceptions that mean "this is not usable audio" while opening or decoding a file
 #: (ImportError: a URL whose fsspec backend is not installed).
