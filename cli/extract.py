@@ -1,17 +1,20 @@
-"""`serfast extract` and `serfast demo`."""
+"""`serfast extract`: a corpus into a feature store (its options, progress and summary)."""
 
 import sys
 
 import click
 
-from serfast.cluster import ClusterError
 from serfast.io.corpus import CorpusError
 from serfast.features.device import DEVICES, DeviceError
 from serfast.extract import ExtractOptions, extract as run_extract
 from serfast.features.spec import FeatureSpec
 from serfast.io.store import StoreError
+from serfast.workers import ClusterError
 
 from .progress import ProgressLine
+
+#: FeatureSpec's defaults, which the --sr, --offset and --duration defaults show.
+SPEC = FeatureSpec()
 
 
 def _csv_list(value: str) -> tuple[str, ...]:
@@ -41,11 +44,12 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
               help="Worker processes; 0 = every core.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run into OUT.")
 @click.option("--frames", is_flag=True, help="Also store per-frame log-mel and MFCC.")
-@click.option("--sr", type=click.IntRange(1000), default=22050, show_default=True,
+@click.option("--sr", type=click.IntRange(1000), default=SPEC.sr, show_default=True,
               help="Sample rate in Hz.")
-@click.option("--offset", type=click.FloatRange(0), default=0.6, show_default=True,
+@click.option("--offset", type=click.FloatRange(0), default=SPEC.offset, show_default=True,
               help="Seconds skipped at the start of each file.")
-@click.option("--duration", type=click.FloatRange(0), default=2.5, show_default=True,
+@click.option("--duration", type=click.FloatRange(0), default=SPEC.duration,
+              show_default=True,
               help="Seconds kept; 0 keeps the whole file.")
 @click.option("--augment", default="", help="Comma list: noise,stretch,pitch,lowpass,telephone.")
 @click.option("--copies", type=click.IntRange(1), default=1, show_default=True,

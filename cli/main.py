@@ -1,4 +1,5 @@
-"""Entry point of the `serfast` console script: one sub-command per module.
+"""Entry point of the `serfast` console script; its sub-commands live in the modules of
+this package (`demo`, `extract`, `predict`, and `train` with `evaluate`).
 
 Sub-commands are imported when they run (click's lazy-group pattern), so `serfast
 extract` starts without importing what only `predict` or `train` need.
@@ -16,8 +17,8 @@ COMMANDS = {
     "evaluate": "train:evaluate",
     "extract": "extract:extract",
     "predict": "predict:predict",
-    "train": "train:train",
     "report": "report:report",
+    "train": "train:train",
 }
 
 

@@ -5,12 +5,14 @@ import sys
 
 import click
 
-from serfast.cluster import ClusterError
 from serfast.io.corpus import CorpusError
+from serfast.calls.channel import WindowOptions
 from serfast.calls.denoise import DenoiseOptions
 from serfast.features.device import DEVICES, DeviceError
 from serfast.calls.labels import OutputError
 from serfast.calls.predict import PredictOptions, predict_archive
+from serfast.features.spec import FeatureSpec
+from serfast.workers import ClusterError
 
 from .progress import ProgressLine
 
@@ -29,7 +31,7 @@ from .progress import ProgressLine
               help="Folder for one timeline PNG per file.")
 @click.option("--mix", is_flag=True, help="Mix channels down instead of one speaker each.")
 @click.option("--window", type=click.FloatRange(0.1), default=None,
-              help="Window in seconds [default: the model's crop, 2.5].")
+              help=f"Window in seconds [default: the model's crop, {FeatureSpec.duration}].")
 @click.option("--hop", type=click.FloatRange(0.05), default=None,
               help="Hop between windows in seconds [default: half the window].")
 @click.option("--denoise/--no-denoise", default=True, show_default=True,
@@ -50,11 +52,12 @@ def predict(archive, model_dir, out, summary, segments, plots, mix, window, hop,
     Each channel is its own speaker (agent and customer of a stereo call); silence, hold
     music and line noise are left out by voice-activity detection."""
     beside = os.path.dirname(os.path.abspath(out))
-    options = PredictOptions(window=window or 0.0, hop=hop or 0.0, mix=mix, workers=workers,
-                             resume=resume, summary=summary,
+    windows = WindowOptions(window=window or 0.0, hop=hop or 0.0,
+                            denoise=DenoiseOptions() if denoise else None)
+    options = PredictOptions(windows=windows, mix=mix, workers=workers, resume=resume,
+                             summary=summary,
                              segments=os.path.join(beside, "segments.csv") if segments else "",
-                             plots=plots, cluster=cluster, device=device,
-                             denoise=DenoiseOptions() if denoise else None)
+                             plots=plots, cluster=cluster, device=device)
     progress = ProgressLine(not quiet, unit="audio h", scale=1 / 3600)
     try:
         rep = predict_archive(list(archive), model_dir, out, options, progress)

@@ -10,24 +10,22 @@ resume).
 from __future__ import annotations
 
 import logging
-import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
 from typing import Callable, Iterable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from .io.audio import AudioError, load_clip, one_line
+from .errors import one_line
+from .io.audio import AudioError, load_clip
 from .io.augment import AUGMENTATIONS, augment
 from .io.corpus import Clip, scan
 from .features.device import batch_features, describe, gpu_processes, resolve_device, run_device
-from .features.filterbanks import filter_banks, install_filter_banks
-from .malloc import reuse_freed_memory
 from .features.spec import FeatureSpec
 from .io.store import RowMeta, RowResult, StoreWriter
+from .workers import run_tasks, worker_count
+
+__all__ = ["ExtractOptions", "Summary", "decode_task", "extract", "feature_rows", "plan_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -157,58 +155,10 @@ def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool, seed:
     return errors + feature_rows(signals, spec, frames, device, gpu_share)
 
 
-def _one_thread_each() -> threadpool_limits:
-    """Limit BLAS/OpenMP to one thread in this process (also a context manager).
-
-    threadpoolctl only limits the libraries loaded so far, so the feature engine (Numba,
-    SciPy, SciPy's own OpenBLAS) is imported first. Only the processes that compute
-    features import it: a pool's parent stays light, and its workers start sooner.
-    """
-    from .features import cpu  # noqa: F401
-
-    return threadpool_limits(1)
-
-
-def _init_worker(spec: FeatureSpec, banks) -> None:
-    _one_thread_each()
-    reuse_freed_memory()
-    install_filter_banks(spec, banks)
-
-
-def _cluster_shard(shard: list[ClipTask], banks, spec: FeatureSpec, frames: bool,
+def _cluster_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,
                    seed: int) -> list[RowResult]:
     """A shard on a Dask worker, on that worker's own device (``auto``)."""
-    _init_worker(spec, banks)
     return _process_shard(shard, spec, frames, seed, resolve_device("auto"))
-
-
-def _map(fn, shards: list[list[ClipTask]], options: ExtractOptions, workers: int,
-         *extra) -> Iterable:
-    """``fn(shard, spec, frames, seed, *extra)`` for every shard, results in completion
-    order, in this process, in a pool of worker processes, or on a Dask cluster."""
-    args = (options.spec, options.frames, options.seed, *extra)
-    if options.cluster:
-        from .cluster import connect, map_shards
-
-        with connect(options.cluster) as client:
-            yield from map_shards(client, _cluster_shard, shards, args,
-                                  broadcast=(filter_banks(options.spec),))
-    elif workers == 1:
-        reuse_freed_memory()
-        with _one_thread_each():
-            for shard in shards:
-                yield fn(shard, *args)
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=_init_worker,
-                                 initargs=(options.spec, filter_banks(options.spec))) as pool:
-            pending = set()
-            for shard in shards:
-                pending.add(pool.submit(fn, shard, *args))
-                if len(pending) >= 2 * workers:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    yield from (f.result() for f in finished)
-            yield from (f.result() for f in pending)
 
 
 def _run_shards(tasks: list[ClipTask], options: ExtractOptions, workers: int,
@@ -223,7 +173,9 @@ def _run_shards(tasks: list[ClipTask], options: ExtractOptions, workers: int,
         size = min(GPU_SHARD, max(size, len(tasks) // (4 * workers)))
         extra = ("gpu", 1.0 / workers)
     shards = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-    yield from _map(_process_shard, shards, options, workers, *extra)
+    yield from run_tasks(_cluster_shard if options.cluster else _process_shard, shards,
+                         options.spec, workers, options.cluster,
+                         (options.spec, options.frames, options.seed, *extra))
 
 
 def _tasks(plan: list[RowMeta], done: dict) -> list[ClipTask]:
@@ -257,11 +209,8 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
         if progress:
             progress(counts["ok"] + counts["err"], len(plan), counts["ok"], counts["err"])
 
-    workers = options.workers or os.cpu_count() or 1
     shared_gpu = device == "gpu" and not options.cluster  # a cluster picks per worker
-    if shared_gpu:
-        workers = min(workers, gpu_processes())
-    workers = max(1, min(workers, len(tasks) or 1))
+    workers = worker_count(options.workers, len(tasks), gpu_processes() if shared_gpu else None)
     for results in _run_shards(tasks, options, workers, shared_gpu):
         record(results)
     writer.finish({"ignored_files": corpus.ignored})

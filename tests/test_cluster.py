@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("distributed", reason="the cluster extra (dask[distributed]) is needed")
 
-from serfast.cluster import ClusterError, connect  # noqa: E402
+from serfast.workers import ClusterError, connect  # noqa: E402
 from serfast.extract import ExtractOptions, extract  # noqa: E402
 from serfast_cli.main import main  # noqa: E402
 

@@ -226,9 +226,9 @@ def test_a_pool_parent_stays_light_and_workers_use_one_thread_per_library():
     limiting threads, so SciPy's own OpenBLAS (loaded by SciPy, not NumPy) is limited too:
     two workers with two BLAS threads each made extract twice as slow on two cores."""
     code = ("import sys\n"
-            "import serfast.extract as e\n"
+            "import serfast.extract, serfast.workers\n"
             "print('numba' in sys.modules, 'scipy.fft' in sys.modules)\n"
-            "e._one_thread_each()\n"
+            "serfast.workers.one_thread_each()\n"
             "from threadpoolctl import threadpool_info\n"
             "libs = threadpool_info()\n"
             "print(len(libs), all(lib['num_threads'] == 1 for lib in libs))\n")

@@ -42,6 +42,19 @@ class CentroidPredictor:
         return e / e.sum(axis=1, keepdims=True)
 
 
+class ThreadCheckingPredictor(CentroidPredictor):
+    """Scores only where every BLAS and OpenMP library loaded in its process has one thread."""
+
+    def predict_proba(self, values, frames=None, groups=None):
+        from threadpoolctl import threadpool_info
+
+        libs = threadpool_info()
+        many = [lib["filepath"] for lib in libs if lib["num_threads"] != 1]
+        if not libs or many:
+            raise RuntimeError(f"{len(libs)} libraries, more than one thread: {many}")
+        return super().predict_proba(values, frames, groups)
+
+
 def telephone(y: np.ndarray, sr: int = 22050) -> np.ndarray:
     """8 kHz version of a clip (what a µ-law WAV file will hold)."""
     return resample(y, sr, SR)
@@ -294,7 +307,10 @@ def test_mix_labels_one_channel(archive, predictor, tmp_path):
 
 
 def test_window_and_hop_options(archive, predictor, tmp_path):
-    run([archive / "a.wav"], predictor, tmp_path / "labels.csv", window=1.0, hop=0.25)
+    from serfast.calls.channel import WindowOptions
+
+    run([archive / "a.wav"], predictor, tmp_path / "labels.csv",
+        windows=WindowOptions(window=1.0, hop=0.25))
     rows = [r for r in read_csv(tmp_path / "labels.csv") if r["channel"] == "0"]
     starts = sorted(float(r["start"]) for r in rows)
     assert all(float(r["end"]) - float(r["start"]) == pytest.approx(1.0, abs=1e-3) for r in rows)
@@ -365,6 +381,7 @@ def test_denoising_brings_window_features_back_towards_the_clean_call(predictor)
 
 
 def test_resume_refuses_other_denoise_settings(archive, predictor, tmp_path):
+    from serfast.calls.channel import WindowOptions
     from serfast.calls.labels import OutputError
 
     out = tmp_path / "labels.csv"
@@ -376,7 +393,7 @@ def test_resume_refuses_other_denoise_settings(archive, predictor, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         predict_archive([str(archive)], predictor, str(out), PredictOptions(workers=1), stop)
     with pytest.raises(OutputError, match="options changed"):
-        run([archive], predictor, out, resume=True, denoise=None)
+        run([archive], predictor, out, resume=True, windows=WindowOptions(denoise=None))
 
 
 # ------------------------------------------------------------------ summary, segments
@@ -475,6 +492,19 @@ def test_two_workers_give_the_same_rows(archive, predictor, tmp_path):
     assert rep.workers == 2
     for name in ("labels.csv", "summary.csv"):
         assert (tmp_path / "w1" / name).read_text() == (tmp_path / "w2" / name).read_text()
+
+
+def test_predict_workers_use_one_thread_per_library(archive, predictor, tmp_path):
+    """Like extract's workers, predict's load the feature engine (SciPy's own OpenBLAS
+    included) before limiting threads: every library they load has one thread."""
+    checking = ThreadCheckingPredictor(predictor.spec, predictor.centroids, predictor.mean,
+                                       predictor.std)
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}" / "labels.csv"
+        out.parent.mkdir()
+        rep = predict_archive([str(archive)], checking, str(out), PredictOptions(workers=workers))
+        assert rep.workers == workers and rep.windows > 0
+        assert rep.errors == 1  # the broken file only: no channel refused to score
 
 
 def test_cli_outputs_and_one_line_errors(archive, predictor, tmp_path, monkeypatch):

@@ -31,22 +31,27 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .denoise import DenoiseOptions, NoiseReducer
 from ..features.device import batch_features
+from ..features.spec import FeatureSpec
 from ..io.audio import channel_blocks
 from .vad import SpeechDetector, VadOptions
 
 
 @dataclass(frozen=True)
 class WindowOptions:
-    """Windows (seconds), decoding blocks (seconds of input audio) and feature batches."""
+    """Windows (seconds), decoding blocks (seconds of input audio) and feature batches.
 
-    window: float = 2.5
-    hop: float = 1.25
+    ``window`` 0 is the model's crop (its spec's ``duration``, or FeatureSpec's default
+    for a model of whole clips), ``hop`` 0 half the window: see :meth:`sized`.
+    """
+
+    window: float = 0.0
+    hop: float = 0.0
     block_seconds: float = 30.0
     batch: int = 64
     group: int = 128
@@ -55,6 +60,11 @@ class WindowOptions:
     vad: VadOptions = VadOptions()
     denoise: DenoiseOptions | None = DenoiseOptions()  # None: the channel as recorded
     device: str = "cpu"  # where window features are computed: cpu | gpu | auto
+
+    def sized(self, spec: FeatureSpec) -> WindowOptions:
+        """These options with ``window`` and ``hop`` in seconds for a model of ``spec``."""
+        window = self.window or spec.duration or FeatureSpec.duration
+        return replace(self, window=window, hop=self.hop or window / 2)
 
 
 @dataclass
@@ -90,7 +100,8 @@ class _Labeller:
     """State of one channel while its blocks stream through."""
 
     def __init__(self, predictor, options: WindowOptions):
-        self.predictor, self.spec, self.opt = predictor, predictor.spec, options
+        self.predictor, self.spec = predictor, predictor.spec
+        self.opt = options = options.sized(self.spec)
         sr = self.spec.sr
         self.win, self.hop = int(round(options.window * sr)), int(round(options.hop * sr))
         self.leads = tuple(int(round(lead * sr)) if lead >= 0 else -1

@@ -13,24 +13,22 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from ..io.audio import AudioError, audio_info, one_line
+from ..errors import one_line
+from ..io.audio import AudioError, audio_info
 from .channel import ChannelResult, WindowOptions, label_channel
 from ..io.corpus import CorpusError, is_url, scan
-from .denoise import DenoiseOptions
 from ..features.device import describe, run_device
-from ..features.filterbanks import filter_banks, install_filter_banks
 from . import labels as labels_csv
 from .labels import LabelWriter
-from ..malloc import reuse_freed_memory
-from .vad import VadOptions
+from ..workers import loaded, run_tasks, worker_count
+
+__all__ = ["LIST_EXTENSIONS", "PredictOptions", "PredictReport", "list_archive", "load_model",
+           "predict_archive", "run_task"]
 
 #: progress(audio seconds done, audio seconds in total, files done, files failed)
 Progress = Callable[[float, float, int, int], None]
@@ -40,21 +38,16 @@ LIST_EXTENSIONS = (".txt", ".lst", ".list")
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """How to label; window/hop 0 mean the model's crop and half of it."""
+    """How to label an archive; ``windows`` says how each channel is cut and scored
+    (window and hop 0: the model's crop and half of it), on ``device``."""
 
-    window: float = 0.0
-    hop: float = 0.0
+    windows: WindowOptions = WindowOptions()
     mix: bool = False
-    workers: int = 0
+    workers: int = 0  # 0 = every core
     resume: bool = False
     summary: str = ""  # default: summary.csv beside the labels
     segments: str = ""  # write merged segments here when set
     plots: str = ""  # write one timeline PNG per file into this folder when set
-    block_seconds: float = 30.0
-    batch: int = 64
-    leads: tuple[float, ...] = WindowOptions.leads  # see WindowOptions.leads
-    vad: VadOptions = field(default_factory=VadOptions)
-    denoise: DenoiseOptions | None = field(default_factory=DenoiseOptions)  # None: off
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
     device: str = "auto"  # auto | cpu | gpu (see serfast.features.device)
 
@@ -106,16 +99,6 @@ def load_model(model):
     return model
 
 
-_WORKER: dict = {}
-
-
-def _init_worker(model, spec, banks, options: WindowOptions) -> None:
-    threadpool_limits(1)
-    reuse_freed_memory()
-    install_filter_banks(spec, banks)
-    _WORKER.update(predictor=load_model(model), options=options)
-
-
 def run_task(path: str, channel: int | None, predictor, options: WindowOptions) -> ChannelResult:
     """Label one channel; a failure becomes a result with ``error`` set."""
     try:
@@ -128,8 +111,11 @@ def run_task(path: str, channel: int | None, predictor, options: WindowOptions) 
     return ChannelResult(np.zeros(0), np.zeros(0), np.zeros((0, n), np.float32), error=error)
 
 
-def _worker_task(index: int, path: str, channel: int | None) -> tuple[int, ChannelResult]:
-    return index, run_task(path, channel, _WORKER["predictor"], _WORKER["options"])
+def _label_task(task: tuple, options: WindowOptions) -> tuple[int, int, ChannelResult]:
+    """Task ``(file, channel index, path, channel)`` with the model :func:`loaded` in this
+    process: ``(file, channel index, result)``."""
+    i, k, path, channel = task
+    return i, k, run_task(path, channel, loaded(), options)
 
 
 def _plot_names(files: list[str]) -> dict[str, str]:
@@ -139,20 +125,102 @@ def _plot_names(files: list[str]) -> dict[str, str]:
             + ".png" for f, s in zip(files, stems)}
 
 
+#: Most files that may wait, finished, for an earlier file before new tasks start.
+MAX_WAITING_FILES = 256
+
+
+class _ArchiveRun:
+    """The files of a run and their channels: results arrive in any order; each file's
+    rows are written once it and every file before it are done."""
+
+    def __init__(self, files: list[str], labels: list[str], writer: LabelWriter, mix: bool,
+                 plots: str, plot_names: dict[str, str], progress: Progress | None):
+        self.files, self.labels, self.writer = files, labels, writer
+        self.plots, self.plot_names, self.progress = plots, plot_names, progress
+        self.names: list[list[str]] = []  # per file: its channels' names
+        self.results: list[list] = []  # per file: its channels' results (None: to come)
+        self.durations: list[float] = []  # per file: seconds of audio
+        self.tasks: list[tuple] = []  # (file, channel index, path, channel or None)
+        for i, path in enumerate(files):
+            self._plan(i, path, mix)
+        self.total = sum(self.durations)
+        self.next = 0  # the first file not yet written
+        self.done_seconds, self.written, self.channels, self.errors = 0.0, 0, 0, 0
+        self.speech, self.windows = 0.0, 0
+
+    def _plan(self, i: int, path: str, mix: bool) -> None:
+        """Tasks of file ``i``; a header that cannot be read is its one result."""
+        try:
+            sr, frames, n_channels = audio_info(path)
+        except AudioError as err:
+            self.names.append([""])
+            self.results.append([ChannelResult(np.zeros(0), np.zeros(0),
+                                               np.zeros((0, len(self.labels))),
+                                               error=str(err))])
+            self.durations.append(0.0)
+            return
+        channels = [None] if mix else list(range(n_channels))
+        self.names.append(["mix" if c is None else str(c) for c in channels])
+        self.results.append([None] * len(channels))
+        self.durations.append(frames / sr if sr else 0.0)
+        self.tasks += [(i, k, path, c) for k, c in enumerate(channels)]
+
+    def record_header_errors(self) -> None:
+        """Record the results known before any task runs."""
+        for i, k in [(i, k) for i, rs in enumerate(self.results) for k, r in enumerate(rs)
+                     if r]:
+            self.record(i, k, self.results[i][k])
+
+    def may_start(self, task: tuple) -> bool:
+        """Whether ``task`` may start: its file is not too far past the next to write."""
+        return task[0] - self.next < MAX_WAITING_FILES
+
+    def record(self, i: int, k: int, res: ChannelResult) -> None:
+        """Result of channel ``k`` of file ``i``; writes every file now complete."""
+        self.results[i][k] = res
+        self.done_seconds += self.durations[i] / len(self.results[i])
+        while self.next < len(self.files) and None not in self.results[self.next]:
+            self._write(self.next)
+            self.results[self.next] = []
+            self.next += 1
+        if self.progress:
+            self.progress(self.done_seconds, self.total, self.written, self.errors)
+
+    def _write(self, i: int) -> None:
+        path, names, results = self.files[i], self.names[i], self.results[i]
+        label_rows, summary_rows = [], []
+        for name, res in zip(names, results):
+            label_rows += labels_csv.label_rows(path, name, res, self.labels)
+            summary_rows += labels_csv.summary_rows(path, name, res, self.labels)
+            self.channels += 1
+            self.errors += bool(res.error)
+            self.speech += sum(b - a for a, b in res.regions)
+            self.windows += len(res.starts)
+        self.writer.write(path, label_rows, summary_rows)
+        self.written += 1
+        if self.plots:
+            from .timeline import plot_timeline
+
+            os.makedirs(self.plots, exist_ok=True)
+            plot_timeline(os.path.join(self.plots, self.plot_names[path]), path, names,
+                          results, self.labels)
+
+
 def predict_archive(sources: list[str], model, out: str,
                     options: PredictOptions = PredictOptions(),
                     progress: Progress | None = None) -> PredictReport:
     """Label every file of ``sources`` with ``model`` (a Predictor or a model folder);
-    writes ``out`` (labels.csv), the summary and, if asked, segments and plots."""
+    writes ``out`` (labels.csv), the summary and, if asked, segments and plots.
+
+    On a cluster, a model folder must be readable by the workers; a Predictor object is
+    sent to each worker once.
+    """
     start = time.perf_counter()
     device = run_device(options.device, options.cluster)
     predictor = load_model(model)
     labels, spec = list(predictor.labels), predictor.spec
-    window = options.window or spec.duration or 2.5
-    wopts = WindowOptions(window=window, hop=options.hop or window / 2,
-                          block_seconds=options.block_seconds, batch=options.batch,
-                          leads=options.leads, vad=options.vad, denoise=options.denoise,
-                          device="auto" if options.cluster else device)
+    wopts = replace(options.windows.sized(spec),
+                    device="auto" if options.cluster else device)
     summary_path = options.summary or os.path.join(os.path.dirname(os.path.abspath(out)),
                                                    "summary.csv")
     fingerprint = {"model": model if isinstance(model, str) else type(model).__name__,
@@ -161,117 +229,16 @@ def predict_archive(sources: list[str], model, out: str,
     writer = LabelWriter(out, summary_path, labels, fingerprint, options.resume)
     all_files = list_archive(sources)
     files = [f for f in all_files if f not in writer.done]
-    plot_names = _plot_names(all_files)
-
-    # file index -> channel names, durations, results; header errors are results already
-    names, results, tasks, durations = [], [], [], []
-    for i, path in enumerate(files):
-        try:
-            sr, frames, n_channels = audio_info(path)
-        except AudioError as err:
-            names.append([""])
-            results.append([ChannelResult(np.zeros(0), np.zeros(0),
-                                          np.zeros((0, len(labels))), error=str(err))])
-            durations.append(0.0)
-            continue
-        chans = [None] if options.mix else list(range(n_channels))
-        names.append(["mix" if c is None else str(c) for c in chans])
-        results.append([None] * len(chans))
-        durations.append(frames / sr if sr else 0.0)
-        tasks += [(i, k, path, c) for k, c in enumerate(chans)]
-    total = sum(durations)
-    counts = {"done_s": 0.0, "files": 0, "errors": 0, "channels": 0, "speech": 0.0,
-              "windows": 0, "next": 0}
-
-    def record(i: int, k: int, res: ChannelResult) -> None:
-        results[i][k] = res
-        counts["done_s"] += durations[i] / len(results[i])
-        while counts["next"] < len(files) and None not in results[counts["next"]]:
-            j = counts["next"]
-            _write_file(files[j], names[j], results[j])
-            results[j] = []
-            counts["next"] += 1
-        if progress:
-            progress(counts["done_s"], total, counts["files"], counts["errors"])
-
-    def _write_file(path: str, chan_names: list[str], chan_results) -> None:
-        label_rows, summary_rows = [], []
-        for name, res in zip(chan_names, chan_results):
-            label_rows += labels_csv.label_rows(path, name, res, labels)
-            summary_rows += labels_csv.summary_rows(path, name, res, labels)
-            counts["channels"] += 1
-            counts["errors"] += bool(res.error)
-            counts["speech"] += sum(b - a for a, b in res.regions)
-            counts["windows"] += len(res.starts)
-        writer.write(path, label_rows, summary_rows)
-        counts["files"] += 1
-        if options.plots:
-            from .timeline import plot_timeline
-
-            os.makedirs(options.plots, exist_ok=True)
-            plot_timeline(os.path.join(options.plots, plot_names[path]), path, chan_names,
-                          chan_results, labels)
-
-    for i, k in [(i, k) for i, rs in enumerate(results) for k, r in enumerate(rs) if r]:
-        record(i, k, results[i][k])  # files whose header could not be read
-    workers = max(1, min(options.workers or os.cpu_count() or 1, len(tasks) or 1))
-    if options.cluster:
-        _run_cluster(tasks, options.cluster, model, spec, wopts, record)
-    elif workers == 1:
-        reuse_freed_memory()
-        with threadpool_limits(1):
-            for i, k, path, c in tasks:
-                record(i, k, run_task(path, c, predictor, wopts))
-    else:
-        _run_pool(tasks, workers, model if isinstance(model, str) else predictor, spec, wopts,
-                  record, lambda: counts["next"])
+    run = _ArchiveRun(files, labels, writer, options.mix, options.plots,
+                      _plot_names(all_files), progress)
+    run.record_header_errors()
+    workers = worker_count(options.workers, len(run.tasks))
+    model_ref = model if isinstance(model, str) else predictor  # workers load a folder
+    for i, k, res in run_tasks(_label_task, run.tasks, spec, workers, options.cluster,
+                               (wopts,), load=load_model, shared=(model_ref,),
+                               loaded_here=predictor, may_start=run.may_start):
+        run.record(i, k, res)
     writer.finish(options.segments)
-    return PredictReport(len(files), counts["channels"], counts["errors"],
-                         len(all_files) - len(files), total, counts["speech"],
-                         counts["windows"], time.perf_counter() - start, workers,
-                         describe(device))
-
-
-def _cluster_task(task, banks, model, spec, wopts: WindowOptions):
-    """One channel on a Dask worker, which loads each model once."""
-    i, k, path, c = task
-    key = model if isinstance(model, str) else id(model)
-    if _WORKER.get("key") != key:
-        _init_worker(model, spec, banks, wopts)
-        _WORKER["key"] = key
-    return i, k, run_task(path, c, _WORKER["predictor"], wopts)
-
-
-def _run_cluster(tasks, address: str, model, spec, wopts: WindowOptions, record) -> None:
-    """Channels as Dask tasks; a model folder must be readable by the workers, a
-    Predictor object is sent to each worker once."""
-    from ..cluster import connect, map_shards
-
-    shared = (filter_banks(spec),) + (() if isinstance(model, str) else (model,))
-    args = (model, spec, wopts) if isinstance(model, str) else (spec, wopts)
-    with connect(address) as client:
-        for i, k, res in map_shards(client, _cluster_task, tasks, args, broadcast=shared):
-            record(i, k, res)
-
-
-#: Most files that may wait, finished, for an earlier file before new tasks start.
-MAX_WAITING_FILES = 256
-
-
-def _run_pool(tasks, workers, model, spec, wopts, record, next_file) -> None:
-    banks = filter_banks(spec)
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                             initializer=_init_worker,
-                             initargs=(model, spec, banks, wopts)) as pool:
-        pending: dict = {}
-        queue = list(reversed(tasks))
-        while queue or pending:
-            while queue and len(pending) < 2 * workers and \
-                    queue[-1][0] - next_file() < MAX_WAITING_FILES:
-                i, k, path, c = queue.pop()
-                pending[pool.submit(_worker_task, i, path, c)] = k
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for f in finished:
-                k = pending.pop(f)
-                i, res = f.result()
-                record(i, k, res)
+    return PredictReport(len(files), run.channels, run.errors, len(all_files) - len(files),
+                         run.total, run.speech, run.windows, time.perf_counter() - start,
+                         workers, describe(device))
