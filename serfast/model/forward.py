@@ -8,6 +8,7 @@ import numpy as np
 
 __all__ = ["member_arrays", "numpy_member", "numpy_forward", "keras_forward"]
 
+
 def member_arrays(member, kind: str) -> dict[str, np.ndarray]:
     """A serfast member's weights as plain arrays, keyed ``layer/i``."""
     names = ["hidden", "out"] + (["conv0", "bn0", "conv1", "bn1"] if kind == "seq" else [])

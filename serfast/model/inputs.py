@@ -15,6 +15,7 @@ __all__ = ["PRIOR_ROWS", "VOICED_DB", "pooled_frame_stats", "moments", "column_s
 PRIOR_ROWS = 4.0  # pseudo-rows of the training distribution added to every group
 VOICED_DB = 25.0  # frames within this many dB of a clip's loudest frame are "voiced"
 
+
 def pooled_frame_stats(frames: list[np.ndarray], n_mels: int) -> np.ndarray:
     """Utterance statistics of frame features: (n, 5 * d + 1) float32.
 

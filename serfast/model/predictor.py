@@ -17,6 +17,7 @@ from .inputs import column_sums, network_inputs, stat_block
 
 __all__ = ["Predictor"]
 
+
 @dataclass
 class Predictor:
     """A trained model ready to score store rows (see :meth:`predict_proba`)."""

@@ -26,6 +26,7 @@ from .predictor import Predictor
 
 __all__ = ["save_model", "read_meta", "load_predictor"]
 
+
 def _flat_norm(norm: dict, gender: GenderClassifier | None) -> dict[str, np.ndarray]:
     flat = {f"{block}/{k}": v for block, m in norm.items() for k, v in m.items()}
     if gender is not None:
