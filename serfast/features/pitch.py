@@ -34,10 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-import librosa
 import numpy as np
 import scipy.fft
-import scipy.stats
 
 from . import pitch_kernels
 
@@ -90,6 +88,9 @@ class _Model:
 def _model(sr: int) -> _Model:
     """The tables of ``librosa.pyin(fmin=FMIN, fmax=FMAX, frame_length=FRAME_LENGTH,
     hop_length=HOP_LENGTH)`` at ``sr``, built with librosa's and SciPy's own functions."""
+    import librosa
+    import scipy.stats
+
     if not FMAX <= sr / 2 or sr / FMIN >= FRAME_LENGTH - 1:
         raise ValueError(f"sample rate {sr} Hz cannot hold pitch {FMIN:g}-{FMAX:g} Hz "
                          f"in {FRAME_LENGTH}-sample frames")

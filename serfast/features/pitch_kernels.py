@@ -58,7 +58,9 @@ def _cmnd(frame, acf, min_period, max_period, energy, diff, out):
         acc = acc + frame[m] * frame[m]
         energy[m] = acc
     two = np.float32(2.0)
-    for k in range(1, max_period + 1):
+    # librosa zeroes energy[0] before it subtracts the energies, so d(1) misses y[0]^2
+    diff[1] = two * (acf[0] - acf[1]) - np.float32(0.0)
+    for k in range(2, max_period + 1):
         diff[k] = two * (acf[0] - acf[k]) - energy[k - 1]
     running = np.float32(0.0)
     for k in range(1, max_period + 1):
