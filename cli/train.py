@@ -8,6 +8,24 @@ import click
 from serfast.io.store import StoreError
 
 
+class Folds(click.ParamType):
+    """``--cv``: a number of speaker folds (0 = none) or ``corpus``."""
+
+    name = "K|corpus"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "corpus":
+            return value
+        try:
+            folds = int(value)
+        except ValueError:
+            folds = -1
+        if folds < 0:
+            self.fail(f"use a number of speaker folds (0 = none) or 'corpus', not {value!r}",
+                      param, ctx)
+        return folds
+
+
 def _library_errors():
     from serfast.model.config import ModelError
     from serfast.model.train import TrainError
@@ -21,8 +39,9 @@ def _library_errors():
               help="Directory to save the trained model and its report in.")
 @click.option("--classes", default="seed6", show_default=True,
               help="seed6 (no calm/surprised), all, or a comma list of emotions.")
-@click.option("--cv", type=click.IntRange(0), default=5, show_default=True,
-              help="Folds of whole speakers; 0 = no cross-validation.")
+@click.option("--cv", type=Folds(), default=5, show_default=True,
+              help="Folds of whole speakers (0 = no cross-validation), or 'corpus': hold "
+                   "out each corpus of STORES in turn (the stores' dataset column).")
 @click.option("--network", type=click.Choice(["serfast", "method"]), default="serfast",
               show_default=True, help="serfast ensemble, or the method's exact SER-FusionNet.")
 @click.option("--extractor", type=click.Choice(["conv1d", "conv2d"]), default="conv1d",
@@ -47,8 +66,9 @@ def _library_errors():
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, ensemble,
           epochs, class_weight, no_augmented, compare_baselines, compare_limit, seed, quiet):
-    """Cross-validate over speaker folds, then train on all rows of STORES (.npy feature
-    stores) and save the model, report.md, report.json and plots in --model DIR."""
+    """Cross-validate over speaker folds (or leave one corpus out), then train on all rows
+    of STORES (.npy feature stores) and save the model, report.md, report.json and plots
+    in --model DIR."""
     from serfast.model.train import TrainOptions, train as run_train
 
     options = TrainOptions(classes=classes, cv=cv, network=network, extractor=extractor,
@@ -64,7 +84,19 @@ def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, 
         s = report["cv"]["summary"]
         click.echo(f"{options.cv}-fold speaker CV: accuracy {100 * s['accuracy']['mean']:.1f} "
                    f"± {100 * s['accuracy']['std']:.1f} %, UAR {s['uar']['mean']:.3f} "
-                   f"± {s['uar']['std']:.3f} ({report['cv_seconds']:.0f} s)")
+                   f"± {s['uar']['std']:.3f}, ECE {report['cv']['pooled']['ece']:.3f} "
+                   f"({report['cv_seconds']:.0f} s)")
+    if "loco" in report:
+        from serfast.model.report import confusion_table, loco_table
+
+        loco = report["loco"]
+        click.echo(f"leave one corpus out: mean UAR {loco['mean_uar']:.3f} over "
+                   f"{len(loco['corpora'])} corpora ({report['loco_seconds']:.0f} s)")
+        click.echo("\n".join(loco_table(loco)))
+        for c in loco["corpora"]:
+            click.echo(f"\n{c['corpus']}: confusion (rows true, columns predicted)")
+            click.echo("\n".join(confusion_table(report["labels"], c["confusion"],
+                                                 c["classes"])))
     if "compare" in report:
         from serfast.model.report import compare_table
 
@@ -100,7 +132,7 @@ def evaluate(model_dir, stores, as_json, predictions):
     labels = result["labels"]
     click.echo(f"{result['n']} clips scored ({result['left_out']} of other classes left out)")
     click.echo(f"accuracy {result['accuracy']:.3f}  UAR {result['uar']:.3f}  "
-               f"macro F1 {result['macro_f1']:.3f}")
+               f"macro F1 {result['macro_f1']:.3f}  ECE {result['ece']:.3f}")
     click.echo("recall: " + "  ".join(f"{lab} {c['recall']:.3f}"
                                       for lab, c in result["per_class"].items()))
     width = max(len(lab) for lab in labels) + 1

@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+__all__ = ["compare_table", "confusion_table", "loco_table", "markdown", "write_report"]
+
 
 def _pct(summary: dict, key: str) -> str:
     return f"{100 * summary[key]['mean']:.1f} ± {100 * summary[key]['std']:.1f} %"
@@ -81,7 +83,9 @@ def markdown(report: dict, pictures: list[str]) -> str:
                   f"({report['cv_seconds']:.0f} s)", "",
                   f"- accuracy **{_pct(s, 'accuracy')}**, UAR **{_pct(s, 'uar')}**",
                   f"- macro precision {_pct(s, 'macro_precision')}, recall "
-                  f"{_pct(s, 'macro_recall')}, F1 {_pct(s, 'macro_f1')}", "",
+                  f"{_pct(s, 'macro_recall')}, F1 {_pct(s, 'macro_f1')}",
+                  f"- expected calibration error {cv['pooled']['ece']:.3f} (all folds pooled; "
+                  f"{cv['pooled']['ece_bins']} equal-width confidence bins)", "",
                   "| fold | speakers | clips | accuracy | UAR | macro F1 | gender acc. |",
                   "|---|---|---|---|---|---|---|"]
         for f in cv["folds"]:
@@ -93,15 +97,53 @@ def markdown(report: dict, pictures: list[str]) -> str:
         for lab, c in cv["pooled"]["per_class"].items():
             lines.append(f"| {lab} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} "
                          f"| {c['support']} |")
-        lines += ["", "Confusion matrix (rows true, columns predicted):", "",
-                  "| | " + " | ".join(report["labels"]) + " |",
-                  "|---" * (len(report["labels"]) + 1) + "|"]
-        for lab, row in zip(report["labels"], cv["pooled"]["confusion"]):
-            lines.append(f"| {lab} | " + " | ".join(str(v) for v in row) + " |")
+        lines += ["", "Confusion matrix (rows true, columns predicted):", ""]
+        lines += confusion_table(report["labels"], cv["pooled"]["confusion"])
         lines += [""] + [f"![{p}]({p})" for p in pictures] + [""]
+    if "loco" in report:
+        lines += [f"## Leave one corpus out ({report['loco_seconds']:.0f} s)", ""]
+        lines += loco_table(report["loco"]) + [""]
+        for c in report["loco"]["corpora"]:
+            lines += [f"Confusion matrix of {c['corpus']} (rows true, columns predicted; "
+                      f"its classes only):", ""]
+            lines += confusion_table(report["labels"], c["confusion"], c["classes"]) + [""]
     if "compare" in report:
         lines += compare_table(report["compare"]) + [""]
     return "\n".join(lines)
+
+
+def confusion_table(labels: list[str], confusion: list[list[int]],
+                    keep: list[str] | None = None) -> list[str]:
+    """A confusion matrix as a Markdown table (rows true, columns predicted), restricted
+    to the classes ``keep`` (default every class)."""
+    keep = list(labels) if keep is None else keep
+    index = [labels.index(lab) for lab in keep]
+    lines = ["| | " + " | ".join(keep) + " |", "|---" * (len(keep) + 1) + "|"]
+    for i in index:
+        lines.append(f"| {labels[i]} | " + " | ".join(str(confusion[i][j]) for j in index)
+                     + " |")
+    return lines
+
+
+def loco_table(loco: dict) -> list[str]:
+    """Leave-one-corpus-out scores as a Markdown table: a row per held-out corpus, then
+    the unweighted mean over corpora. Each corpus is scored on its own classes."""
+    lines = ["| held-out corpus | clips | speakers | classes | accuracy | UAR | macro F1 | "
+             "ECE | accuracy, any class |", "|---" * 9 + "|"]
+    for c in loco["corpora"]:
+        untrained = f" (never trained: {', '.join(c['untrained'])})" if c["untrained"] else ""
+        lines.append(f"| {c['corpus']} | {c['n']} | {c['speakers']} | "
+                     f"{', '.join(c['classes'])}{untrained} | {c['accuracy']:.3f} | "
+                     f"{c['uar']:.3f} | {c['macro_f1']:.3f} | {c['ece']:.3f} | "
+                     f"{c['unrestricted_accuracy']:.3f} |")
+    s = loco["summary"]
+    lines.append(f"| **mean of {len(loco['corpora'])}** | | | | {s['accuracy']['mean']:.3f} | "
+                 f"**{s['uar']['mean']:.3f}** | {s['macro_f1']['mean']:.3f} | "
+                 f"{s['ece']['mean']:.3f} | |")
+    lines += ["", f"Each corpus is scored on the classes it has (the most probable of them); "
+                  f"ECE over {loco['ece_bins']} equal-width confidence bins of those "
+                  f"renormalised probabilities; the last column lets the model pick any class."]
+    return lines
 
 
 def _cell(row: dict | None) -> list[str]:

@@ -4,11 +4,19 @@ cross-validation, scikit-learn comparisons, the gender classifier and evaluation
 Augmented rows (``augment`` set in the store CSV) train with their source clip's speaker
 and are never scored. Per-speaker normalisation groups augmented rows by speaker and
 augmentation, so each augmented copy set is standardised like a separate channel.
+
+A row's corpus is its store's ``dataset`` column (``ravdess``, ``nemo``, ...); rows whose
+dataset names no corpus (``manifest``, ``folders``, ``unlabelled``) take the name of their
+store file (``emoes.npy`` -> ``emoes``). Class weighting balances the classes within each
+corpus, so a class that one corpus lacks is not taught as rare. Leave-one-corpus-out
+(``cv="corpus"``) scores each held-out corpus on the classes it has: the model's answer is
+its most probable class among them (:func:`~serfast.model.metrics.restrict`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -16,7 +24,8 @@ from typing import Callable
 import numpy as np
 
 from ..io.corpus import EMOTIONS
-from .metrics import scores, summarize_folds
+from .metrics import (ECE_BINS, calibration_bins, expected_calibration_error, restrict,
+                      scores, summarize_folds)
 from .config import N_ACOUSTIC, N_VALUES, NetworkConfig
 from .forward import keras_forward, member_arrays
 from .gender import GenderClassifier
@@ -27,8 +36,17 @@ from .networks import (average_members, build_method, build_seq_member, build_st
                        keras_modules, tensorflow)
 from ..io.store import open_store
 
+__all__ = ["CLASS_SETS", "SEED6", "Dataset", "Fitted", "TrainError", "TrainOptions",
+           "GENERIC_DATASETS", "compare", "cross_validate", "evaluate", "fit", "fit_gender",
+           "fit_norm", "fold_rows", "gender_accuracy", "leave_one_corpus_out", "load_dataset",
+           "method_validation", "network_config", "resolve_classes", "sample_weights",
+           "speaker_folds", "train"]
+
 SEED6 = ("neutral", "happy", "sad", "angry", "fearful", "disgust")
 CLASS_SETS = {"seed6": SEED6, "all": EMOTIONS}
+
+#: Store ``dataset`` values that name no corpus: such rows take their store file's name.
+GENERIC_DATASETS = ("", "manifest", "folders", "unlabelled")
 
 
 class TrainError(ValueError):
@@ -40,7 +58,7 @@ class TrainOptions:
     """Options of :func:`train`; None picks the network's default."""
 
     classes: str = "seed6"  # seed6 | all | comma list of canonical emotions
-    cv: int = 5  # speaker folds; 0 = no cross-validation
+    cv: int | str = 5  # speaker folds; 0 = no cross-validation; "corpus" = leave one out
     network: str = "serfast"  # serfast | method
     extractor: str = "conv1d"  # method: conv1d | conv2d
     classifier: str = "mlp"  # method: mlp | lstm | bilstm
@@ -72,7 +90,8 @@ class Dataset:
     """Labelled ok rows of one or more stores. ``values`` (n, 169) float32, ``frames``
     per-row (n_frames, 148) memmap views or None, ``y`` (n,) class index, ``speakers``
     and ``groups`` (n,) str, ``source`` (n,) index of the original row (itself for
-    originals), ``augmented`` (n,) bool, ``paths`` (n,) str."""
+    originals), ``augmented`` (n,) bool, ``paths`` (n,) str, ``corpora`` (n,) str (the
+    row's corpus, see the module docstring)."""
 
     labels: list[str]
     spec: object
@@ -85,6 +104,7 @@ class Dataset:
     augmented: np.ndarray
     paths: np.ndarray
     left_out: int = 0  # labelled original clips whose label is not in ``labels``
+    corpora: np.ndarray | None = None
 
     def subset(self, rows: np.ndarray) -> dict:
         """Arguments of :func:`network_inputs` for ``rows`` (values, frames, groups)."""
@@ -96,7 +116,8 @@ def load_dataset(store_paths: list[str], labels: list[str], need_speakers: bool 
                  need_frames: bool = False) -> Dataset:
     """Read the rows of ``store_paths`` labelled with one of ``labels`` (StoreError and
     TrainError on bad input). All stores must share one feature spec."""
-    values, frames, y, speakers, groups, source, augmented, paths = ([] for _ in range(8))
+    values, frames, y, speakers, groups, source, augmented, paths, corpora = (
+        [] for _ in range(9))
     spec, has_frames, left_out = None, True, 0
     for path in store_paths:
         store = open_store(path)
@@ -105,6 +126,7 @@ def load_dataset(store_paths: list[str], labels: list[str], need_speakers: bool 
                              f"{store_paths[0]}")
         spec = store.spec
         has_frames &= store.frames is not None
+        store_name = os.path.splitext(os.path.basename(path))[0]
         kept: dict[int, int] = {}  # store row -> dataset index of kept original rows
         for i, r in enumerate(store.rows):
             if r["status"] != "ok":
@@ -127,6 +149,7 @@ def load_dataset(store_paths: list[str], labels: list[str], need_speakers: bool 
             source.append(kept[src] if src >= 0 else index)
             augmented.append(src >= 0)
             paths.append(r["path"])
+            corpora.append(store_name if r["dataset"] in GENERIC_DATASETS else r["dataset"])
             values.append(np.asarray(store.values[i]))
             if store.frames is not None:
                 frames.append(store.row_frames(i))
@@ -138,7 +161,7 @@ def load_dataset(store_paths: list[str], labels: list[str], need_speakers: bool 
                          f"{', '.join(store_paths)}")
     return Dataset(labels, spec, np.asarray(values, np.float32), frames if has_frames else None,
                    np.asarray(y), np.asarray(speakers), np.asarray(groups), np.asarray(source),
-                   np.asarray(augmented), np.asarray(paths), left_out)
+                   np.asarray(augmented), np.asarray(paths), left_out, np.asarray(corpora))
 
 
 def speaker_folds(speakers: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -198,12 +221,20 @@ def fit_norm(config: NetworkConfig, ds: Dataset, rows: np.ndarray) -> dict:
     return norm
 
 
-def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
-    """Balanced weights n / (K * count) of the classes present in ``y``."""
-    counts = np.bincount(y, minlength=n_classes)
-    present = counts > 0
-    return {k: float(len(y) / (present.sum() * counts[k])) for k in range(n_classes)
-            if present[k]}
+def sample_weights(y: np.ndarray, corpora: np.ndarray) -> np.ndarray:
+    """Per-row loss weights (n,) that balance the classes within each corpus.
+
+    A row of class k in corpus c weighs n_c / (K_c * n_ck): n_c rows of c, K_c classes
+    present in c, n_ck rows of class k in c. Each corpus keeps its total weight n_c and
+    splits it evenly over the classes it has, so a class absent from one corpus is not
+    made rare by it. One corpus: the balanced class weights n / (K * n_k).
+    """
+    weights = np.empty(len(y), dtype=np.float64)
+    for corpus in np.unique(corpora):
+        rows = np.flatnonzero(corpora == corpus)
+        classes, index, counts = np.unique(y[rows], return_inverse=True, return_counts=True)
+        weights[rows] = len(rows) / (len(classes) * counts[index])
+    return weights
 
 
 @dataclass
@@ -227,7 +258,7 @@ def fit(ds: Dataset, rows: np.ndarray, options: TrainOptions) -> Fitted:
     shapes = {k: v.shape[1:] for k, v in inputs.items()}
     y = ds.y[rows]
     n_classes = len(ds.labels)
-    weights = class_weights(y, n_classes) if options.class_weight else None
+    weights = sample_weights(y, ds.corpora[rows]) if options.class_weight else None
     members, histories = [], []
     if config.network == "serfast":
         for j, kind in enumerate(config.members):
@@ -238,7 +269,7 @@ def fit(ds: Dataset, rows: np.ndarray, options: TrainOptions) -> Fitted:
             member.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
                            metrics=["accuracy"])
             h = member.fit({kind: inputs[kind]}, y, epochs=options.epochs or 40,
-                           batch_size=options.batch_size or 32, class_weight=weights,
+                           batch_size=options.batch_size or 32, sample_weight=weights,
                            shuffle=True, verbose=0)
             members.append(member)
             histories.append(h.history)
@@ -249,9 +280,9 @@ def fit(ds: Dataset, rows: np.ndarray, options: TrainOptions) -> Fitted:
         network = build_method(config, shapes, n_classes)
         network.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
                         metrics=["accuracy"])
-        x_fit, y_fit, fit_args = method_validation(ds, rows, options, inputs, y)
+        x_fit, y_fit, fit_args = method_validation(ds, rows, options, inputs, y, weights)
         h = network.fit(x_fit, y_fit, epochs=options.epochs or 100,
-                        batch_size=options.batch_size or 64, class_weight=weights,
+                        batch_size=options.batch_size or 64,
                         shuffle=True, verbose=0, **fit_args)
         histories.append(h.history)
         member_weights = []
@@ -260,22 +291,25 @@ def fit(ds: Dataset, rows: np.ndarray, options: TrainOptions) -> Fitted:
 
 
 def method_validation(ds: Dataset, rows: np.ndarray, options: TrainOptions,
-                      inputs: dict[str, np.ndarray], y: np.ndarray) -> tuple[dict, np.ndarray, dict]:
+                      inputs: dict[str, np.ndarray], y: np.ndarray,
+                      weights: np.ndarray | None = None) -> tuple[dict, np.ndarray, dict]:
     """The method's early stopping on a validation split of whole training speakers:
-    (training inputs, training targets, extra Keras ``fit`` arguments)."""
+    (training inputs, training targets, extra Keras ``fit`` arguments, with the training
+    rows' ``sample_weight`` when ``weights`` (n,) is given)."""
     keras, _ = keras_modules()
     speakers = np.unique(ds.speakers[rows])
     n_val = math.ceil(options.val_fraction * len(speakers))
     if n_val == 0 or n_val >= len(speakers):
-        return inputs, y, {}
+        return inputs, y, {} if weights is None else {"sample_weight": weights}
     val_speakers = np.random.default_rng(options.seed).choice(speakers, n_val, replace=False)
     is_val = np.isin(ds.speakers[rows], val_speakers)
     scored = is_val & ~ds.augmented[rows]
     val = ({k: v[scored] for k, v in inputs.items()}, y[scored])
     callbacks = [keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True),
                  keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5, min_lr=1e-7)]
+    extra = {} if weights is None else {"sample_weight": weights[~is_val]}
     return ({k: v[~is_val] for k, v in inputs.items()}, y[~is_val],
-            {"validation_data": val, "callbacks": callbacks})
+            {"validation_data": val, "callbacks": callbacks, **extra})
 
 
 # ---------------------------------------------------------------- cross-validation
@@ -310,13 +344,14 @@ def cross_validate(ds: Dataset, options: TrainOptions, progress: Progress = _qui
     """K folds of whole speakers: per-fold scores, their mean ± std, pooled scores of
     every scored clip, training curves and per-fold gender-classifier accuracy."""
     folds = speaker_folds(ds.speakers, options.cv, options.seed)
-    fold_scores, histories, true, pred = [], [], [], []
+    fold_scores, histories, true, pred, probas = [], [], [], [], []
     for f in range(options.cv):
         start = time.perf_counter()
         train_rows, test_rows = fold_rows(ds, folds, f, options.augmented)
         fitted = fit(ds, train_rows, options)
         proba = fitted.predictor.predict_proba(**ds.subset(test_rows))
         s = scores(ds.y[test_rows], proba.argmax(1), ds.labels)
+        s["ece"] = expected_calibration_error(proba, ds.y[test_rows])
         s.update(fold=f, speakers=sorted(set(ds.speakers[test_rows])),
                  gender_accuracy=gender_accuracy(fitted.predictor, ds, test_rows),
                  seconds=round(time.perf_counter() - start, 1))
@@ -324,11 +359,63 @@ def cross_validate(ds: Dataset, options: TrainOptions, progress: Progress = _qui
         histories.append(fitted.history)
         true.append(ds.y[test_rows])
         pred.append(proba.argmax(1))
+        probas.append(proba)
         progress(f"fold {f + 1}/{options.cv}: accuracy {s['accuracy']:.3f}  UAR {s['uar']:.3f}"
-                 f"  ({s['n']} clips, {s['seconds']:.0f} s)")
-    return {"folds": fold_scores, "summary": summarize_folds(fold_scores),
-            "pooled": scores(np.concatenate(true), np.concatenate(pred), ds.labels),
+                 f"  ECE {s['ece']:.3f}  ({s['n']} clips, {s['seconds']:.0f} s)")
+    true, proba = np.concatenate(true), np.concatenate(probas)
+    pooled = scores(true, np.concatenate(pred), ds.labels)
+    pooled.update(ece=expected_calibration_error(proba, true), ece_bins=ECE_BINS,
+                  reliability=calibration_bins(proba, true))
+    return {"folds": fold_scores, "summary": summarize_folds(fold_scores), "pooled": pooled,
             "histories": histories}
+
+
+def leave_one_corpus_out(ds: Dataset, options: TrainOptions,
+                         progress: Progress = _quiet) -> dict:
+    """One fold per corpus: train on every other corpus, score the held-out one.
+
+    A held-out corpus is scored on the classes it has: each clip gets the most probable
+    of those classes, and the probabilities are renormalised over them for the ECE
+    (:func:`~serfast.model.metrics.restrict`). Per corpus: :func:`scores` plus ``corpus``,
+    ``classes`` (its classes), ``untrained`` (its classes that no training corpus has),
+    ``unrestricted_accuracy`` (argmax over every class), ``ece``, ``reliability`` and
+    ``seconds``. ``summary``: the unweighted mean and std over corpora of accuracy,
+    UAR, macro F1 and ECE (``mean_uar`` = the headline number).
+    """
+    names = sorted(set(ds.corpora))
+    if len(names) < 2:
+        raise TrainError(f"--cv corpus needs rows of at least two corpora; "
+                         f"{', '.join(names)} is the only one in these stores")
+    per_corpus, histories = [], []
+    row_corpus = ds.corpora[ds.source]  # augmented rows follow their source clip
+    for name in names:
+        start = time.perf_counter()
+        held_out = row_corpus == name
+        train_rows = np.flatnonzero(~held_out & (options.augmented | ~ds.augmented))
+        test_rows = np.flatnonzero(held_out & ~ds.augmented)
+        fitted = fit(ds, train_rows, options)
+        proba = fitted.predictor.predict_proba(**ds.subset(test_rows))
+        y = ds.y[test_rows]
+        present = np.unique(y)
+        answer = restrict(proba, present)
+        s = scores(y, answer.argmax(1), ds.labels)
+        untrained = sorted(set(present) - set(ds.y[train_rows]))
+        s.update(corpus=name, classes=[ds.labels[k] for k in present],
+                 untrained=[ds.labels[k] for k in untrained],
+                 unrestricted_accuracy=float((proba.argmax(1) == y).mean()),
+                 ece=expected_calibration_error(answer, y),
+                 reliability=calibration_bins(answer, y),
+                 speakers=int(len(np.unique(ds.speakers[test_rows]))),
+                 seconds=round(time.perf_counter() - start, 1))
+        per_corpus.append(s)
+        histories.append(fitted.history)
+        note = f"; never trained on {', '.join(s['untrained'])}" if untrained else ""
+        progress(f"held out {name}: accuracy {s['accuracy']:.3f}  UAR {s['uar']:.3f}  "
+                 f"ECE {s['ece']:.3f}  ({s['n']} clips, {len(present)} classes, "
+                 f"{s['seconds']:.0f} s{note})")
+    summary = summarize_folds(per_corpus)
+    return {"corpora": per_corpus, "summary": summary, "mean_uar": summary["uar"]["mean"],
+            "ece_bins": ECE_BINS, "histories": histories}
 
 
 def _sklearn_models(seed: int) -> dict:
@@ -447,28 +534,37 @@ def compare(ds: Dataset, options: TrainOptions, progress: Progress = _quiet,
 
 def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainOptions(),
           compare_baselines: bool = False, progress: Progress = _quiet) -> dict:
-    """Cross-validate (``options.cv`` > 0), optionally compare, then train the final model
-    on every row and save it with its report in ``model_dir``. Returns the report dict."""
+    """Cross-validate (``options.cv`` > 0 speaker folds, or ``"corpus"``: leave one corpus
+    out), optionally compare, then train the final model on every row and save it with its
+    report in ``model_dir``. Returns the report dict."""
     from .report import write_report
 
     if options.network not in ("serfast", "method"):
         raise TrainError(f"unknown network {options.network!r}; use serfast or method")
+    by_corpus = options.cv == "corpus"
+    if not by_corpus and not (isinstance(options.cv, int) and options.cv >= 0):
+        raise TrainError(f"--cv: use a number of speaker folds or 'corpus' (got {options.cv!r})")
     labels = resolve_classes(options.classes)
-    ds = load_dataset(store_paths, labels,
+    ds = load_dataset(store_paths, labels, need_speakers=not by_corpus,
                       need_frames=options.network == "method" and options.extractor == "conv2d")
     start = time.perf_counter()
     report = {"stores": list(store_paths), "labels": labels, "options": vars(options).copy(),
               "rows": int(len(ds.y)), "clips": int((~ds.augmented).sum()),
               "augmented_rows": int(ds.augmented.sum()), "left_out": ds.left_out,
               "speakers": int(len(np.unique(ds.speakers))),
+              "corpora": {c: int(((ds.corpora == c) & ~ds.augmented).sum())
+                          for c in sorted(set(ds.corpora))},
               "class_counts": {lab: int(((ds.y == k) & ~ds.augmented).sum())
                                for k, lab in enumerate(labels)}}
-    if options.cv:
+    if compare_baselines and (by_corpus or not options.cv):
+        raise TrainError("--compare needs speaker cross-validation (--cv K)")
+    if by_corpus:
+        report["loco"] = leave_one_corpus_out(ds, options, progress)
+        report["loco_seconds"] = round(time.perf_counter() - start, 1)
+    elif options.cv:
         report["cv"] = cross_validate(ds, options, progress)
         report["cv_seconds"] = round(time.perf_counter() - start, 1)
     if compare_baselines:
-        if not options.cv:
-            raise TrainError("--compare needs cross-validation (--cv K)")
         report["compare"] = compare(ds, options, progress,
                                     (report["cv"], report["cv_seconds"]))
         report["compare_seconds"] = round(time.perf_counter() - start - report["cv_seconds"], 1)
@@ -487,8 +583,9 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
     """Score a saved model on the original clips of ``store_paths`` whose label it knows.
 
     Per-speaker normalisation groups rows by speaker (by file when the store has none).
-    Returns :func:`scores` plus ``left_out`` (labelled clips of unknown classes) and
-    ``predictions`` (path, true, predicted, confidence, probabilities).
+    Returns :func:`scores` plus ``ece`` (expected calibration error, 15 bins),
+    ``left_out`` (labelled clips of unknown classes) and ``predictions`` (path, true,
+    predicted, confidence, probabilities).
     """
     predictor = load_predictor(model_dir)
     ds = load_dataset(store_paths, predictor.labels, need_speakers=False,
@@ -499,6 +596,7 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
     proba = predictor.predict_proba(**ds.subset(rows))
     pred = proba.argmax(1)
     result = scores(ds.y[rows], pred, predictor.labels)
+    result["ece"] = expected_calibration_error(proba, ds.y[rows])
     result["left_out"] = ds.left_out
     result["predictions"] = [
         {"path": ds.paths[i], "true": predictor.labels[ds.y[i]],
