@@ -5,7 +5,7 @@ once. A clip takes three kernel calls around SciPy's FFT: :func:`frame_clip` cut
 frames, :func:`spectrum_frames` turns their spectra into per-frame values (|X|, mel power,
 centroid, bandwidth, pitch candidates) and :func:`clip_finish` reduces those to the clip's
 row. All kernels are compiled with ``cache=True`` so only the first run on a machine pays
-for compilation.
+for compilation (the cache is a per-user folder: :mod:`serfast.features.kernel_cache`).
 
 The arithmetic follows librosa 0.11 step by step (``serfast.features.cpu`` states the
 reference definition), with librosa's constants from ``librosa_constants``; comments name
@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from .kernel_cache import njit
 from .librosa_constants import (OCTAVE_ZERO_HZ, PIPTRACK_THRESHOLD, TINY32, VARIANCE_FLOOR,
                                 ZCR_THRESHOLD)
 

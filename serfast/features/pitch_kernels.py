@@ -6,7 +6,7 @@ from the cumulative mean on. A clip takes three kernel calls around SciPy's FFT 
 gives the frames' autocorrelation): :func:`frame_padded` cuts the frames,
 :func:`yin_frames` turns them into YIN's F0 and pYIN's observation candidates, and
 :func:`viterbi_states` decodes pYIN's state sequence. All kernels are compiled with
-``cache=True``.
+``cache=True``, cached per user (:mod:`serfast.features.kernel_cache`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from .kernel_cache import njit
 
 __all__ = ["frame_padded", "yin_frames", "viterbi_states"]
 
