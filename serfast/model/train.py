@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from functools import partial
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -31,7 +32,8 @@ from .forward import keras_forward, member_arrays
 from .gender import GenderClassifier
 from .inputs import gender_column, moments, network_inputs, stat_block, standardize
 from .predictor import Predictor
-from .saved import load_predictor, save_model
+from .clips import clip_ids, load_clip_ids, trained_on
+from .saved import check_model_dir, load_predictor, save_model
 from .networks import (average_members, build_method, build_seq_member, build_stats_member,
                        keras_modules, tensorflow)
 from ..io.store import open_store
@@ -79,6 +81,10 @@ def resolve_classes(classes: str) -> list[str]:
         return list(CLASS_SETS[classes])
     wanted = [c.strip() for c in classes.split(",") if c.strip()]
     unknown = [c for c in wanted if c not in EMOTIONS]
+    repeated = sorted({c for c in wanted if wanted.count(c) > 1})
+    if repeated:
+        raise TrainError(f"--classes names {', '.join(repeated)} more than once "
+                         f"(got {classes!r})")
     if unknown or len(wanted) < 2:
         raise TrainError(f"--classes: use seed6, all or a comma list of at least two of "
                          f"{', '.join(EMOTIONS)} (got {classes!r})")
@@ -138,7 +144,9 @@ def load_dataset(store_paths: list[str], labels: list[str], need_speakers: bool 
                 left_out += bool(r["label"])
                 continue
             if need_speakers and not r["speaker"]:
-                raise TrainError(f"{path}: row {i} has no speaker; speaker folds need one")
+                raise TrainError(f"{path}: row {i} has no speaker; cross-validation over "
+                                 f"speaker folds (--cv K) needs one for every clip: use "
+                                 f"--cv 0 (or a manifest with speakers)")
             index = len(y)
             if src < 0:
                 kept[i] = index
@@ -454,6 +462,57 @@ class _Features:
         return make(train_rows), make
 
 
+class _Comparison:
+    """The cells of :func:`compare`, each cross-validated under the same speaker folds."""
+
+    def __init__(self, ds: Dataset, options: TrainOptions, progress: Progress):
+        self.ds, self.options, self.progress = ds, options, progress
+        self.folds = speaker_folds(ds.speakers, options.cv, options.seed)
+        self.features = _Features(ds, options)
+        self.cells: list[dict] = []
+
+    def run(self, name: str, augmented: bool,
+            one_fold: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        """Cross-validate one cell: ``one_fold(train rows, test rows)`` predicts classes;
+        stops early when the projected time exceeds ``compare_limit``."""
+        ds, cv, limit = self.ds, self.options.cv, self.options.compare_limit
+        start, per_fold, note = time.perf_counter(), [], ""
+        for f in range(cv):
+            train_rows, test_rows = fold_rows(ds, self.folds, f, augmented)
+            pred = one_fold(train_rows, test_rows)
+            per_fold.append(scores(ds.y[test_rows], pred, ds.labels))
+            projected = (time.perf_counter() - start) / (f + 1) * cv
+            if f + 1 < cv and limit and projected > limit:
+                note = (f"stopped after {f + 1} of {cv} folds: projected "
+                        f"{projected / 60:.0f} min > limit {limit / 60:.0f} min")
+                break
+        self.record(name, augmented, per_fold, time.perf_counter() - start, note)
+
+    def record(self, name: str, augmented: bool, per_fold: list[dict], seconds: float,
+               note: str = "") -> None:
+        """Add the cell of these fold scores and report it."""
+        summary = summarize_folds(per_fold)
+        self.cells.append({"name": name, "augmented": augmented,
+                           **{k: summary[k] for k in ("accuracy", "uar")},
+                           "folds": len(per_fold), "seconds": round(seconds, 1), "note": note})
+        self.progress(f"compare: {name}, {'with' if augmented else 'without'} augmentation: "
+                      f"accuracy {summary['accuracy']['mean']:.3f} ± "
+                      f"{summary['accuracy']['std']:.3f}, UAR {summary['uar']['mean']:.3f} "
+                      f"({seconds:.0f} s){'; ' + note if note else ''}")
+
+    def network_fold(self, variant: TrainOptions, train_rows: np.ndarray,
+                     test_rows: np.ndarray) -> np.ndarray:
+        """Classes of the test rows by a network of ``variant`` fitted on the training rows."""
+        fitted = fit(self.ds, train_rows, variant)
+        return fitted.predictor.predict_proba(**self.ds.subset(test_rows)).argmax(1)
+
+    def baseline_fold(self, make_model: Callable, kind: str, train_rows: np.ndarray,
+                      test_rows: np.ndarray) -> np.ndarray:
+        """Classes of the test rows by a scikit-learn model on the ``kind`` inputs."""
+        x_train, make_x = self.features(kind, train_rows)
+        return make_model().fit(x_train, self.ds.y[train_rows]).predict(make_x(test_rows))
+
+
 def compare(ds: Dataset, options: TrainOptions, progress: Progress = _quiet,
             main: tuple[dict, float] | None = None) -> list[dict]:
     """The research question under the same speaker folds: scikit-learn baselines on the
@@ -468,52 +527,14 @@ def compare(ds: Dataset, options: TrainOptions, progress: Progress = _quiet,
     time exceeds ``options.compare_limit`` seconds stops after the folds done so far
     and says so in ``note`` (its mean is then over fewer folds).
     """
-    folds = speaker_folds(ds.speakers, options.cv, options.seed)
     settings = [False, True] if ds.augmented.any() else [False]
-    features = _Features(ds, options)
-    cells = []
-
-    def run(name: str, augmented: bool, one_fold: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
-        start, per_fold, note = time.perf_counter(), [], ""
-        for f in range(options.cv):
-            train_rows, test_rows = fold_rows(ds, folds, f, augmented)
-            pred = one_fold(train_rows, test_rows)
-            per_fold.append(scores(ds.y[test_rows], pred, ds.labels))
-            elapsed = time.perf_counter() - start
-            projected = elapsed / (f + 1) * options.cv
-            if f + 1 < options.cv and options.compare_limit and projected > options.compare_limit:
-                note = (f"stopped after {f + 1} of {options.cv} folds: projected "
-                        f"{projected / 60:.0f} min > limit {options.compare_limit / 60:.0f} min")
-                break
-        record(name, augmented, per_fold, time.perf_counter() - start, note)
-
-    def record(name: str, augmented: bool, per_fold: list[dict], seconds: float,
-               note: str = "") -> None:
-        summary = summarize_folds(per_fold)
-        cells.append({"name": name, "augmented": augmented,
-                      **{k: summary[k] for k in ("accuracy", "uar")},
-                      "folds": len(per_fold), "seconds": round(seconds, 1), "note": note})
-        progress(f"compare: {name}, {'with' if augmented else 'without'} augmentation: "
-                 f"accuracy {summary['accuracy']['mean']:.3f} ± {summary['accuracy']['std']:.3f}"
-                 f", UAR {summary['uar']['mean']:.3f} ({seconds:.0f} s){'; ' + note if note else ''}")
-
-    def network(variant: TrainOptions) -> Callable:
-        def one_fold(train_rows, test_rows):
-            fitted = fit(ds, train_rows, variant)
-            return fitted.predictor.predict_proba(**ds.subset(test_rows)).argmax(1)
-        return one_fold
-
-    def baseline(make_model: Callable, kind: str) -> Callable:
-        def one_fold(train_rows, test_rows):
-            x_train, make_x = features(kind, train_rows)
-            return make_model().fit(x_train, ds.y[train_rows]).predict(make_x(test_rows))
-        return one_fold
-
+    cmp = _Comparison(ds, options, progress)
     for kind in ("values", "serfast"):
+        inputs = "store values (global z-score)" if kind == "values" else "serfast features"
         for name, make in _sklearn_models(options.seed).items():
-            label = f"{name} on {'store values (global z-score)' if kind == 'values' else 'serfast features'}"
             for augmented in settings:
-                run(label, augmented, baseline(make, kind))
+                cmp.run(f"{name} on {inputs}", augmented,
+                        partial(cmp.baseline_fold, make, kind))
     default = replace(options, network="serfast", extractor="conv1d", classifier="mlp",
                       norm=None)
     method = replace(options, network="method", extractor="conv1d", classifier="mlp",
@@ -524,10 +545,11 @@ def compare(ds: Dataset, options: TrainOptions, progress: Progress = _quiet,
         for augmented in settings:
             if main is not None and augmented == options.augmented \
                     and replace(variant, compare_limit=0) == replace(options, compare_limit=0):
-                record(name, augmented, main[0]["folds"], main[1])
+                cmp.record(name, augmented, main[0]["folds"], main[1])
             else:
-                run(name, augmented, network(replace(variant, augmented=augmented)))
-    return cells
+                cmp.run(name, augmented,
+                        partial(cmp.network_fold, replace(variant, augmented=augmented)))
+    return cmp.cells
 
 
 # ---------------------------------------------------------------- train / evaluate
@@ -545,7 +567,8 @@ def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainO
     if not by_corpus and not (isinstance(options.cv, int) and options.cv >= 0):
         raise TrainError(f"--cv: use a number of speaker folds or 'corpus' (got {options.cv!r})")
     labels = resolve_classes(options.classes)
-    ds = load_dataset(store_paths, labels, need_speakers=not by_corpus,
+    check_model_dir(model_dir)
+    ds = load_dataset(store_paths, labels, need_speakers=not by_corpus and options.cv != 0,
                       need_frames=options.network == "method" and options.extractor == "conv2d")
     start = time.perf_counter()
     report = {"stores": list(store_paths), "labels": labels, "options": vars(options).copy(),
@@ -572,9 +595,11 @@ def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainO
     final = fit(ds, all_rows, options)
     report["final_history"] = final.history
     report["seconds"] = round(time.perf_counter() - start, 1)
+    originals = np.flatnonzero(~ds.augmented)
     save_model(model_dir, final.predictor, final.network, final.member_weights,
-               {"training": {k: report[k] for k in ("stores", "rows", "clips", "speakers")}})
-    write_report(model_dir, report)
+               {"training": {k: report[k] for k in ("stores", "rows", "clips", "speakers")}},
+               clips=clip_ids(ds.paths[originals], ds.values[originals]),
+               write_more=lambda folder: write_report(folder, report))
     progress(f"saved the model trained on {len(all_rows)} rows -> {model_dir}")
     return report
 
@@ -584,8 +609,9 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
 
     Per-speaker normalisation groups rows by speaker (by file when the store has none).
     Returns :func:`scores` plus ``ece`` (expected calibration error, 15 bins),
-    ``left_out`` (labelled clips of unknown classes) and ``predictions`` (path, true,
-    predicted, confidence, probabilities).
+    ``left_out`` (labelled clips of unknown classes), ``trained_on`` (how many of the
+    scored clips the model was trained on; None if the model does not record its training
+    clips) and ``predictions`` (path, true, predicted, confidence, probabilities).
     """
     predictor = load_predictor(model_dir)
     ds = load_dataset(store_paths, predictor.labels, need_speakers=False,
@@ -598,6 +624,9 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
     result = scores(ds.y[rows], pred, predictor.labels)
     result["ece"] = expected_calibration_error(proba, ds.y[rows])
     result["left_out"] = ds.left_out
+    model_clips = load_clip_ids(model_dir)
+    result["trained_on"] = None if model_clips is None else int(
+        trained_on(model_clips, clip_ids(ds.paths[rows], ds.values[rows])).sum())
     result["predictions"] = [
         {"path": ds.paths[i], "true": predictor.labels[ds.y[i]],
          "predicted": predictor.labels[p], "confidence": float(pr[p]),
