@@ -373,6 +373,7 @@ def test_urdu_lookalikes_are_unlabelled(tmp_path, name):
         ("Sound Source/Calm/12_ek_ağlamak.wav", ("turev-db", "turev-db_ek", "", "calm")),
         ("TurEV-DB/Sound Source/Happy/7_bs_bir_iki.wav", ("turev-db", "turev-db_bs", "", "happy")),
         ("sound source/sad/99_KZ_x.wav", ("turev-db", "turev-db_kz", "", "sad")),
+        ("Sound Source/Happy/3_ab2_x.wav", ("turev-db", "turev-db_ab2", "", "happy")),
     ],
 )
 def test_turev(tmp_path, name, expected):

@@ -180,7 +180,7 @@ _EMOVO_LABELS = {"dis": "disgust", "gio": "happy", "neu": "neutral", "pau": "fea
                  "rab": "angry", "sor": "surprised", "tri": "sad"}
 _URDU = re.compile(r"(S([MF])\d+)_F\d+_([AHNS])\d+", re.I)
 _URDU_LABELS = {"A": "angry", "H": "happy", "N": "neutral", "S": "sad"}
-_TUREV = re.compile(r"\d+_([^\W\d_]+)_.+")
+_TUREV = re.compile(r"\d+_([^\W_]+)_.+")
 _TUREV_LABELS = {"angry": "angry", "calm": "calm", "happy": "happy", "sad": "sad"}
 _TUREV_ROOT = "sound source"
 
