@@ -40,7 +40,7 @@ import scipy.fft
 from . import pitch_kernels
 
 __all__ = ["FMIN", "FMAX", "FRAME_LENGTH", "HOP_LENGTH", "PITCH_COLUMNS", "pitch_track",
-           "yin_track", "pitch_stats", "pitch_row", "pitch_rows"]
+           "yin_track", "pitch_tracks", "pitch_stats", "pitch_row", "pitch_rows"]
 
 #: pYIN/YIN search range in Hz.
 FMIN, FMAX = 60.0, 500.0
@@ -181,8 +181,14 @@ def pitch_track(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     y : (n,) float32, n >= 1.  Returns ``f0`` (T,) float64 Hz, NaN where unvoiced;
     ``voiced_flag`` (T,) bool; ``voiced_prob`` (T,) float64 in [0, 1]; T = 1 + n // hop.
     """
+    return pitch_tracks(y, sr)[:3]
+
+
+def pitch_tracks(y: np.ndarray, sr: int):
+    """:func:`pitch_track` and :func:`yin_track` from one pass over the clip:
+    ``(f0, voiced_flag, voiced_prob, yin_f0)``."""
     model = _model(sr)
-    _, voiced_prob, cand_bin, cand_logp, n_cand = _observations(y, model)
+    yin_f0, voiced_prob, cand_bin, cand_logp, n_cand = _observations(y, model)
     states = np.empty(len(voiced_prob), np.int64)
     pitch_kernels.viterbi_states(model.log_trans_band, model.log_trans_src, model.log_trans_off, model.log_p_init,
                                  model.n_bins, n_cand, cand_bin, cand_logp, voiced_prob,
@@ -190,7 +196,7 @@ def pitch_track(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     voiced = states < model.n_bins
     f0 = model.freqs[states % model.n_bins]
     f0[~voiced] = np.nan
-    return f0, voiced, voiced_prob
+    return f0, voiced, voiced_prob, yin_f0
 
 
 def pitch_stats(f0: np.ndarray, voiced_flag: np.ndarray, voiced_prob: np.ndarray,
