@@ -295,7 +295,9 @@ def test_overview_and_table_in_chromium(results):
     assert SCRIPT_FILE in names and FORMULA in names  # shown as text...
     assert len(dom.all("script")) == 2  # ...never run as markup
     assert "not a readable audio file" in rows[-1].one("td", data_key="err").text()
-    href = dom.one("a", id="download").attrs["href"]
+    assert dom.one("a", id="download").attrs["href"] == "#"  # made when it is used:
+    probe = "document.getElementById('download').dispatchEvent(new Event('focus'));"
+    href = render(page, "", probe).one("a", id="download").attrs["href"]
     table = list(csv.reader(urllib.parse.unquote(href.split(",", 1)[1]).splitlines()))
     assert [r[1] for r in table[1:]] == [files[i] for i in expected]
     names = [os.path.basename(files[i]) for i in expected]
@@ -404,3 +406,44 @@ def test_call_timelines_stretches_and_player_in_chromium(results):
     errors = [e.text() for e in broken.all("div", class_="error")]
     assert len(errors) == 2 and any("not a readable audio file" in e for e in errors)
     assert any(e.startswith("The browser cannot play ../audio/broken.wav") for e in errors)
+
+
+def write_many(folder, n):
+    """labels and summary CSVs of ``n`` short calls (no audio), negativity rising with i."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    with open(folder / "labels.csv", "w", newline="") as lf, \
+            open(folder / "summary.csv", "w", newline="") as sf_:
+        lw, sw = csv.writer(lf), csv.writer(sf_)
+        lw.writerow(label_fields(LABELS))
+        sw.writerow(summary_fields(LABELS))
+        for i in range(n):
+            f = str(folder / f"c{i:04d}.wav")
+            for ch in (0, 1):
+                p = rng.dirichlet(np.ones(len(LABELS)), 3)
+                lw.writerows([f, ch, f"{t:.3f}", f"{t + 2.5:.3f}", LABELS[q.argmax()],
+                              f"{q.max():.4f}"] + [f"{v:.4f}" for v in q] + [""]
+                             for t, q in zip((1.0, 2.25, 3.5), p))
+                sw.writerow([f, ch, "10.000", "5.000", 3, "happy", "0.2500", "0.2500",
+                             "0.2500", "0.2500", "1.00", "3.00", f"{0.5 + i / 1000:.4f}", ""])
+
+
+@browser
+def test_long_table_lists_pages_as_it_scrolls_and_sorts_all_calls(tmp_path):
+    write_many(tmp_path, 450)
+    page = tmp_path / "report.html"
+    write_report(str(tmp_path), str(page))
+    probe = """
+    const out = {}, box = document.querySelector('.tablebox'), n = () => document.querySelectorAll('#rows tr').length;
+    out.first = n(); out.count = document.getElementById('count').textContent;
+    box.scrollTop = box.scrollHeight; box.dispatchEvent(new Event('scroll')); out.second = n();
+    box.scrollTop = box.scrollHeight; box.dispatchEvent(new Event('scroll')); out.third = n();
+    document.querySelector('th[data-key=neg]').click();
+    out.least = document.querySelector('#rows tr').getAttribute('data-call'); out.after = n();
+    const pre = document.createElement('pre'); pre.id = 'probe';
+    pre.textContent = JSON.stringify(out); document.body.append(pre);
+    """
+    got = json.loads(render(page, "", probe).one(id="probe").text())
+    assert (got["first"], got["second"], got["third"]) == (200, 400, 450)
+    assert got["count"] == "450 of 450 calls (the first 200 listed; scroll the table for more)"
+    assert (got["least"], got["after"]) == ("1", 200)  # sorted over all, listed from the top
