@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serfast.calls.html_report import (ReportError, audio_href, find_outputs, negative_runs,
-                                       pack_windows, read_results, unpack_windows,
-                                       write_report)
+from serfast.calls.html_report import (ReportError, audio_href, channel_titles,
+                                       find_outputs, negative_runs, pack_windows,
+                                       read_results, unpack_windows, write_report)
 from serfast.calls.labels import label_fields, summary_fields
 
 LABELS = ["neutral", "happy", "sad", "angry"]
@@ -138,6 +138,12 @@ def test_read_results_matches_the_csvs(results, tmp_path):
     assert data["calls"][2]["channels"][1]["negative"] == [4.0, 10.0, 0.85]
 
 
+def test_channel_titles():
+    assert channel_titles(["0", "1", "2", "mix", ""]) == {
+        "0": "agent", "1": "customer", "2": "channel 2", "mix": "mix", "": "file"}
+    assert channel_titles(["0", "1"], ("rep",)) == {"0": "rep", "1": "channel 1"}
+
+
 def test_audio_href_is_relative_to_the_page(tmp_path):
     assert audio_href(str(tmp_path / "a b" / "c#1.wav"), str(tmp_path / "r.html")) == \
         "a%20b/c%231.wav"
@@ -154,7 +160,8 @@ def test_page_embeds_names_as_data_only_and_overwrites_only_reports(results, tmp
     assert text.lower().count("<script") == 2 and text.lower().count("</script") == 2
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)
-    write_report(str(labels), str(page))  # its own earlier page is replaced
+    write_report(str(labels), str(page), title="<b>{{data}}</b>")  # its own page is replaced
+    assert "<title>&lt;b&gt;{{data}}&lt;/b&gt;</title>" in page.read_text()
     other = tmp_path / "notes.html"
     other.write_text("<html>mine</html>")
     with pytest.raises(ReportError, match="is not a serfast report"):
