@@ -2,9 +2,11 @@
 
 import csv
 import json
+import os
 
 import click
 
+from serfast.io.files import atomic_write
 from serfast.io.store import StoreError
 
 
@@ -114,18 +116,27 @@ def evaluate(model_dir, stores, as_json, predictions):
     """Score the saved model MODEL_DIR on the labelled clips of STORES."""
     from serfast.model.train import evaluate as run_evaluate
 
+    if predictions and not os.path.isdir(os.path.dirname(os.path.abspath(predictions))):
+        raise click.ClickException(f"--predictions {predictions}: its folder does not exist")
     try:
         result = run_evaluate(model_dir, list(stores))
     except _library_errors() as err:
         raise click.ClickException(str(err)) from None
     rows = result.pop("predictions")
+    if result["trained_on"]:
+        click.echo(f"warning: the model was trained on {result['trained_on']} of these "
+                   f"{result['n']} clips; their scores overstate how it does on new clips",
+                   err=True)
     if predictions:
-        with open(predictions, "w", newline="", encoding="utf-8") as fh:
-            fields = ["path", "true", "predicted", "confidence"] + [
-                f"p_{lab}" for lab in result["labels"]]
-            writer = csv.DictWriter(fh, fields)
-            writer.writeheader()
-            writer.writerows(rows)
+        try:
+            with atomic_write(predictions, "w", newline="", encoding="utf-8") as fh:
+                fields = ["path", "true", "predicted", "confidence"] + [
+                    f"p_{lab}" for lab in result["labels"]]
+                writer = csv.DictWriter(fh, fields)
+                writer.writeheader()
+                writer.writerows(rows)
+        except OSError as err:
+            raise click.ClickException(f"--predictions {predictions}: {err.strerror}") from None
     if as_json:
         click.echo(json.dumps(result))
         return

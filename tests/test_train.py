@@ -1,11 +1,15 @@
 """Tests of serfast train/evaluate on a tiny synthetic store (no corpus, no GPU)."""
 
 import csv
+import glob
 import json
 import os
+import pathlib
+import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 from click.testing import CliRunner
 
 from serfast import TrainOptions, train
@@ -143,10 +147,12 @@ def test_evaluate_json_predictions_and_label_subset(stores, tmp_path):
     result = CliRunner().invoke(main, ["evaluate", model_dir, stores["aug"], "--json",
                                        "--predictions", out])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert {"accuracy", "uar", "per_class", "confusion", "labels", "n"} <= set(data)
     assert data["labels"] == ["neutral", "happy", "sad"]
     assert data["n"] == 36 and data["left_out"] == 36  # augmented rows are never scored
+    assert data["trained_on"] == 36  # the plain store's clips are the aug store's originals
+    assert "the model was trained on 36 of these 36 clips" in result.stderr
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 36
@@ -361,4 +367,132 @@ def test_speaker_cv_and_evaluate_report_calibration(stores, trained):
         assert "expected calibration error" in fh.read()
     result = CliRunner().invoke(main, ["evaluate", model_dir, stores["plain"], "--json"])
     assert result.exit_code == 0, result.output
-    assert 0 <= json.loads(result.output)["ece"] <= 1
+    assert 0 <= json.loads(result.stdout)["ece"] <= 1
+
+
+# --- the model folder: written whole, never over what serfast did not write ----------------
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(pathlib.Path(folder).iterdir())}
+
+
+def test_a_failed_save_leaves_the_old_model_as_it_was(stores, trained, tmp_path, monkeypatch):
+    import serfast.model.report
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained[0], model_dir)
+    before = _snapshot(model_dir)
+
+    def crash(folder, report):  # dies after network.keras, norm.npz and weights.npz
+        assert {"network.keras", "norm.npz", "weights.npz"} <= set(os.listdir(folder))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(serfast.model.report, "write_report", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train([stores["plain"]], str(model_dir), TrainOptions(cv=0, ensemble=1, epochs=1))
+    assert _snapshot(model_dir) == before
+    assert sorted(os.listdir(tmp_path)) == ["model"]  # no half-written sibling left
+    monkeypatch.undo()
+    train([stores["plain"]], str(model_dir), TrainOptions(cv=0, ensemble=1, epochs=1))
+    after = _snapshot(model_dir)
+    assert after["norm.npz"] != before["norm.npz"] and "folds.png" not in after
+    assert json.loads(after["model.json"])["files"] == sorted(after)
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+@pytest.mark.parametrize("foreign", ["notes.txt", None])
+def test_a_folder_serfast_did_not_write_is_never_replaced(stores, trained, tmp_path, foreign):
+    model_dir = tmp_path / "model"
+    if foreign:  # a serfast model with a file of the user's in it
+        shutil.copytree(trained[0], model_dir)
+        (model_dir / foreign).write_text("mine")
+    else:  # a folder of the user's
+        model_dir.mkdir()
+        (model_dir / "data.csv").write_text("mine")
+    before = _snapshot(model_dir)
+    result = CliRunner().invoke(main, ["train", stores["plain"], "--model", str(model_dir),
+                                       "--cv", "2", "--epochs", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1  # refused before any fold
+    assert ("serfast did not write (notes.txt)" if foreign else "is not a serfast model folder"
+            ) in result.output
+    assert _snapshot(model_dir) == before and sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_an_unwritable_model_folder_fails_before_cross_validation(stores, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(main, ["train", stores["plain"], "--model",
+                                       str(tmp_path / "file" / "model"), "--cv", "2"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: cannot write the model to {tmp_path / 'file' / 'model'}: "
+        f"{tmp_path / 'file'} is a file"]
+
+
+def _copy_store(store, folder):
+    folder.mkdir()
+    stem = store[:-len(".npy")]
+    for path in glob.glob(stem + ".*"):
+        shutil.copy(path, folder)
+    return str(folder / os.path.basename(store))
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("store json", "damaged serfast store"),
+    ("norm.npz", "is an incomplete model: norm.npz is missing"),
+    ("weights.npz", "is an incomplete model: weights.npz is missing"),
+    ("predictions folder", "its folder does not exist"),
+])
+def test_evaluate_errors_are_one_line(stores, trained, tmp_path, damage, message):
+    model_dir, store = tmp_path / "model", stores["plain"]
+    shutil.copytree(trained[0], model_dir)
+    args = []
+    if damage == "store json":
+        store = _copy_store(store, tmp_path / "store")
+        with open(store[:-len(".npy")] + ".json", "r+") as fh:
+            fh.truncate(40)
+    elif damage == "predictions folder":
+        args = ["--predictions", str(tmp_path / "missing" / "p.csv")]
+    else:
+        os.remove(model_dir / damage)
+    result = CliRunner().invoke(main, ["evaluate", str(model_dir), store, *args])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    line, = result.output.strip().splitlines()
+    assert line.startswith("Error: ") and message in line
+
+
+def test_duplicate_classes_are_refused():
+    with pytest.raises(TrainError, match="names sad more than once"):
+        resolve_classes("sad,sad")
+    with pytest.raises(TrainError, match="names sad more than once"):
+        resolve_classes("happy, sad,sad")
+
+
+@pytest.fixture(scope="module")
+def label_folders(tmp_path_factory):
+    """A folder-per-label corpus (no speakers): happy/ and sad/, 6 clips each."""
+    from serfast.demo import synth_clip
+
+    root = tmp_path_factory.mktemp("folders")
+    for emotion in ("happy", "sad"):
+        (root / "corpus" / emotion).mkdir(parents=True)
+        for k in range(6):
+            sf.write(root / "corpus" / emotion / f"{k}.wav", synth_clip(emotion, k + 1, k),
+                     22050, subtype="PCM_16")
+    store = str(root / "folders.npy")
+    extract(str(root / "corpus"), store, ExtractOptions(frames=True, workers=1))
+    return root, store
+
+
+def test_a_corpus_without_speakers_trains_without_cross_validation(label_folders):
+    root, store = label_folders
+    report = train([store], str(root / "model"),
+                   TrainOptions(classes="happy,sad", cv=0, ensemble=1, epochs=2))
+    assert report["clips"] == 12 and "cv" not in report
+    assert load_predictor(str(root / "model")).labels == ["happy", "sad"]
+    result = CliRunner().invoke(main, ["train", store, "--model", str(root / "m2"),
+                                       "--classes", "happy,sad", "--cv", "2"])
+    assert result.exit_code == 1
+    line, = result.output.strip().splitlines()
+    assert "has no speaker" in line and "--cv 0" in line
