@@ -496,3 +496,28 @@ def test_a_corpus_without_speakers_trains_without_cross_validation(label_folders
     assert result.exit_code == 1
     line, = result.output.strip().splitlines()
     assert "has no speaker" in line and "--cv 0" in line
+
+
+def test_plots_show_whole_folds_the_mean_and_which_network_each_curve_is(monkeypatch, tmp_path):
+    import serfast.model.report as model_report
+
+    figures = {}
+    monkeypatch.setattr(model_report, "_save",
+                        lambda fig, folder, name: figures.setdefault(name, fig) and name)
+    hist = {"loss": [1.0, 0.6, 0.4, 0.3]}
+    report = {"labels": ["happy", "sad"], "options": {"network": "serfast", "ensemble": 2},
+              "cv": {"pooled": {"confusion": [[3, 1], [0, 4]]},
+                     "folds": [{"accuracy": a} for a in (0.8, 0.9, 0.85)],
+                     "histories": [[hist] * 4] * 3}}
+    assert model_report._plots(str(tmp_path), report) == ["confusion.png", "folds.png",
+                                                          "curves.png"]
+    folds = figures["folds.png"].axes[0]
+    assert list(folds.get_xticks()) == [1, 2, 3]
+    mean, = folds.lines
+    assert mean.get_ydata()[0] == pytest.approx(0.85)
+    assert mean.get_zorder() > max(bar.get_zorder() for bar in folds.patches)
+    assert folds.get_ylim()[1] > 1  # room for the legend above the bars
+    curves = figures["curves.png"].axes[0]
+    assert [t.get_text() for t in curves.get_legend().get_texts()] == [
+        "fold 1", "fold 2", "fold 3", "statistics MLP", "frame CNN"]
+    assert {line.get_linestyle() for line in curves.lines} == {"-", "--"}

@@ -15,17 +15,29 @@ def _pct(summary: dict, key: str) -> str:
     return f"{100 * summary[key]['mean']:.1f} ± {100 * summary[key]['std']:.1f} %"
 
 
-def _plots(model_dir: str, report: dict) -> list[str]:
-    """Write the PNGs; returns their file names."""
-    import matplotlib
+def _member_names(report: dict, n_members: int) -> list[str]:
+    """What each training history of one fit is: the serfast ensemble's members (statistics
+    MLPs first, then frame CNNs) or the method's network."""
+    opts = report["options"]
+    if opts["network"] != "serfast":
+        return [f"method network ({opts['extractor']} + {opts['classifier']})"] * n_members
+    ensemble = opts["ensemble"]
+    return [f"statistics MLP {j + 1}" if j < ensemble else f"frame CNN {j - ensemble + 1}"
+            for j in range(n_members)]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _plots(model_dir: str, report: dict) -> list[str]:
+    """Write the PNGs; returns their file names. Uses matplotlib's Figure directly, so the
+    caller's pyplot backend and figures are left alone."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     cv, labels, names = report["cv"], report["labels"], []
     cm = np.asarray(cv["pooled"]["confusion"], dtype=float)
     rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for (i, j), v in np.ndenumerate(cm):
         ax.text(j, i, int(v), ha="center", va="center",
@@ -36,20 +48,36 @@ def _plots(model_dir: str, report: dict) -> list[str]:
     ax.set_yticklabels(labels)
     names.append(_save(fig, model_dir, "confusion.png"))
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     acc = [f["accuracy"] for f in cv["folds"]]
-    ax.bar(range(1, len(acc) + 1), acc, color="tab:blue")
-    ax.axhline(np.mean(acc), color="black", linestyle="--", label=f"mean {np.mean(acc):.3f}")
-    ax.set(xlabel="fold", ylabel="accuracy", ylim=(0, 1), title="Accuracy per fold")
-    ax.legend()
+    folds = range(1, len(acc) + 1)
+    ax.bar(folds, acc, color="tab:blue", alpha=0.8, zorder=1)
+    ax.axhline(np.mean(acc), color="black", linestyle="--", linewidth=1.5, zorder=3,
+               label=f"mean {np.mean(acc):.3f}")
+    ax.set_xticks(list(folds))
+    ax.set(xlabel="fold", ylabel="accuracy", ylim=(0, 1.15), title="Accuracy per fold")
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.legend(loc="upper right", framealpha=1)
     names.append(_save(fig, model_dir, "folds.png"))
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    styles = {}
     for f, members in enumerate(cv["histories"]):
-        for j, h in enumerate(members):
-            ax.plot(h["loss"], color=f"C{f}", alpha=0.6, label=f"fold {f + 1}" if j == 0 else None)
-    ax.set(xlabel="epoch", ylabel="training loss", title="Training curves (every member)")
-    ax.legend(fontsize=7)
+        for member, h in zip(_member_names(report, len(members)), members):
+            style = styles.setdefault(member.rstrip("0123456789 "),
+                                      ["-", "--", ":", "-."][len(styles) % 4])
+            ax.plot(range(1, len(h["loss"]) + 1), h["loss"], color=f"C{f % 10}", alpha=0.7,
+                    linestyle=style)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel="training loss",
+           title="Training curves: colour = fold, line = network")
+    handles = ([Line2D([], [], color=f"C{f % 10}", label=f"fold {f + 1}")
+                for f in range(len(cv["histories"]))]
+               + [Line2D([], [], color="black", linestyle=s, label=name)
+                  for name, s in styles.items()])
+    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     names.append(_save(fig, model_dir, "curves.png"))
     return names
 
@@ -57,9 +85,6 @@ def _plots(model_dir: str, report: dict) -> list[str]:
 def _save(fig, model_dir: str, name: str) -> str:
     fig.tight_layout()
     fig.savefig(os.path.join(model_dir, name), dpi=100)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return name
 
 
