@@ -6,7 +6,7 @@ import click
 
 from serfast.io.corpus import CorpusError
 from serfast.features.device import DEVICES, DeviceError
-from serfast.extract import ExtractOptions, extract as run_extract
+from serfast.extract import ExtractError, ExtractOptions, extract as run_extract
 from serfast.features.spec import FeatureSpec
 from serfast.io.store import StoreError
 from serfast.workers import ClusterError
@@ -22,11 +22,20 @@ def _csv_list(value: str) -> tuple[str, ...]:
 
 
 def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) -> int:
-    """Run an extraction, print its summary; returns the number of ok rows."""
+    """Run an extraction, print its summary; returns the number of ok rows (of all rows,
+    when ``resume`` found the store finished)."""
     try:
         summary = run_extract(corpus, out, options, ProgressLine(not quiet))
-    except (CorpusError, StoreError, ClusterError, DeviceError, ValueError) as err:
+    except (CorpusError, StoreError, ClusterError, DeviceError, ExtractError,
+            ValueError) as err:
         raise click.ClickException(str(err)) from None
+    if summary.complete:
+        click.echo(f"{out} is complete ({summary.ok} of {summary.rows} rows ok): nothing to "
+                   "resume (--overwrite extracts it again)")
+        return summary.rows
+    if summary.changed:
+        click.echo(f"{summary.changed} clip(s) changed since the interrupted run: "
+                   "computed again")
     click.echo(f"extracted {summary.ok} of {summary.rows} rows ({summary.errors} failed) "
                f"in {summary.seconds:.1f} s on {summary.where} -> {out}")
     if summary.ignored:
@@ -42,7 +51,11 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
 @click.argument("out", type=click.Path())
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
               help="Worker processes; 0 = every core.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run into OUT.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run into OUT (clips changed since are "
+                   "computed again; a finished OUT is left as it is).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace OUT's store or interrupted run (only files serfast wrote).")
 @click.option("--frames", is_flag=True, help="Also store per-frame log-mel and MFCC.")
 @click.option("--sr", type=click.IntRange(1000), default=SPEC.sr, show_default=True,
               help="Sample rate in Hz.")
@@ -60,15 +73,17 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where features are computed; auto = the GPU when one is usable.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def extract(corpus, out, workers, resume, frames, sr, offset, duration, augment, copies,
-            seed, cluster, device, quiet):
+def extract(corpus, out, workers, resume, overwrite, frames, sr, offset, duration, augment,
+            copies, seed, cluster, device, quiet):
     """Extract features of every clip under CORPUS (folder, file or CSV manifest) into
     the store OUT (.npy, with .csv and .json beside it)."""
     if not out.endswith(".npy"):
         raise click.BadParameter("OUT must end in .npy", param_hint="OUT")
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
     options = ExtractOptions(spec=FeatureSpec(sr=sr, offset=offset, duration=duration),
                              workers=workers, frames=frames, augment=_csv_list(augment),
-                             copies=copies, seed=seed, resume=resume, cluster=cluster,
-                             device=device)
+                             copies=copies, seed=seed, resume=resume, overwrite=overwrite,
+                             cluster=cluster, device=device)
     if run_and_report(corpus, out, options, quiet) == 0:
         sys.exit(1)

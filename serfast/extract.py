@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -22,10 +23,11 @@ from .io.augment import AUGMENTATIONS, augment
 from .io.corpus import Clip, scan
 from .features.device import batch_features, describe, gpu_processes, resolve_device, run_device
 from .features.spec import FeatureSpec
-from .io.store import RowMeta, RowResult, StoreWriter
+from .io.store import RowMeta, RowResult, StoreWriter, check_out
 from .workers import run_tasks, worker_count
 
-__all__ = ["ExtractOptions", "Summary", "decode_task", "extract", "feature_rows", "plan_rows"]
+__all__ = ["ExtractError", "ExtractOptions", "Summary", "decode_task", "extract", "feature_rows",
+           "plan_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 ClipTask = tuple[str, list[tuple[int, str]]]
 #: Most clips per shard on the GPU (one batch per shard).
 GPU_SHARD = 256
+#: Peak |sample| above which a frame's float32 power |STFT|^2 can overflow (> 3.4e38).
+LOUD = 1e15
 #: progress(rows done, rows in total, rows ok, rows failed)
 Progress = Callable[[int, int, int, int], None]
 
@@ -48,6 +52,7 @@ class ExtractOptions:
     copies: int = 1
     seed: int = 0
     resume: bool = False
+    overwrite: bool = False  # replace OUT's store or interrupted run (serfast's files only)
     shard_size: int = 16
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
     device: str = "auto"  # auto | cpu | gpu (see serfast.features.device)
@@ -62,7 +67,14 @@ class Summary:
     errors: int
     ignored: list[str]
     seconds: float
-    where: str  # e.g. "2 CPU worker processes", "Dask cluster local:2"
+    where: str  # e.g. "2 CPU worker processes", "Dask cluster local:2"; "" when complete
+    complete: bool = False  # resume found the store finished: nothing was computed
+    changed: int = 0  # clips whose files changed since the interrupted run (computed again)
+
+
+class ExtractError(Exception):
+    """A run that stopped before the end (a worker process died); what it finished is
+    kept and ``--resume`` continues it. One-line message."""
 
 
 def plan_rows(clips: list[Clip], kinds: Iterable[str], copies: int) -> list[RowMeta]:
@@ -114,8 +126,12 @@ def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frame
     ``gpu_share`` of its memory. If the GPU fails (out of memory, say), the CPU computes
     the batch and a warning says so: a busy GPU loses no rows."""
     def row(r: int, y: np.ndarray, batch, i: int) -> RowResult:
-        return RowResult(r, batch.values[i], duration=len(y) / spec.sr,
-                         frames=batch.frames[i] if frames else None)
+        values, rows = batch.values[i], batch.frames[i] if frames else None
+        if not (np.isfinite(values).all() and (rows is None or np.isfinite(rows).all())):
+            peak = float(np.max(np.abs(y)))
+            loud = f"; peak |sample| {peak:.3g} overflows float32 power" if peak > LOUD else ""
+            return RowResult(r, error=f"feature error: non-finite features (NaN or inf{loud})")
+        return RowResult(r, values, duration=len(y) / spec.sr, frames=rows)
 
     if device == "gpu":
         try:
@@ -190,13 +206,37 @@ def _tasks(plan: list[RowMeta], done: dict) -> list[ClipTask]:
 
 def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
             progress: Progress | None = None) -> Summary:
-    """Extract the corpus at ``source`` (folder, file or CSV manifest) into store ``out``."""
+    """Extract the corpus at ``source`` (folder, file or CSV manifest) into store ``out``.
+
+    Raises StoreError (OUT cannot be written, holds another run, ...), ExtractError (a
+    worker died; the rows done are kept for ``resume``), CorpusError, ClusterError.
+    """
     start = time.perf_counter()
+    check_out(out)
     device = run_device(options.device, options.cluster)
     corpus = scan(source)
     plan = plan_rows(corpus.clips, options.augment, options.copies)
-    writer = StoreWriter(out, options.spec, plan, frames=options.frames,
-                         resume=options.resume)
+    with StoreWriter(out, options.spec, plan, frames=options.frames, resume=options.resume,
+                     overwrite=options.overwrite) as writer:
+        if writer.complete:
+            meta = writer.meta
+            return Summary(meta["rows"], meta["ok"], meta["errors"],
+                           meta.get("ignored_files", []), time.perf_counter() - start, "",
+                           complete=True)
+        workers, shared_gpu = _run(writer, plan, corpus, device, options, progress)
+    where = f"{workers} CPU worker process{'es' if workers > 1 else ''}"
+    if options.cluster:
+        where = f"Dask cluster {options.cluster}"
+    elif device == "gpu":
+        where = f"{describe('gpu')} shared by {where}"
+    ok = sum(1 for e in writer.done.values() if not e["error"])
+    return Summary(len(plan), ok, len(plan) - ok, corpus.ignored,
+                   time.perf_counter() - start, where, changed=writer.changed)
+
+
+def _run(writer: StoreWriter, plan: list[RowMeta], corpus, device: str,
+         options: ExtractOptions, progress: Progress | None) -> tuple[int, bool]:
+    """Compute every row the writer lacks and finish the store; (workers, shared GPU)."""
     tasks = _tasks(plan, writer.done)
     counts = {"ok": sum(1 for e in writer.done.values() if not e["error"])}
     counts["err"] = len(writer.done) - counts["ok"]
@@ -204,20 +244,29 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
     def record(results: list[RowResult]) -> None:
         for res in results:
             writer.write(res)
-            counts["err" if res.error else "ok"] += 1
         writer.flush()
+        counts["ok"] = sum(1 for e in writer.done.values() if not e["error"])
+        counts["err"] = len(writer.done) - counts["ok"]
         if progress:
             progress(counts["ok"] + counts["err"], len(plan), counts["ok"], counts["err"])
 
     shared_gpu = device == "gpu" and not options.cluster  # a cluster picks per worker
     workers = worker_count(options.workers, len(tasks), gpu_processes() if shared_gpu else None)
-    for results in _run_shards(tasks, options, workers, shared_gpu):
-        record(results)
+    try:
+        for results in _run_shards(tasks, options, workers, shared_gpu):
+            record(results)
+    except BrokenProcessPool:
+        raise ExtractError(_stopped(writer, plan, "a worker process died (killed by the "
+                                    "system, out of memory?)")) from None
+    except Exception as err:
+        if type(err).__name__ != "KilledWorker":  # Dask gave up on a task's workers
+            raise
+        raise ExtractError(_stopped(writer, plan, f"Dask workers died: {one_line(err)}")
+                           ) from None
     writer.finish({"ignored_files": corpus.ignored})
-    where = f"{workers} CPU worker process{'es' if workers > 1 else ''}"
-    if options.cluster:
-        where = f"Dask cluster {options.cluster}"
-    elif device == "gpu":
-        where = f"{describe('gpu')} shared by {where}"
-    return Summary(len(plan), counts["ok"], counts["err"], corpus.ignored,
-                   time.perf_counter() - start, where)
+    return workers, shared_gpu
+
+
+def _stopped(writer: StoreWriter, plan: list[RowMeta], why: str) -> str:
+    return (f"{why}; {len(writer.done)} of {len(plan)} rows are kept in "
+            f"{writer.paths['journal']}: continue with --resume")

@@ -168,6 +168,8 @@ def connect(address: str) -> Iterator[Any]:
             n = int(address.split(":", 1)[1])
         except ValueError:
             raise ClusterError(f"bad cluster address {address!r}: use local:N") from None
+        if n < 1:
+            raise ClusterError(f"bad cluster address {address!r}: local:N needs N >= 1")
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                           host="127.0.0.1", dashboard_address=None) as cluster, \
                 Client(cluster) as client:

@@ -1,8 +1,13 @@
-"""Durable file replacement: a finished file appears whole at its path, or not at all.
+"""Durable file replacement (a finished file appears whole at its path, or not at all)
+and the lock that keeps two runs from writing one output.
 
 Data goes to a temporary file in the destination's folder, is synced to disk, and is
 renamed over the destination with ``os.replace`` (atomic on POSIX and Windows); the
 folder is then synced so that the rename itself survives a power cut.
+
+:class:`FileLock` is an OS lock (``flock``) on a small file beside the output: the kernel
+releases it when its process ends, however it ends (a crash, SIGKILL), so a lock is never
+left stale. Without ``fcntl`` (Windows) it locks nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +17,15 @@ import os
 import secrets
 from typing import IO, Iterator
 
-__all__ = ["atomic_write", "move_into_place", "sync_folder"]
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+__all__ = ["FileLock", "LOCK_MARK", "atomic_write", "move_into_place", "sync_folder"]
+
+#: What a lock file of serfast's holds (a file that holds anything else is not one).
+LOCK_MARK = b"serfast lock\n"
 
 
 def sync_folder(folder: str) -> None:
@@ -56,3 +69,49 @@ def atomic_write(path: str, mode: str = "w", **kwargs) -> Iterator[IO]:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+class FileLock:
+    """An exclusive lock on the file ``path`` (created if missing), held by this process
+    from :meth:`acquire` until :meth:`release` or its end."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock; False if another process holds it. Raises FileExistsError when
+        ``path`` is a file serfast did not write (it is left alone)."""
+        if fcntl is None:
+            return True
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:  # the holder before us may have removed the file as it released it
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        held = os.pread(fd, len(LOCK_MARK) + 1, 0)
+        if held not in (b"", LOCK_MARK):
+            os.close(fd)
+            raise FileExistsError(f"{self.path} exists and is not a lock of serfast's")
+        if not held:
+            os.write(fd, LOCK_MARK)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (no-op when not held)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)  # while held: a process waiting on it will retry
+        os.close(self._fd)
+        self._fd = None
