@@ -67,7 +67,7 @@ def test_bad_files_raise_one_line_errors(tmp_path):
     good = write(tmp_path / "good.wav", speech("sad", 1, sr=16000), 16000, subtype="PCM_16")
     data = open(good, "rb").read()
     (tmp_path / "header.wav").write_bytes(data[:44])
-    _expect_error(tmp_path / "header.wav", "")
+    _expect_error(tmp_path / "header.wav", "no audio after offset 0.6 s (file is 0.000 s long)")
     nan = speech("sad", 1, sr=16000)
     nan[20000] = np.nan
     _expect_error(write(tmp_path / "nan.wav", nan, 16000, subtype="FLOAT"), "non-finite")
@@ -122,6 +122,29 @@ def test_missing_url_is_a_one_line_error():
         with pytest.raises(AudioError) as info:
             read(url)
         assert str(info.value).startswith("cannot decode") and "\n" not in str(info.value)
+
+
+def test_a_url_of_a_protocol_not_allowed_is_never_opened(memory_url, monkeypatch):
+    """Only local files and object stores by default: an http(s), ftp or sftp URL (which a
+    worker would fetch from anywhere) is refused before fsspec sees it."""
+    opened = []
+    monkeypatch.setattr("fsspec.open", lambda *a, **k: opened.append(a))
+    for url in ("http://example.com/a.wav", "ftp://host/a.wav", "sftp://host/a.wav",
+                "simplecache::http://example.com/a.wav"):
+        for read in (audio_info, lambda u: load_clip(u, SPEC),
+                     lambda u: next(channel_blocks(u, None, 22050))):
+            with pytest.raises(AudioError, match=r"cannot open: protocol '(http|ftp|sftp|"
+                                                 r"simplecache)' is not allowed") as info:
+                read(url)
+            assert "\n" not in str(info.value) and "SERFAST_URL_PROTOCOLS" in str(info.value)
+    assert opened == []
+    monkeypatch.undo()
+    monkeypatch.setenv("SERFAST_URL_PROTOCOLS", "http")
+    with pytest.raises(AudioError, match="cannot decode"):  # allowed: tried (no network)
+        audio_info("http://127.0.0.1:9/a.wav")
+    monkeypatch.setenv("SERFAST_URL_PROTOCOLS", "")
+    url, local = memory_url  # memory:// (and file://, s3://, gs://, az://) by default
+    assert audio_info(url) == audio_info(local)
 
 
 def test_block_filter_sees_the_file_rate_before_resampling(tmp_path):

@@ -474,6 +474,20 @@ def test_non_audio_and_hidden_files_are_listed_not_returned(tmp_path):
     assert read_corpus(tmp_path) == corpus.clips
 
 
+def test_symlinked_folders_are_followed_once_and_loops_are_listed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    touch(elsewhere, "angry/x.wav")
+    root = tmp_path / "corpus"
+    touch(root, "sad/a.wav")
+    os.symlink(elsewhere / "angry", root / "angry")  # a label folder kept on another disk
+    os.symlink(root / "sad", root / "sad_again")  # a second way to the same folder
+    os.symlink(root, root / "sad" / "loop")  # back to the top
+    corpus = scan(root)
+    assert [(os.path.relpath(c.path, root), c.label) for c in corpus.clips] == [
+        ("angry/x.wav", "angry"), ("sad/a.wav", "sad")]
+    assert corpus.ignored == ["sad/loop/", "sad_again/"]
+
+
 def test_single_audio_file(tmp_path):
     (path,) = touch(tmp_path, "DC/sa03.wav")
     corpus = scan(path)
@@ -531,14 +545,46 @@ def test_manifest_relative_and_absolute_paths_in_order(tmp_path):
         str(tmp_path / "lists" / "clips" / "b.wav"), str(elsewhere), str(tmp_path / "a.wav"),
         str(tmp_path / "lists" / "c.wav"), str(tmp_path / "lists" / "d.wav")]
     assert [meta(c) for c in clips] == [
-        ("manifest", "spk1", "male", "happy"),
-        ("manifest", "spk2", "female", "angry"),
+        ("manifest", "list_spk1", "male", "happy"),
+        ("manifest", "list_spk2", "female", "angry"),
         ("manifest", "", "", ""),
-        ("manifest", "spk1", "male", "surprised"),
+        ("manifest", "list_spk1", "male", "surprised"),
         ("manifest", "", "female", "fearful"),
     ]
     assert not any(os.path.exists(c.path) for c in clips)  # missing files are still listed
     assert scan(manifest).ignored == []
+
+
+def test_manifest_speakers_are_prefixed_with_the_manifests_name(tmp_path):
+    """Speaker "1" of two manifests is two speakers (it would leak across folds)."""
+    write_manifest(tmp_path / "nemo" / "manifest.csv",
+                   "path,label,speaker\na.wav,sad,nemo-EB0\nb.wav,sad,NEMO_EB1\nc.wav,sad,1\n"
+                   "d.wav,sad,\n")
+    write_manifest(tmp_path / "lists" / "day2.csv", "path,speaker\ne.wav,1\nf.wav,nemo-EB0\n")
+    first = read_corpus(tmp_path / "nemo" / "manifest.csv")
+    second = read_corpus(tmp_path / "lists" / "day2.csv")
+    assert [c.speaker for c in first] == ["nemo-EB0", "NEMO_EB1", "nemo_1", ""]
+    assert [c.speaker for c in second] == ["day2_1", "day2_nemo-EB0"]
+    assert {c.dataset for c in first + second} == {"manifest"}
+
+
+@pytest.mark.parametrize("url", ["http://example.com/a.wav", "https://h/a.wav",
+                                 "ftp://h/a.wav", "sftp://h/a.wav", "zip://a.wav::file:///z.zip"])
+def test_manifest_urls_of_other_protocols_are_refused(tmp_path, monkeypatch, url):
+    manifest = write_manifest(tmp_path / "m.csv", f"path\ns3://bucket/a.wav\n{url}\n")
+    with pytest.raises(CorpusError, match=r"line 3: .*protocol '\w+' is not allowed") as err:
+        read_corpus(manifest)
+    assert "\n" not in str(err.value) and "SERFAST_URL_PROTOCOLS" in str(err.value)
+    protocol = url.split(":", 1)[0]
+    monkeypatch.setenv("SERFAST_URL_PROTOCOLS", f"{protocol}, file")
+    assert [c.path for c in read_corpus(manifest)] == ["s3://bucket/a.wav", url]
+
+
+def test_manifest_urls_of_local_files_and_object_stores_are_kept(tmp_path):
+    urls = ["file:///x/a.wav", "memory://b/a.wav", "s3://b/a.wav", "gs://b/a.wav",
+            "gcs://b/a.wav", "az://c/a.wav", "abfs://c/a.wav"]
+    manifest = write_manifest(tmp_path / "m.csv", "path\n" + "\n".join(urls) + "\n")
+    assert [c.path for c in read_corpus(manifest)] == urls
 
 
 def test_manifest_with_only_a_path_column(tmp_path):

@@ -2,7 +2,8 @@
 channel of a long recording block by block.
 
 soundfile decodes (whatever libsndfile reads: WAV incl. 8 kHz µ-law/A-law, FLAC, OGG,
-MP3, …) from a local path or an fsspec URL (``s3://``, ``gs://``, ``memory://``, …).
+MP3, …) from a local path or an fsspec URL (``s3://``, ``gs://``, ``memory://``, …; other
+protocols only when allowed, see :func:`~serfast.io.corpus.url_refusal`).
 Channels are averaged to mono (or one is picked), and soxr resamples with librosa's
 default quality (``soxr_hq``); the streaming resampler's concatenated output is identical
 to resampling the whole channel at once. Every failure becomes an :class:`AudioError`
@@ -18,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .corpus import is_url
+from .corpus import is_url, url_refusal
 from ..errors import one_line
 from ..features.spec import FeatureSpec
 
@@ -41,7 +42,10 @@ def _cannot_decode(err: BaseException) -> AudioError:
 
 @contextlib.contextmanager
 def open_audio(path: str) -> Iterator[sf.SoundFile]:
-    """``path`` (local, or an fsspec URL) opened by soundfile; AudioError if it cannot be."""
+    """``path`` (local, or an fsspec URL of an allowed protocol: see
+    :func:`~serfast.io.corpus.url_refusal`) opened by soundfile; AudioError if it cannot be."""
+    if is_url(path) and url_refusal(path):
+        raise AudioError(f"cannot open: {url_refusal(path)}")
     with contextlib.ExitStack() as stack:
         try:
             if is_url(path):

@@ -30,7 +30,18 @@ numbers its speakers per gender, so its speaker id keeps both fields (``ased_02-
 EmoDB's boredom (``L``) is none of serfast's emotions: such a clip is kept, with its
 dataset, speaker and gender but no label (training leaves it out, predict still labels
 it), and the scan records one line saying so in :attr:`Corpus.notes`.
-A manifest (``.csv``) lists ``path`` and optionally ``label``, ``speaker``, ``gender``.
+A manifest (``.csv``) lists ``path`` and optionally ``label``, ``speaker``, ``gender``. Its
+speakers are prefixed with the manifest's name (its file name, or its folder's name for a
+file called ``manifest.csv``: ``nemo/manifest.csv`` -> ``nemo``), so speaker ``1`` of two
+manifests is two speakers; a speaker that already starts with that name and ``-`` or
+``_`` (``nemo-EB0``) is kept as it is. A manifest's paths may be fsspec URLs of the
+protocols in :data:`URL_PROTOCOLS` (local files and object stores); others are refused
+unless named in the environment variable ``SERFAST_URL_PROTOCOLS`` (a comma list, set
+wherever the workers run too).
+
+A folder's symbolic links to folders are followed; one whose target was already scanned
+(a loop, or a second link to one folder) is not entered and is listed in
+:attr:`Corpus.ignored`.
 """
 
 from __future__ import annotations
@@ -45,9 +56,10 @@ import soundfile
 
 __all__ = [
     "AUDIO_EXTENSIONS", "CREMA_DEMOGRAPHICS", "EMOTIONS", "GENDER_ALIASES", "LABEL_ALIASES",
-    "NEMO_METADATA", "UNLABELLED_REASONS", "Clip", "Corpus", "CorpusError", "is_audio",
-    "is_url", "parse_path", "read_corpus", "read_crema_genders", "read_manifest",
-    "read_nemo_genders", "scan",
+    "NEMO_METADATA", "UNLABELLED_REASONS", "URL_PROTOCOLS", "URL_PROTOCOLS_ENV", "Clip",
+    "Corpus", "CorpusError", "is_audio", "is_url", "manifest_name", "parse_path",
+    "read_corpus", "read_crema_genders", "read_manifest", "read_nemo_genders", "scan",
+    "url_refusal",
 ]
 
 #: Canonical emotion labels, in RAVDESS code order (01 = neutral ... 08 = surprised).
@@ -101,6 +113,13 @@ UNLABELLED_REASONS = {
 }
 
 
+#: fsspec protocols a path may name by default: local files, memory, object stores.
+URL_PROTOCOLS = frozenset({"file", "local", "memory", "s3", "s3a", "gs", "gcs", "az",
+                           "abfs", "abfss", "adl"})
+#: Environment variable naming more protocols to allow (comma list, e.g. ``https,sftp``).
+URL_PROTOCOLS_ENV = "SERFAST_URL_PROTOCOLS"
+
+
 class CorpusError(ValueError):
     """A corpus source that cannot be read: missing, empty or malformed."""
 
@@ -117,7 +136,8 @@ class Clip:
     path : absolute path of the audio file.
     dataset : a dataset of the module's table ("ravdess", ..., "turev-db", "folders",
         "unlabelled"), or "manifest".
-    speaker : dataset-prefixed speaker id (``ravdess_12``), or "" when unknown.
+    speaker : dataset-prefixed speaker id (``ravdess_12``; in a manifest, prefixed with
+        the manifest's name), or "" when unknown.
     gender : "male", "female" or "" when unknown.
     label : one of ``EMOTIONS``, or "" when unknown.
     """
@@ -138,8 +158,9 @@ class Clip:
 class Corpus:
     """What a scan found: the clips, and every file that is not one.
 
-    ignored : paths relative to the scanned folder ('/'-separated) of non-audio files and
-        hidden entries (name starting with '.'; hidden folders end with '/', not entered).
+    ignored : paths relative to the scanned folder ('/'-separated) of non-audio files,
+        hidden entries (name starting with '.'; hidden folders end with '/', not entered)
+        and links to folders already scanned (ending with '/', not entered).
     notes : one line per clip kept without the label its corpus gives it,
         ``"<relative path>: <reason>"`` (see ``UNLABELLED_REASONS``).
     """
@@ -327,16 +348,46 @@ def is_url(path: str) -> bool:
     return "://" in path
 
 
+def url_refusal(path: str) -> str:
+    """Why the URL ``path`` may not be opened ("" when it may): a protocol (of each link
+    of an fsspec chain ``a::b://...``) outside :data:`URL_PROTOCOLS` and the environment
+    variable :data:`URL_PROTOCOLS_ENV`."""
+    extra = {p.strip().lower() for p in os.environ.get(URL_PROTOCOLS_ENV, "").split(",")}
+    allowed = URL_PROTOCOLS | (extra - {""})
+    for link in path.split("::"):
+        protocol = link.split("://", 1)[0].lower() if "://" in link else link.lower()
+        if protocol not in allowed:
+            return (f"protocol {protocol!r} is not allowed (allowed: "
+                    f"{', '.join(sorted(allowed))}; {URL_PROTOCOLS_ENV}=a,b allows more)")
+    return ""
+
+
+def manifest_name(path: str | os.PathLike) -> str:
+    """The name a manifest's speakers are prefixed with: its file name without the
+    extension, or its folder's name when the file is called ``manifest``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem = os.path.splitext(name)[0]
+    return os.path.basename(folder) if stem.lower() == "manifest" and folder else stem
+
+
+def _manifest_speaker(name: str, speaker: str) -> str:
+    if not speaker or speaker.lower().startswith((name.lower() + "-", name.lower() + "_")):
+        return speaker
+    return f"{name}_{speaker}"
+
+
 def read_manifest(path: str | os.PathLike) -> list[Clip]:
     """Clips listed in a CSV manifest, in manifest order.
 
     Columns: ``path`` (relative to the manifest's folder, absolute, or an fsspec URL such
-    as ``s3://bucket/a.wav``), optional ``label``
-    (an emotion or alias), ``speaker``, ``gender`` (male/female/m/f/1/0); others ignored.
-    Listed files are not checked for existence.
+    as ``s3://bucket/a.wav`` of an allowed protocol, see :func:`url_refusal`), optional
+    ``label`` (an emotion or alias), ``speaker`` (prefixed with :func:`manifest_name`),
+    ``gender`` (male/female/m/f/1/0); others ignored. Listed files are not checked for
+    existence.
     """
     path = os.path.abspath(path)
     folder = os.path.dirname(path)
+    name = manifest_name(path)
     clips = []
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
@@ -350,6 +401,8 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
             )
             if not audio:
                 raise CorpusError(f"{where}: empty path")
+            if is_url(audio) and url_refusal(audio):
+                raise CorpusError(f"{where}: {audio}: {url_refusal(audio)}")
             if label and label.lower() not in LABEL_ALIASES:
                 expected = ", ".join(EMOTIONS)
                 raise CorpusError(f"{where}: unknown label {label!r} (expected one of {expected})")
@@ -359,7 +412,7 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
             clips.append(Clip(
                 audio if is_url(audio) else os.path.abspath(os.path.join(folder, audio)),
                 "manifest",
-                speaker,
+                _manifest_speaker(name, speaker),
                 GENDER_ALIASES[gender.lower()],
                 LABEL_ALIASES.get(label.lower(), ""),
             ))
@@ -373,13 +426,26 @@ def _raise(error: OSError):
 
 
 def _walk(root: str) -> tuple[list[str], list[str]]:
-    """Relative '/'-separated paths under ``root``: (visible files, hidden entries), sorted."""
+    """Relative '/'-separated paths under ``root``: (visible files, entries not entered:
+    hidden ones and links to folders already scanned), sorted. Links to folders are
+    followed, each target folder once (sorted order decides which path reaches it)."""
     files, hidden = [], []
-    for folder, dirs, names in os.walk(root, onerror=_raise):
+    st = os.stat(root)
+    seen = {(st.st_dev, st.st_ino)}
+    for folder, dirs, names in os.walk(root, onerror=_raise, followlinks=True):
         rel = os.path.relpath(folder, root)
         prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
         hidden += [prefix + d + "/" for d in dirs if d.startswith(".")]
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for d in list(dirs):
+            try:
+                st = os.stat(os.path.join(folder, d))
+            except OSError as err:
+                _raise(err)
+            if (st.st_dev, st.st_ino) in seen:
+                hidden.append(prefix + d + "/")
+                dirs.remove(d)
+            seen.add((st.st_dev, st.st_ino))
         for name in names:
             (hidden if name.startswith(".") else files).append(prefix + name)
     return sorted(files), sorted(hidden)
