@@ -271,6 +271,39 @@ def test_a_truncated_frames_file_resumes_to_identical_output(good_corpus, refere
     assert store_bytes(out) == expected and leftovers(out) == []
 
 
+@pytest.mark.parametrize("crash", ["before OUT.npy is in place", "before the run's files go"])
+def test_a_finish_cut_short_resumes_or_is_complete(good_corpus, reference, monkeypatch, crash):
+    """A crash inside finish: before the features are moved into place, every file the
+    resume needs is still there; after it, the store is complete and resume tidies up."""
+    import serfast.io.store as store
+
+    expected, out = reference
+    real_move = store.move_into_place
+
+    def crash_on_move(src, dst):
+        if dst.endswith(".npy") and not dst.endswith(".frames.npy"):
+            raise KeyboardInterrupt
+        real_move(src, dst)
+
+    def crash_on_remove(self):
+        raise KeyboardInterrupt
+
+    if crash == "before OUT.npy is in place":
+        monkeypatch.setattr(store, "move_into_place", crash_on_move)
+    else:
+        monkeypatch.setattr(Journal, "remove", crash_on_remove)
+    with pytest.raises(KeyboardInterrupt):
+        extract(str(good_corpus), str(out), OPTIONS)
+    monkeypatch.undo()
+    assert os.path.exists(str(out)[:-4] + ".frames.partial")
+    with pytest.raises(StoreError, match="--overwrite"):  # a plain rerun still refuses
+        extract(str(good_corpus), str(out), OPTIONS)
+    summary = extract(str(good_corpus), str(out),
+                      ExtractOptions(**{**vars(OPTIONS), "resume": True}))
+    assert summary.complete == (crash == "before the run's files go")
+    assert store_bytes(out) == expected and leftovers(out) == []
+
+
 def test_a_damaged_partial_store_is_one_line(good_corpus, tmp_path):
     out = tmp_path / "s.npy"
     interrupted(good_corpus, out)
@@ -411,3 +444,22 @@ def test_the_writer_never_records_a_non_finite_ok_row(tmp_path):
     assert (meta["ok"], meta["errors"]) == (0, 1)
     assert json.load(open(tmp_path / "s.json"))["errors"] == 1
     assert "non-finite features" in open(tmp_path / "s.csv").read()
+
+
+def test_store_csv_text_cannot_be_a_formula_and_reads_back_as_written(tmp_path):
+    import csv
+
+    from serfast.io.store import open_store
+
+    spec = FeatureSpec()
+    meta = RowMeta("=HYPERLINK(x).wav", dataset="@corpus", speaker="-1", label="+angry")
+    with StoreWriter(str(tmp_path / "s.npy"), spec, [meta]) as writer:
+        writer.write(RowResult(0, np.zeros(len(spec.columns) - 1, np.float32), duration=1.0))
+        writer.finish()
+    with open(tmp_path / "s.csv", newline="", encoding="utf-8") as fh:
+        row = next(csv.DictReader(fh))
+    assert (row["path"], row["dataset"], row["speaker"], row["label"], row["source"]) == \
+        ("'=HYPERLINK(x).wav", "'@corpus", "'-1", "'+angry", "-1")
+    back = open_store(str(tmp_path / "s.npy")).rows[0]
+    assert (back["path"], back["dataset"], back["speaker"], back["label"]) == \
+        ("=HYPERLINK(x).wav", "@corpus", "-1", "+angry")
