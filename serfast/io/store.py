@@ -3,7 +3,9 @@
 * ``OUT.npy`` — float32 (rows, columns), written through a memory map while the run goes;
   readable with ``np.load(OUT, mmap_mode="r")`` without serfast.
 * ``OUT.csv`` — one line per row, same order: ``row, path, status, error, dataset,
-  speaker, gender, label, duration, augment, source, frame_start, n_frames``.
+  speaker, gender, label, duration, augment, source, frame_start, n_frames``; text
+  cells are spreadsheet-safe (:mod:`serfast.io.csv_cells`), read back as written by
+  :func:`open_store`.
 * ``OUT.json`` — the feature spec, column names, serfast version, row counts.
 * ``OUT.frames.npy`` — with ``frames``: float32 (total frames, n_mels + n_mfcc), the
   per-frame log-mel (dB) and MFCC of every ok row, rows in store order
@@ -41,6 +43,7 @@ import numpy as np
 
 from .. import __version__
 from .corpus import gender_value, is_url
+from .csv_cells import read_cell, safe_row
 from .files import FileLock, atomic_write, move_into_place
 from .journal import Journal
 from ..features.spec import FeatureSpec
@@ -329,9 +332,9 @@ class StoreWriter:
             w.writerow(CSV_FIELDS)
             for i, m in enumerate(self.plan):
                 e = self.done[i]
-                w.writerow([i, m.path, "error" if e["error"] else "ok", e["error"], m.dataset,
-                            m.speaker, m.gender, m.label, e["duration"], m.augment,
-                            m.source, frame_start[i], e["n_frames"]])
+                w.writerow(safe_row([i, m.path, "error" if e["error"] else "ok", e["error"],
+                                     m.dataset, m.speaker, m.gender, m.label, e["duration"],
+                                     m.augment, m.source, frame_start[i], e["n_frames"]]))
         self.values.flush()
         self.values = None
         move_into_place(self.paths["partial"], self.paths["npy"])
@@ -411,7 +414,7 @@ def open_store(out: str) -> Store:
         with open(p["json"], encoding="utf-8") as fh:
             meta = json.load(fh)
         with open(p["csv"], newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+            rows = [{k: read_cell(v) for k, v in r.items()} for r in csv.DictReader(fh)]
         values = np.load(p["npy"], mmap_mode="r")
         frames = np.load(p["frames"], mmap_mode="r") if meta.get("frames") else None
         FeatureSpec.from_dict(meta["spec"])
