@@ -17,6 +17,7 @@ from serfast.calls.html_report import (ReportError, audio_href, channel_titles,
                                        find_outputs, negative_runs, pack_windows,
                                        read_results, unpack_windows, write_report)
 from serfast.calls.labels import label_fields, summary_fields
+from serfast.io.csv_cells import read_cell, safe_row
 
 LABELS = ["neutral", "happy", "sad", "angry"]
 NEG = [False, False, True, True]
@@ -47,7 +48,7 @@ def write_results(folder, labels_name="labels.csv", summary_name="summary.csv"):
     files[3].write_bytes(b"not audio")
     with open(folder / labels_name, "w", newline="") as lf, \
             open(folder / summary_name, "w", newline="") as sf_:
-        lw, sw = csv.writer(lf), csv.writer(sf_)
+        lw, sw = SafeWriter(lf), SafeWriter(sf_)
         lw.writerow(label_fields(LABELS))
         sw.writerow(summary_fields(LABELS))
         for i, f in enumerate(files[:3]):
@@ -69,9 +70,24 @@ def write_results(folder, labels_name="labels.csv", summary_name="summary.csv"):
     return folder / labels_name, [str(f) for f in files]
 
 
+class SafeWriter:
+    """A csv writer whose text cells are spreadsheet-safe, as predict writes them."""
+
+    def __init__(self, fh):
+        self.writer = csv.writer(fh)
+
+    def writerow(self, row):
+        self.writer.writerow(safe_row(row))
+
+    def writerows(self, rows):
+        for row in rows:
+            self.writerow(row)
+
+
 def read_csv(path):
+    """Rows of a CSV as dicts, cells read back as :func:`read_cell` reads them."""
     with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+        return [{k: read_cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 @pytest.fixture
@@ -415,17 +431,19 @@ def test_call_timelines_stretches_and_player_in_chromium(results):
     assert any(e.startswith("The browser cannot play ../audio/broken.wav") for e in errors)
 
 
-def write_many(folder, n):
-    """labels and summary CSVs of ``n`` short calls (no audio), negativity rising with i."""
+def write_many(folder, n, name="c{:04d}.wav"):
+    """labels and summary CSVs of ``n`` short calls (no audio, named ``name.format(i)``
+    inside ``folder``, or as it is when it starts with a formula character), negativity
+    rising with i."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
     with open(folder / "labels.csv", "w", newline="") as lf, \
             open(folder / "summary.csv", "w", newline="") as sf_:
-        lw, sw = csv.writer(lf), csv.writer(sf_)
+        lw, sw = SafeWriter(lf), SafeWriter(sf_)
         lw.writerow(label_fields(LABELS))
         sw.writerow(summary_fields(LABELS))
         for i in range(n):
-            f = str(folder / f"c{i:04d}.wav")
+            f = name.format(i) if name.startswith("=") else str(folder / name.format(i))
             for ch in (0, 1):
                 p = rng.dirichlet(np.ones(len(LABELS)), 3)
                 lw.writerows([f, ch, f"{t:.3f}", f"{t + 2.5:.3f}", LABELS[q.argmax()],
@@ -454,3 +472,11 @@ def test_long_table_lists_pages_as_it_scrolls_and_sorts_all_calls(tmp_path):
     assert (got["first"], got["second"], got["third"]) == (200, 400, 450)
     assert got["count"] == "450 of 450 calls (the first 200 listed; scroll the table for more)"
     assert (got["least"], got["after"]) == ("1", 200)  # sorted over all, listed from the top
+
+
+def test_text_cells_are_read_back_as_predict_wrote_them(tmp_path):
+    write_many(tmp_path, 2, "=HYPERLINK(1)-{}.wav")
+    assert "'=HYPERLINK(1)-0.wav" in (tmp_path / "labels.csv").read_text()
+    data = read_results(find_outputs(str(tmp_path)), str(tmp_path / "r.html"))
+    assert [c["name"] for c in data["calls"]] == ["=HYPERLINK(1)-0.wav", "=HYPERLINK(1)-1.wav"]
+    assert all(ch["packed"] for c in data["calls"] for ch in c["channels"])

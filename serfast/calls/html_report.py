@@ -25,6 +25,7 @@ from importlib import resources
 
 import numpy as np
 
+from ..io.csv_cells import read_cell
 from .labels import label_fields, summary_fields
 from .summary import NEGATIVE
 
@@ -190,6 +191,8 @@ def read_results(outputs: PredictOutputs, page: str,
     try:
         with open(outputs.summary, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
+                for key in ("file", "channel", "dominant", "error"):
+                    row[key] = read_cell(row[key])
                 call = calls.setdefault(row["file"], {
                     "file": row["file"], "name": os.path.basename(row["file"]),
                     "audio": audio_href(row["file"], page), "seconds": 0.0, "channels": []})
@@ -234,7 +237,7 @@ def _attach_windows(labels_csv: str, calls: dict, emotions: list[str]) -> int:
 
     with open(labels_csv, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            here = (row["file"], row["channel"])
+            here = (read_cell(row["file"]), read_cell(row["channel"]))
             if here != key:
                 flush()
                 key, rows = here, []
