@@ -39,3 +39,6 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="serfast")
 def main() -> None:
     """serfast: fast speech-emotion-recognition features, training and bulk labelling."""
+    from serfast.process import own_this_process
+
+    own_this_process()  # the command's process is serfast's: its process-wide settings

@@ -1,12 +1,15 @@
 """Where the tasks of extract and predict run: in this process, in a pool of worker
 processes, or on a Dask cluster, behind one call (:func:`run_tasks`).
 
-Every process that runs tasks is set up once, the same way (:func:`set_up_worker`): it
-loads the feature engine (Numba, SciPy, SciPy's own OpenBLAS) and only then limits every
-BLAS and OpenMP library to one thread (threadpoolctl limits only the libraries loaded so
-far), reuses freed memory, and installs the filter banks its parent built; then the
-caller's ``load`` (a model, say) runs once and its result is :func:`loaded`. The parent
-of a pool never loads the feature engine, so its workers start sooner.
+Every process that runs tasks is set up once (:func:`set_up_worker`): it loads the
+feature engine (Numba, SciPy, SciPy's own OpenBLAS) and installs the filter banks its
+parent built; then the caller's ``load`` (a model, say) runs once and its result is
+:func:`loaded`. Tasks run with every BLAS and OpenMP library limited to one thread
+(threadpoolctl limits only the libraries loaded so far, hence after the engine): for good
+in a pool's worker, a process serfast owns, which also keeps freed memory for reuse
+(:mod:`serfast.process`); only while they run in this process or on a Dask worker, which
+other jobs may share. The parent of a pool never loads the feature engine, so its
+workers start sooner.
 
 A pool is spawned and keeps at most ``2 x workers`` tasks in flight, a cluster
 ``4 x workers``: memory stays bounded whatever the number of tasks. A cluster ADDRESS
@@ -30,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from .features.filterbanks import FilterBanks, filter_banks, install_filter_banks
 from .features.spec import FeatureSpec
-from .malloc import reuse_freed_memory
+from .process import own_this_process
 
 __all__ = ["ClusterError", "connect", "loaded", "one_thread_each", "run_tasks",
            "set_up_worker", "worker_count"]
@@ -62,11 +65,14 @@ def one_thread_each() -> threadpool_limits:
     return threadpool_limits(1)
 
 
-def set_up_worker(spec: FeatureSpec, banks: FilterBanks) -> None:
-    """Make this process a feature worker: one thread per BLAS, freed memory reused,
-    the filter banks of ``spec`` installed."""
-    one_thread_each()
-    reuse_freed_memory()
+def set_up_worker(spec: FeatureSpec, banks: FilterBanks, own: bool = True) -> None:
+    """Make this process a feature worker: the filter banks of ``spec`` installed and,
+    with ``own`` (a pool's worker, a process serfast owns), one thread per BLAS and freed
+    memory reused for good (:mod:`serfast.process`). A Dask worker, which other jobs may
+    share, is not owned: its tasks limit threads only while they run."""
+    if own:
+        one_thread_each()
+        own_this_process()
     install_filter_banks(spec, banks)
 
 
@@ -80,17 +86,18 @@ def loaded() -> Any:
 
 
 def _set_up_once(run: str, spec: FeatureSpec, banks: FilterBanks,
-                 load: Callable | None, *shared) -> None:
+                 load: Callable | None, *shared, own: bool = True) -> None:
     if _STATE.get("run") != run:
-        set_up_worker(spec, banks)
+        set_up_worker(spec, banks, own)
         _STATE.update(run=run, value=load(*shared) if load else None)
 
 
 def _cluster_task(task, run: str, fn: Callable, args: tuple, spec: FeatureSpec,
                   load: Callable | None, banks: FilterBanks, *shared):
     """One task on a Dask worker, which is set up on its first task of the run."""
-    _set_up_once(run, spec, banks, load, *shared)
-    return fn(task, *args)
+    _set_up_once(run, spec, banks, load, *shared, own=False)
+    with one_thread_each():  # restored after the task: the worker may be shared
+        return fn(task, *args)
 
 
 def run_tasks(fn: Callable, tasks: Iterable, spec: FeatureSpec, workers: int = 1,
@@ -110,7 +117,6 @@ def run_tasks(fn: Callable, tasks: Iterable, spec: FeatureSpec, workers: int = 1
     if cluster:
         yield from _on_cluster(fn, tasks, run, spec, cluster, args, load, shared, may_start)
     elif workers == 1:
-        reuse_freed_memory()
         with one_thread_each():
             value = loaded_here if loaded_here is not None else (load(*shared) if load else None)
             _STATE.update(run=run, value=value)

@@ -153,7 +153,8 @@ def real_clips(per_corpus=4):
     paths = []
     ravdess = CORPORA / "ravdess"
     if ravdess.is_dir():
-        paths += sorted(ravdess.rglob("*.flac"))[::300][:per_corpus]
+        files = sorted(ravdess.rglob("*.flac"))
+        paths += files[::max(len(files) // per_corpus, 1)][:per_corpus]
     for name in ("tess", "savee", "nemo", "ased", "emoes"):
         manifest = CORPORA / name / "manifest.csv"
         if manifest.is_file():

@@ -19,13 +19,10 @@ Gender is not an audio feature: the store appends it from the corpus.
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 import scipy.fft
 
 from . import cpu_kernels
-from ..malloc import reuse_freed_memory
 from .filterbanks import FilterBanks, filter_banks
 from .librosa_constants import AMIN, TUNING_EDGES
 from .spec import BatchFeatures, FeatureSpec, n_frames, pitch_bins
@@ -35,9 +32,6 @@ __all__ = ["CHUNK_FRAMES", "KERNEL_GROUPS", "clip_features", "column_starts",
 
 #: The column groups whose first columns ``cpu_kernels.clip_finish`` takes, in its order.
 KERNEL_GROUPS = ("zcr", "chroma", "mfcc", "rms", "mel", "moments", "centroid", "bandwidth")
-
-#: ``reuse_freed_memory`` once per process: a clip allocates and frees ~3 MB of buffers.
-_reuse_freed_memory_once = cache(reuse_freed_memory)
 
 #: Frames per FFT call: bounds the framing and complex-spectrum buffers (~17 MB) however
 #: long the clip.
@@ -99,10 +93,10 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
     frames : bool
         Also return frame-level log-mel and MFCC.
 
-    The first call makes this process's malloc keep freed blocks for reuse
-    (``serfast.malloc``): otherwise every clip's buffers are faulted in afresh.
+    A clip allocates and frees ~3 MB of buffers: a program that computes many clips
+    should call :func:`serfast.malloc.reuse_freed_memory` once (serfast's CLI and workers
+    do), or every clip's buffers are faulted in afresh.
     """
-    _reuse_freed_memory_once()
     banks = filter_banks(spec)
     if any(len(y) < 1 for y in signals):
         raise ValueError("every clip needs at least one sample")

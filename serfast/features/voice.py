@@ -2,23 +2,27 @@
 
 The definitions are eGeMAPS' (Eyben et al. 2016), which are Praat's:
 
-- glottal pulses: within each run of pYIN-voiced frames (:func:`serfast.features.pitch.
-  pitch_track`), one waveform peak per period, found by stepping one local period
-  (``sr / F0`` of the nearest frame) from the run's largest peak forwards and backwards
-  and taking the largest sample, of the same polarity, within 0.8-1.25 periods; the peak
-  time and height are refined by parabolic interpolation. ``T_i`` is the time between
-  pulses, ``A_i`` the height of the pulse opening period ``i``;
+- glottal pulses (Praat's "To PointProcess (periodic, cc)"): within each run of frames
+  that pYIN calls voiced (:func:`serfast.features.pitch.pitch_track`) and that are
+  periodic and loud enough for Praat's pitch (correlation at the period > 0.35, peak > 3 %
+  of the clip's), a first pulse at the largest absolute sample of the run's middle period,
+  then one pulse per local period (``sr / F0``, F0 interpolated between frames) both ways:
+  the lag of 0.8-1.25 periods whose one-period window correlates best with the current
+  pulse's window, refined by a parabola, kept where that correlation exceeds 0.3.
+  ``T_i`` is the time between consecutive pulses, ``A_i`` the RMS under a Hann window
+  from 0.2 periods before to 0.2 periods after pulse ``i``;
 - ``jitter_local`` = mean |T_i - T_(i-1)| / mean T_i (a ratio, not %), over consecutive
   periods of one run whose lengths differ by at most a factor 1.3 (Praat's "maximum period
   factor"); periods outside 0.1-20 ms are ignored;
-- ``shimmer_local_db`` = mean |20 log10(A_i / A_(i-1))|, dB, over the same consecutive
-  period pairs whose amplitudes differ by at most a factor 1.6 (Praat's "maximum amplitude
-  factor");
-- ``hnr_db`` = mean over voiced frames of 10 log10(r / (1 - r)), dB, where r is the
-  largest normalised cross-correlation, over lags within 3 % of the frame's period, of a
-  window of ``sr / 60`` samples centred half a lag before the frame centre with the window
-  one lag later (Praat's "To Harmonicity (cc)" with one period per window); r is capped
-  to [1e-6, 1 - 1e-6] (HNR within +-60 dB).
+- ``shimmer_local_db`` = mean |20 log10(A_i / A_(i-1))|, dB, over consecutive pulses
+  with an amplitude (both neighbouring periods valid as for jitter) at most 20 ms apart
+  whose amplitudes differ by at most a factor 1.6 (Praat's "maximum amplitude factor");
+- ``hnr_db`` = mean of 10 log10(r / (1 - r)), dB, over the frames Praat's "To Harmonicity
+  (cc)" calls voiced (r > 2 - peak / (0.1 * clip peak), its silence rule with voicing
+  threshold 0), where r is the largest normalised cross-correlation, over lags within 3 %
+  of the frame's period (pYIN's, YIN's where pYIN says unvoiced), refined by a parabola,
+  of two ``sr / 60``-sample windows one lag apart around the frame centre; r is capped
+  below 1 - 1e-6 (HNR under 60 dB).
 
 Reference: Praat through ``praat-parselmouth`` ("To PointProcess (periodic, cc)", "Get
 jitter (local)", "Get shimmer (local_dB)", "To Harmonicity (cc)" + "Get mean", pitch range
@@ -44,12 +48,15 @@ VOICE_COLUMNS = ["jitter_local", "shimmer_local_db", "hnr_db"]
 #: Praat's period range (s), maximum period factor and maximum amplitude factor.
 _PERIOD_FLOOR, _PERIOD_CEILING = 0.0001, 0.02
 _PERIOD_FACTOR, _AMPLITUDE_FACTOR = 1.3, 1.6
-#: Search window for the next pulse, in local periods.
+#: Search range for the next pulse, in local periods.
 _EARLY, _LATE = 0.8, 1.25
 #: Correlation cap: HNR within +-60 dB.
 _R_EPS = 1e-6
-#: Praat's silence threshold (fraction of the clip's peak).
+#: Praat's silence threshold of "To Harmonicity (cc)" (fraction of the clip's peak).
 _SILENCE = 0.1
+#: Pulses are sought in pYIN-voiced frames as periodic as Praat's pitch wants (its
+#: voicing threshold) and louder than its silence threshold of "To Pitch".
+_VOICING_R, _VOICING_PEAK = 0.35, 0.03
 
 
 @njit(cache=True)
@@ -63,25 +70,19 @@ def _peak(y, lo, hi, sign):
 
 
 @njit(cache=True)
-def _refine(y, i, sign):
-    """Parabolic-interpolated time (samples) and height (>= 0) of the peak at ``y[i]``."""
-    v = sign * np.float64(y[i])
-    if i == 0 or i == y.shape[0] - 1:
-        return float(i), abs(v)
-    a = sign * np.float64(y[i - 1])
-    c = sign * np.float64(y[i + 1])
-    den = a - 2 * v + c
-    if den >= 0.0:
-        return float(i), abs(v)
-    shift = 0.5 * (a - c) / den
-    return i + shift, abs(v - 0.25 * (a - c) * shift)
-
-
-@njit(cache=True)
-def _period_at(f0, t, sr, hop):
-    """Local period in samples at sample ``t``: ``sr / F0`` of the nearest frame."""
-    frame = min(max(int(t / hop + 0.5), 0), f0.shape[0] - 1)
-    return sr / f0[frame]
+def _period_at(f0, voiced, t, sr, hop):
+    """Local period in samples at sample ``t``: ``sr / F0``, F0 interpolated linearly
+    between the centres of voiced frames (held where the neighbour is unvoiced)."""
+    if f0.shape[0] == 1:
+        return sr / f0[0]
+    x = min(max(t / hop, 0.0), f0.shape[0] - 1.0)
+    i = min(int(x), f0.shape[0] - 2)
+    w = x - i
+    if not voiced[i + 1]:
+        w = 0.0
+    elif not voiced[i]:
+        w = 1.0
+    return sr / ((1.0 - w) * f0[i] + w * f0[i + 1])
 
 
 @njit(cache=True)
@@ -99,75 +100,84 @@ def _window_correlation(y, energy, a, b, width):
 
 
 @njit(cache=True)
-def _next_pulse(y, energy, t, period, direction, a, b):
-    """The pulse one period from pulse ``t`` (samples) in ``direction`` (+1 or -1) within
-    ``[a, b)``: the lag in 0.8-1.25 periods whose one-period window correlates best with
-    the window at ``t``, refined by a parabola. Returns (time, correlation), or (-1, 0)
-    where a window would leave ``[a, b)``."""
-    width = max(int(period + 0.5), 2)
-    it = int(t + 0.5)
-    start = it - width // 2
-    lo = int(math.ceil(_EARLY * period))
-    hi = int(_LATE * period) + 1
-    if start < a or start + width > b:
-        return -1.0, 0.0
-    best_lag = 0
-    best = -2.0
-    prev = -2.0
-    r_before = -2.0
-    r_after = -2.0
-    for lag in range(lo, hi + 1):
-        other = start + direction * lag
-        if other < a or other + width > b:
-            break
-        r = _window_correlation(y, energy, start, other, width)
-        if best_lag == lag - 1:
-            r_after = r
-        if r > best:
-            best = r
-            best_lag = lag
-            r_before = prev
-            r_after = -2.0
-        prev = r
-    if best_lag == 0:
-        return -1.0, 0.0
+def _next_pulse(y, energy, t, period, direction):
+    """The pulse one period from pulse ``t`` (samples) in ``direction`` (+1 or -1), as
+    Praat's ``Sound_findMaximumCorrelation``: the best local maximum, over lags of
+    0.8-1.25 periods, of the correlation of the one-period window at ``t`` with the window
+    one lag away, refined by a parabola. Returns (time, correlation, largest |y| of that
+    window), correlation -1 where no window fits in the clip."""
+    n = y.shape[0]
+    half = 0.5 * period
+    left1 = int(math.floor(t - half + 0.5))
+    right1 = int(math.floor(t + half + 0.5))
+    width = right1 - left1 + 1
+    if left1 < 0 or right1 >= n:
+        return t + direction * period, -1.0, 0.0
+    lo = int(math.floor(_EARLY * period))
+    hi = int(math.ceil(_LATE * period))
+    best = -1.0
+    best_lag = 0.0
+    best_peak = 0.0
+    r1 = r2 = r3 = 0.0
+    r1_best = r3_best = 0.0
+    for lag in range(lo - 1, hi + 2):
+        left2 = left1 + direction * lag
+        r1 = r2
+        r2 = r3
+        if left2 < 0 or left2 + width > n:
+            r3 = 0.0
+        else:
+            r3 = _window_correlation(y, energy, left1, left2, width)
+        if lag - 1 >= lo and r2 > best and r2 >= r1 and r2 >= r3:
+            best = r2
+            r1_best = r1
+            r3_best = r3
+            best_lag = lag - 1
+            other = left1 + direction * (lag - 1)
+            best_peak = 0.0
+            for i in range(other, other + width):
+                best_peak = max(best_peak, abs(np.float64(y[i])))
+    if best <= -1.0:
+        return t + direction * period, -1.0, 0.0
+    d2r = 2 * best - r1_best - r3_best
     shift = 0.0
-    if r_before > -2.0 and r_after > -2.0:
-        den = r_before - 2 * best + r_after
-        if den < 0.0:
-            shift = 0.5 * (r_before - r_after) / den
-    return t + direction * (best_lag + shift), best
+    if d2r != 0.0:
+        dr = 0.5 * (r3_best - r1_best)
+        best += 0.5 * dr * dr / d2r
+        shift = dr / d2r
+    return t + direction * (best_lag + shift), best, best_peak
 
 
 @njit(cache=True)
-def _run_pulses(y, energy, f0, sr, hop, a, b, times):
-    """Pulses of the voiced stretch of samples ``[a, b)`` (Praat's periodic cc point
-    process): from the largest absolute peak in the stretch's middle period, one pulse per
-    period both ways while the correlation exceeds 0.3. Returns how many, written in time
-    order into ``times``."""
+def _run_pulses(y, energy, f0, voiced, sr, hop, a, b, global_peak, times):
+    """Pulses of the voiced stretch of samples ``[a, b)`` (Praat's
+    ``Sound_Pitch_to_PointProcess_cc``): from the largest absolute peak in the stretch's
+    middle period, one pulse per period both ways until the stretch ends, kept where the
+    correlation exceeds 0.3 and the window's peak 1 % of the clip's (0.7 and 2.3 % for the
+    one beyond the ends). Returns how many, written in time order into ``times``."""
     middle = (a + b) // 2
-    period = _period_at(f0, middle, sr, hop)
-    lo = max(int(middle - period / 2), a)
-    hi = min(int(middle + period / 2) + 1, b)
-    centre = _peak(np.abs(y), lo, hi, 1.0)
+    period = _period_at(f0, voiced, middle, sr, hop)
+    lo = max(int(middle - period / 2), 0)
+    hi = min(int(middle + period / 2) + 1, y.shape[0])
+    centre = float(_peak(np.abs(y), lo, hi, 1.0))
     n = 0
-    t = float(centre)
-    while True:
-        t, r = _next_pulse(y, energy, t, _period_at(f0, t, sr, hop), -1, a, b)
-        if t < 0 or r < 0.3:
-            break
-        times[n] = t
-        n += 1
-    times[:n] = times[:n][::-1].copy()
-    times[n] = float(centre)
-    n += 1
-    t = float(centre)
-    while True:
-        t, r = _next_pulse(y, energy, t, _period_at(f0, t, sr, hop), 1, a, b)
-        if t < 0 or r < 0.3:
-            break
-        times[n] = t
-        n += 1
+    for direction in (-1, 1):
+        if direction == 1:  # the backward pulses, stored reversed, then the centre
+            times[:n] = times[:n][::-1].copy()
+            times[n] = centre
+            n += 1
+        t = centre
+        while True:
+            period = _period_at(f0, voiced, t, sr, hop)
+            t, r, peak = _next_pulse(y, energy, t, period, direction)
+            if t < a or t >= b:
+                if r > 0.7 and peak > 0.023333 * global_peak:
+                    times[n] = t
+                    n += 1
+                break
+            if r > 0.3 and (peak == 0.0 or peak > 0.01 * global_peak):
+                times[n] = t
+                n += 1
     return n
 
 
@@ -266,8 +276,11 @@ def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, out):
     global_peak = 0.0
     for i in range(n):
         global_peak = max(global_peak, abs(np.float64(y[i])))
+    periodic = np.zeros(n_frames, np.bool_)
     for k in range(n_frames):  # HNR: Praat's harmonicity frames
         r, local_peak = _periodicity(y, k * hop, sr / period_f0[k], width)
+        periodic[k] = (voiced[k] and r > _VOICING_R
+                       and local_peak > _VOICING_PEAK * global_peak)
         if r <= 0.0 or global_peak <= 0.0:
             continue
         if r <= 2.0 - local_peak / global_peak / _SILENCE:  # Praat's unvoiced strength
@@ -277,16 +290,16 @@ def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, out):
         n_hnr += 1
     t = 0
     while t < n_frames:
-        if not voiced[t]:
+        if not periodic[t]:
             t += 1
             continue
         u = t
-        while u < n_frames and voiced[u]:
+        while u < n_frames and periodic[u]:
             u += 1
         a = max((t * hop) - hop // 2, 0)
         b = min((u - 1) * hop + hop // 2 + 1, n)
         if b - a >= 3:
-            m = _run_pulses(y, energy, f0, sr, hop, a, b, times)
+            m = _run_pulses(y, energy, f0, voiced, sr, hop, a, b, global_peak, times)
             for i in range(1, m):
                 period = (times[i] - times[i - 1]) / sr
                 if _PERIOD_FLOOR <= period <= _PERIOD_CEILING:

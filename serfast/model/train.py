@@ -34,7 +34,7 @@ from .inputs import gender_column, moments, network_inputs, stat_block, standard
 from .predictor import Predictor
 from .saved import load_predictor, save_model
 from .networks import (average_members, build_method, build_seq_member, build_stats_member,
-                       keras_modules, tensorflow)
+                       keras_modules, seeded_and_deterministic)
 from ..io.store import open_store
 
 __all__ = ["CLASS_SETS", "SEED6", "Dataset", "Fitted", "TrainError", "TrainOptions",
@@ -249,9 +249,15 @@ class Fitted:
 
 
 def fit(ds: Dataset, rows: np.ndarray, options: TrainOptions) -> Fitted:
-    """Train one model (all ensemble members) on dataset ``rows`` (indices)."""
-    keras, _ = keras_modules()  # imports TensorFlow quietly (TF_CPP_MIN_LOG_LEVEL)
-    tensorflow().config.experimental.enable_op_determinism()
+    """Train one model (all ensemble members) on dataset ``rows`` (indices), with
+    TensorFlow's op determinism on and the caller's random generators restored after
+    (:func:`~serfast.model.networks.seeded_and_deterministic`)."""
+    with seeded_and_deterministic(options.seed):
+        return _fit(ds, rows, options)
+
+
+def _fit(ds: Dataset, rows: np.ndarray, options: TrainOptions) -> Fitted:
+    keras, _ = keras_modules()
     config = network_config(options, ds)
     norm = fit_norm(config, ds, rows)
     gender = fit_gender(ds, rows)
