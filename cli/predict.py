@@ -1,6 +1,5 @@
 """`serfast predict`: label the speech of an archive of recordings."""
 
-import os
 import sys
 
 import click
@@ -9,12 +8,23 @@ from serfast.io.corpus import CorpusError
 from serfast.calls.channel import WindowOptions
 from serfast.calls.denoise import DenoiseOptions
 from serfast.features.device import DEVICES, DeviceError
-from serfast.calls.labels import OutputError
+from serfast.calls.html_report import DEFAULT_CHANNELS
+from serfast.calls.labels import OutputError, output_paths
 from serfast.calls.predict import PredictOptions, predict_archive
 from serfast.features.spec import FeatureSpec
 from serfast.workers import ClusterError
 
-from .progress import ProgressLine
+from .progress import ProgressLine, audio_unit
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) or DEFAULT_CHANNELS
+
+
+def _audio(seconds: float) -> str:
+    """Seconds of audio in the unit that reads best: ``42.0 s``, ``3.5 min``, ``2.25 h``."""
+    scale, name = audio_unit(seconds)
+    return f"{seconds / scale:,.{2 if name == 'h' else 1}f} {name}"
 
 
 @click.command()
@@ -22,13 +32,17 @@ from .progress import ProgressLine
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True),
               help="Folder of a trained model.")
 @click.option("--out", required=True, type=click.Path(),
-              help="labels.csv: one row per window of speech.")
+              help="Labels CSV (e.g. day1.csv): one row per window of speech.")
 @click.option("--summary", default="", type=click.Path(),
-              help="Per file and channel summary [default: summary.csv beside --out].")
+              help="Per file and channel summary [default: OUT named .summary.csv, "
+                   "e.g. day1.summary.csv].")
 @click.option("--segments", is_flag=True,
-              help="Also write segments.csv beside --out: adjacent same-label windows merged.")
+              help="Also write OUT named .segments.csv (day1.segments.csv): adjacent "
+                   "same-label windows merged.")
 @click.option("--plots", default="", type=click.Path(file_okay=False),
               help="Folder for one timeline PNG per file.")
+@click.option("--channel-names", default=",".join(DEFAULT_CHANNELS), show_default=True,
+              help="Names of channels 0, 1, … in the plots, comma-separated.")
 @click.option("--mix", is_flag=True, help="Mix channels down instead of one speaker each.")
 @click.option("--window", type=click.FloatRange(0.1), default=None,
               help=f"Window in seconds [default: the model's crop, {FeatureSpec.duration}].")
@@ -44,33 +58,33 @@ from .progress import ProgressLine
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where window features are computed; auto = the GPU when one is usable.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def predict(archive, model_dir, out, summary, segments, plots, mix, window, hop, denoise,
-            workers, resume, cluster, device, quiet):
+def predict(archive, model_dir, out, summary, segments, plots, channel_names, mix, window,
+            hop, denoise, workers, resume, cluster, device, quiet):
     """Label every speech window of ARCHIVE (folders, audio files, .txt lists of paths or
     .csv manifests) with the model in --model.
 
     Each channel is its own speaker (agent and customer of a stereo call); silence, hold
     music and line noise are left out by voice-activity detection."""
-    beside = os.path.dirname(os.path.abspath(out))
     windows = WindowOptions(window=window or 0.0, hop=hop or 0.0,
                             denoise=DenoiseOptions() if denoise else None)
     options = PredictOptions(windows=windows, mix=mix, workers=workers, resume=resume,
                              summary=summary,
-                             segments=os.path.join(beside, "segments.csv") if segments else "",
-                             plots=plots, cluster=cluster, device=device)
-    progress = ProgressLine(not quiet, unit="audio h", scale=1 / 3600)
+                             segments=output_paths(out).segments if segments else "",
+                             plots=plots, channel_names=_names(channel_names),
+                             cluster=cluster, device=device)
+    progress = ProgressLine(not quiet, unit="audio")
     try:
         rep = predict_archive(list(archive), model_dir, out, options, progress)
     except (CorpusError, OutputError, ClusterError, DeviceError, ValueError, OSError) as err:
         raise click.ClickException(" ".join(str(err).split())) from None
-    click.echo(f"labelled {rep.windows} windows ({rep.speech_seconds / 3600:.2f} h of speech) "
-               f"in {rep.channels} channels of {rep.files} files "
-               f"({rep.audio_seconds / 3600:.2f} h of audio) in {rep.seconds:.1f} s "
+    click.echo(f"labelled {rep.windows:,} windows ({_audio(rep.speech_seconds)} of speech) "
+               f"in {rep.channels:,} channels of {rep.files:,} files "
+               f"({_audio(rep.audio_seconds)} of audio) in {rep.seconds:.1f} s "
                f"on {f'Dask cluster {cluster}' if cluster else f'{rep.workers} worker(s)'}"
                f"{'' if rep.device == 'CPU' else f' with {rep.device}'}, "
-               f"{rep.errors} failed -> {out}")
+               f"{rep.errors:,} failed -> {out}")
     if rep.skipped:
-        click.echo(f"resumed: {rep.skipped} files were already done")
+        click.echo(f"resumed: {rep.skipped:,} files were already done")
     if rep.errors:
         click.echo(f"unreadable files and their reasons: rows of {out} with an error")
     if rep.files and rep.errors == rep.channels:

@@ -237,6 +237,7 @@ def run(sources, predictor, out, **kw):
 
 
 def test_channels_are_separate_speakers_and_bad_files_are_error_rows(archive, predictor, tmp_path):
+    predictor.calls.clear()  # the fixture is shared by the session's tests
     rep = run([archive], predictor, tmp_path / "labels.csv")
     assert (rep.files, rep.channels, rep.errors) == (3, 5, 1)
     rows = read_csv(tmp_path / "labels.csv")
@@ -258,8 +259,9 @@ def test_channels_are_separate_speakers_and_bad_files_are_error_rows(archive, pr
             p = np.array([float(r[f"p_{e}"]) for e in EMOTIONS])
             assert abs(p.sum() - 1) < 1e-3 and float(r["confidence"]) == pytest.approx(p.max(), abs=1e-4)
             assert float(r["end"]) - float(r["start"]) == pytest.approx(2.5, abs=1e-3)
-    # one model call per channel, all its windows at once (per-speaker normalisation)
-    assert len(predictor.calls) >= 4
+    # one model call per channel, all its windows at once (per-speaker normalisation):
+    # two channels of each of the two readable files
+    assert len(predictor.calls) == 4
 
 
 def test_url_manifest_labels_like_local_files(archive, predictor, tmp_path):
@@ -314,7 +316,9 @@ def test_window_and_hop_options(archive, predictor, tmp_path):
     rows = [r for r in read_csv(tmp_path / "labels.csv") if r["channel"] == "0"]
     starts = sorted(float(r["start"]) for r in rows)
     assert all(float(r["end"]) - float(r["start"]) == pytest.approx(1.0, abs=1e-3) for r in rows)
-    assert np.median(np.diff(starts)) == pytest.approx(0.25, abs=1e-3)  # the hop
+    grid = predictor.spec.hop_length / predictor.spec.sr  # windows start on the frame grid
+    assert all(s / grid == pytest.approx(round(s / grid), abs=1e-3) for s in starts)
+    assert np.median(np.diff(starts)) == pytest.approx(0.25, abs=grid / 2)  # the hop
     assert len(rows) >= 2 * 8
 
 
@@ -490,8 +494,8 @@ def test_two_workers_give_the_same_rows(archive, predictor, tmp_path):
     rep = predict_archive([str(archive)], predictor, str(tmp_path / "w2" / "labels.csv"),
                           PredictOptions(workers=2))
     assert rep.workers == 2
-    for name in ("labels.csv", "summary.csv"):
-        assert (tmp_path / "w1" / name).read_text() == (tmp_path / "w2" / name).read_text()
+    for one, two in (("labels.csv", "labels.csv"), ("summary.csv", "labels.summary.csv")):
+        assert (tmp_path / "w1" / one).read_text() == (tmp_path / "w2" / two).read_text()
 
 
 def test_predict_workers_use_one_thread_per_library(archive, predictor, tmp_path):
@@ -513,23 +517,188 @@ def test_cli_outputs_and_one_line_errors(archive, predictor, tmp_path, monkeypat
     import serfast.calls.predict
     from serfast_cli.main import main
 
+    import serfast.calls.timeline
+
     monkeypatch.setattr(serfast.calls.predict, "load_model", lambda model: predictor)
+    plot, titles = serfast.calls.timeline.plot_timeline, []
+    monkeypatch.setattr(serfast.calls.timeline, "plot_timeline",
+                        lambda *a: titles.append(a[-1]) or plot(*a))
     listing = tmp_path / "calls.txt"
     listing.write_text("calls/a.wav\n# a comment\ncalls/c_broken.wav\n")
     out = tmp_path / "out" / "labels.csv"
     out.parent.mkdir()
     args = ["predict", str(listing), "--model", str(tmp_path), "--out", str(out),
-            "--workers", "1", "--segments", "--plots", str(tmp_path / "png")]
+            "--workers", "1", "--segments", "--plots", str(tmp_path / "png"),
+            "--channel-names", "rep, client"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    assert titles == [("rep", "client")] * 2
     assert "in 3 channels of 2 files" in result.output and "1 failed" in result.output
-    for name in ("labels.csv", "summary.csv", "segments.csv"):
-        assert (out.parent / name).exists()
+    assert sorted(os.listdir(out.parent)) == ["labels.csv", "labels.segments.csv",
+                                              "labels.summary.csv"]
     assert sorted(os.listdir(tmp_path / "png")) == ["a.png", "c_broken.png"]
-    segs = read_csv(out.parent / "segments.csv")
+    segs = read_csv(out.parent / "labels.segments.csv")
     assert {(s["channel"], s["label"]) for s in segs} == {("0", "angry"), ("1", "sad")}
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and again.output.count("\n") == 1 and "exists" in again.output
     missing = CliRunner().invoke(main, ["predict", str(tmp_path / "nope"), "--model",
                                         str(tmp_path), "--out", str(out)])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
+
+
+# ------------------------------------------------------------------ outputs that keep each run's files
+
+def interrupted_run(sources, model, out, **kw):
+    """A run into ``out`` (options as :func:`run` gives them) stopped by its progress
+    callback after its first file."""
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_first_file(done, total, files, failed):
+        if files >= 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        predict_archive([str(s) for s in sources], model, str(out),
+                        PredictOptions(workers=1, summary=str(out.parent / "summary.csv"),
+                                       **kw), stop_after_first_file)
+    assert os.path.exists(str(out) + ".journal") and not out.exists()
+
+
+def test_summary_and_segments_are_named_after_out(archive, predictor, tmp_path):
+    from serfast.calls.html_report import find_outputs
+    from serfast.calls.labels import output_paths
+
+    assert output_paths("res/day1.csv") == ("res/day1.csv", "res/day1.summary.csv",
+                                            "res/day1.segments.csv")
+    assert output_paths("res/day1").summary == "res/day1.summary.csv"
+    for day, source in (("day1", "a.wav"), ("day2", "b.wav")):
+        out = tmp_path / f"{day}.csv"
+        predict_archive([str(archive / source)], predictor, str(out),
+                        PredictOptions(workers=1, segments=output_paths(str(out)).segments))
+    assert sorted(os.listdir(tmp_path)) == [
+        "calls", "day1.csv", "day1.segments.csv", "day1.summary.csv",
+        "day2.csv", "day2.segments.csv", "day2.summary.csv"]
+    for day, source in (("day1", "a.wav"), ("day2", "b.wav")):
+        assert {r["file"] for r in read_csv(tmp_path / f"{day}.summary.csv")} == \
+            {str(archive / source)}
+        found = find_outputs(str(tmp_path / f"{day}.csv"))  # the HTML report's reader
+        assert found.summary == str(tmp_path / f"{day}.summary.csv")
+
+
+def test_a_second_run_onto_the_same_output_refuses(archive, predictor, tmp_path):
+    from serfast.calls.labels import OutputError
+    from serfast.io.files import FileLock
+
+    out = tmp_path / "day1.csv"
+    other = FileLock(str(out) + ".lock")  # another run holding the lock (flock: per open file)
+    assert other.acquire()
+    try:
+        with pytest.raises(OutputError, match="another serfast predict is writing"):
+            run([archive / "a.wav"], predictor, out)
+    finally:
+        other.release()
+    assert sorted(os.listdir(tmp_path)) == ["calls"]
+    summary = FileLock(str(tmp_path / "shared.csv") + ".lock")  # one --summary, two outs
+    assert summary.acquire()
+    try:
+        with pytest.raises(OutputError, match="another serfast predict is writing"):
+            predict_archive([str(archive / "a.wav")], predictor, str(out),
+                            PredictOptions(workers=1, summary=str(tmp_path / "shared.csv")))
+        assert not os.path.exists(str(out) + ".lock")  # its own lock released again
+    finally:
+        summary.release()
+    run([archive / "a.wav"], predictor, out)
+    assert not os.path.exists(str(out) + ".lock")  # released when the run ends
+
+
+def test_plain_rerun_onto_an_interrupted_run_refuses_and_keeps_it(archive, predictor, tmp_path):
+    from serfast.calls.labels import OutputError
+
+    out = tmp_path / "labels.csv"
+    interrupted_run([archive], predictor, out)
+    journal = (tmp_path / "labels.csv.journal").read_text()
+    with pytest.raises(OutputError, match="interrupted run: --resume continues it"):
+        run([archive], predictor, out)
+    assert (tmp_path / "labels.csv.journal").read_text() == journal
+    rep = run([archive], predictor, out, resume=True)
+    assert rep.skipped == 1 and out.exists()
+
+
+def test_resume_refuses_a_changed_model_folder_or_archive(archive, predictor, tmp_path,
+                                                         monkeypatch):
+    """The resumed run must be the same model (its files' bytes, wherever they are) and
+    the same list of archive files; otherwise one line, and the interrupted run is kept."""
+    import shutil
+
+    import serfast.calls.predict
+    from serfast.calls.labels import OutputError
+    from serfast.calls.predict import model_fingerprint
+
+    monkeypatch.setattr(serfast.calls.predict, "load_model", lambda model: predictor)
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "weights.npz").write_bytes(b"weights one")
+    (model / "sub" / "norm.npz").write_bytes(b"norm")
+    moved = tmp_path / "moved"
+    shutil.copytree(model, moved)
+    assert model_fingerprint(str(model)) == model_fingerprint(str(moved))  # contents, not path
+    out = tmp_path / "labels.csv"
+    interrupted_run([archive], str(model), out)
+    (model / "weights.npz").write_bytes(b"weights two")  # retrained in place
+    with pytest.raises(OutputError, match="cannot resume: the model changed since"):
+        run([archive], str(model), out, resume=True)
+    (model / "weights.npz").write_bytes(b"weights one")
+    extra = archive / "d.wav"
+    shutil.copy(archive / "a.wav", extra)
+    try:
+        with pytest.raises(OutputError, match="the archive's list of files changed since"):
+            run([archive], str(moved), out, resume=True)
+    finally:
+        extra.unlink()
+    rep = run([archive], str(moved), out, resume=True)  # the same model, moved: resumes
+    assert rep.skipped == 1 and rep.files == 2
+
+
+def test_csv_cells_from_user_input_cannot_be_formulas(archive, predictor, tmp_path):
+    """A file named like a formula and a model whose labels start with = + - @ give cells
+    a spreadsheet shows as text; the segments, read back from the labels, keep them."""
+    import shutil
+
+    from serfast.io.csv_cells import read_cell, safe_cell
+
+    for text in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "'=x", "'"):
+        assert safe_cell(text) == "'" + text and read_cell(safe_cell(text)) == text
+    assert safe_cell("angry") == "angry" and safe_cell(-1.5) == -1.5
+    calls = tmp_path / "in"
+    calls.mkdir()
+    shutil.copy(archive / "a.wav", calls / "=HYPERLINK(x).wav")
+    sly = CentroidPredictor(predictor.spec, predictor.centroids, predictor.mean, predictor.std)
+    sly.labels = ["=neutral", "+happy", "-sad", "@angry"]
+    out = tmp_path / "labels.csv"
+    predict_archive([f"{calls}/=HYPERLINK(x).wav"], sly, str(out),
+                    PredictOptions(workers=1, segments=str(tmp_path / "labels.segments.csv")))
+    for name in ("labels.csv", "labels.summary.csv", "labels.segments.csv"):
+        rows = read_csv(tmp_path / name)
+        assert rows and all(not v.startswith(("=", "+", "-", "@")) for r in rows
+                            for v in r.values()), name
+    labels = {r["label"] for r in read_csv(out)}
+    assert labels and labels <= {"'=neutral", "'+happy", "'-sad", "'@angry"}
+    segments = read_csv(tmp_path / "labels.segments.csv")
+    assert {s["label"] for s in segments} <= labels  # escaped once, not twice
+
+
+def test_timeline_names_channels_and_labels_its_axes(archive, predictor, tmp_path):
+    from serfast.calls.predict import run_task
+    from serfast.calls.timeline import timeline_figure
+
+    opts = PredictOptions().windows.sized(predictor.spec)
+    results = [run_task(str(archive / "a.wav"), c, predictor, opts) for c in (0, 1)]
+    fig = timeline_figure("a.wav", ["0", "1"], results, EMOTIONS)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["agent\nprobability",
+                                                    "customer\nprobability"]
+    assert fig.axes[-1].get_xlabel() == "time (s)"
+    named = timeline_figure("a.wav", ["0", "1"], results, EMOTIONS, ("rep", "client"))
+    assert [ax.get_ylabel() for ax in named.axes] == ["rep\nprobability", "client\nprobability"]
+    mixed = timeline_figure("a.wav", ["mix"], results[:1], EMOTIONS)
+    assert mixed.axes[0].get_ylabel() == "mix\nprobability"

@@ -1,37 +1,61 @@
-"""The outputs of ``serfast predict``: labels.csv, summary.csv (and segments.csv).
+"""The outputs of ``serfast predict``: the labels CSV (``--out``, e.g. ``day1.csv``) and,
+named after it, its summary (``day1.summary.csv``) and segments (``day1.segments.csv``);
+:func:`output_paths` gives the names.
 
 Each file's columns and the functions that build its rows from a channel's result sit
-side by side. Rows are written file by file, in archive order, to ``OUT.partial`` and
-``SUMMARY.partial``; after a file's rows are flushed and synced, one JSON line in
-``OUT.journal`` (:class:`~serfast.io.journal.Journal`) records the file and the byte
-length of both partial files. Nothing exists at ``OUT`` until :meth:`LabelWriter.finish`
-moves the partial files into place. ``resume=True`` keeps every journaled file, cuts
-anything written after the last journal line, and reports the finished files in
-:attr:`LabelWriter.done` so they are skipped.
+side by side. Text from the user (file names, labels, errors) is written as spreadsheet-safe
+cells (:mod:`serfast.io.csv_cells`). Rows are written file by file, in archive order, to
+``OUT.partial`` and ``SUMMARY.partial``; after a file's rows are flushed and synced, one
+JSON line in ``OUT.journal`` (:class:`~serfast.io.journal.Journal`) records the file and
+the byte length of both partial files. Nothing exists at ``OUT`` until
+:meth:`LabelWriter.finish` moves the partial files into place. ``resume=True`` keeps every
+journaled file, cuts anything written after the last journal line, and reports the
+finished files in :attr:`LabelWriter.done` so they are skipped.
+
+One run at a time: a writer holds an OS lock on ``OUT.lock`` (and ``SUMMARY.lock``)
+until it finishes, fails or its process ends; a second run onto them refuses.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import json
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from ..io.files import atomic_write, move_into_place
+from ..io.csv_cells import read_cell, safe_cell
+from ..io.files import FileLock, atomic_write, move_into_place
 from ..io.journal import Journal
 from .summary import merge_segments, summarize
 
 if TYPE_CHECKING:
     from .channel import ChannelResult
 
-__all__ = ["LabelWriter", "OutputError", "label_fields", "label_rows", "segment_fields",
-           "summary_fields", "summary_rows", "write_segments"]
+__all__ = ["LabelWriter", "OutputError", "OutputPaths", "label_fields", "label_rows",
+           "output_paths", "segment_fields", "summary_fields", "summary_rows",
+           "write_segments"]
 
 
 class OutputError(Exception):
     """Outputs that cannot be written or resumed; one-line message."""
+
+
+class OutputPaths(NamedTuple):
+    """The files of one predict run whose labels CSV is ``labels``."""
+
+    labels: str
+    summary: str
+    segments: str
+
+
+def output_paths(labels: str) -> OutputPaths:
+    """The labels CSV ``labels`` and its siblings, named after it: ``day1.csv`` ->
+    ``day1.summary.csv`` and ``day1.segments.csv`` in the same folder."""
+    stem = labels[:-4] if labels.lower().endswith(".csv") else labels
+    return OutputPaths(labels, f"{stem}.summary.csv", f"{stem}.segments.csv")
 
 
 def label_fields(labels: list[str]) -> list[str]:
@@ -86,22 +110,61 @@ def summary_rows(file: str, channel: str, result: ChannelResult,
                                          for lab in labels}, **negative)]
 
 
+#: Columns that hold text from the user (paths, labels, messages).
+_TEXT = ("file", "channel", "label", "dominant", "error")
+
+
 def _row(fields: list[str], **values) -> list:
-    """``values`` in the order of ``fields``; a column not given is empty."""
-    return [values.get(name, "") for name in fields]
+    """``values`` in the order of ``fields``, text columns spreadsheet-safe; a column not
+    given is empty."""
+    return [safe_cell(values[name]) if name in _TEXT and name in values
+            else values.get(name, "") for name in fields]
 
 
 class LabelWriter:
     """Writes labels.csv and summary.csv as files finish; see the module docstring."""
 
     def __init__(self, out: str, summary: str, labels: list[str], fingerprint: dict,
-                 resume: bool = False):
+                 resume: bool = False, segments: str = ""):
         self.out, self.summary, self.labels = out, summary, labels
         self.partial = {"labels": out + ".partial", "summary": summary + ".partial"}
         self.journal_path = out + ".journal"
         self.done: set[str] = set()
-        if os.path.exists(out) and not resume:
-            raise OutputError(f"{out} exists; choose another --out or delete it")
+        self.files: dict = {}
+        self.journal: Journal | None = None
+        self.locks = [FileLock(p + ".lock") for p in dict.fromkeys((out, summary))]
+        self._lock()
+        try:
+            self._open(fingerprint, resume, segments)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _lock(self) -> None:
+        for k, lock in enumerate(self.locks):
+            try:
+                held = lock.acquire()
+            except FileExistsError as err:
+                held, reason = False, str(err)
+            except OSError as err:
+                held, reason = False, f"cannot write {err.filename}: {err.strerror}"
+            else:
+                reason = (f"another serfast predict is writing {lock.path[:-5]} "
+                          f"(it holds {lock.path})")
+            if not held:
+                for taken in self.locks[:k]:
+                    taken.release()
+                raise OutputError(reason)
+
+    def _open(self, fingerprint: dict, resume: bool, segments: str) -> None:
+        out, labels = self.out, self.labels
+        if not resume:
+            for path in dict.fromkeys((out, self.summary, segments)):
+                if path and os.path.exists(path):
+                    raise OutputError(f"{path} exists; choose another --out or delete it")
+            if os.path.exists(self.journal_path):
+                raise OutputError(f"{out} has an interrupted run: --resume continues it "
+                                  f"(or delete {self.journal_path} to start again)")
         head = {"fingerprint": fingerprint}
         if resume and os.path.exists(self.journal_path):
             sizes = self._reopen(head)
@@ -133,7 +196,7 @@ class LabelWriter:
         try:
             self.journal, entries = Journal.resume(
                 self.journal_path, head, OutputError,
-                "the model or the options changed since the interrupted run "
+                f"{self._changed(head['fingerprint'])} changed since the interrupted run "
                 f"(delete {self.journal_path} to restart)",
                 usable=lambda e: all(e[k] <= actual[k] for k in actual))  # data is there
         except OSError as err:
@@ -145,6 +208,18 @@ class LabelWriter:
                 return {}
             sizes = {k: self._header_size(p) for k, p in self.partial.items()}
         return sizes
+
+    def _changed(self, fingerprint: dict) -> str:
+        """What differs between ``fingerprint`` and the journal's, in words."""
+        try:
+            with open(self.journal_path, encoding="utf-8") as fh:
+                stored = json.loads(fh.readline())["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return "the model or the options"
+        now = json.loads(json.dumps(fingerprint))
+        names = {"model": "the model", "archive": "the archive's list of files"}
+        what = [names.get(k, "the options") for k in now if stored.get(k) != now[k]]
+        return " and ".join(dict.fromkeys(what)) or "the model or the options"
 
     @staticmethod
     def _header_size(path: str) -> int:
@@ -165,14 +240,28 @@ class LabelWriter:
         self.done.add(file)
 
     def finish(self, segments: str = "") -> None:
-        """Close, move the partial files into place, and write ``segments`` if asked."""
+        """Close, move the partial files into place, write ``segments`` if asked, and
+        release the locks."""
+        try:
+            for f in self.files.values():
+                f.close()
+            move_into_place(self.partial["labels"], self.out)
+            move_into_place(self.partial["summary"], self.summary)
+            self.journal.remove()
+            if segments:
+                write_segments(self.out, segments, self.labels)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close the files and release the locks, leaving the partial files and the
+        journal for a resumed run."""
         for f in self.files.values():
             f.close()
-        move_into_place(self.partial["labels"], self.out)
-        move_into_place(self.partial["summary"], self.summary)
-        self.journal.remove()
-        if segments:
-            write_segments(self.out, segments, self.labels)
+        if self.journal is not None:
+            self.journal.close()
+        for lock in self.locks:
+            lock.release()
 
 
 def write_segments(labels_csv: str, out: str, labels: list[str]) -> int:
@@ -198,8 +287,10 @@ def write_segments(labels_csv: str, out: str, labels: list[str]) -> int:
                     count += 1
                 run = []
             if row is not None and not row["error"]:
-                run.append({"file": row["file"], "channel": row["channel"],
+                run.append({"file": read_cell(row["file"]),
+                            "channel": read_cell(row["channel"]),
                             "start": float(row["start"]), "end": float(row["end"]),
-                            "label": row["label"], "confidence": float(row["confidence"]),
+                            "label": read_cell(row["label"]),
+                            "confidence": float(row["confidence"]),
                             **{p: float(row[p]) for p in probs}})
     return count

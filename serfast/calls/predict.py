@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import one_line
 from ..io.audio import AudioError, audio_info
 from .channel import ChannelResult, WindowOptions, label_channel
+from .html_report import DEFAULT_CHANNELS
 from ..io.corpus import CorpusError, is_url, scan
 from ..features.device import describe, run_device
 from . import labels as labels_csv
@@ -28,7 +29,7 @@ from .labels import LabelWriter
 from ..workers import loaded, run_tasks, worker_count
 
 __all__ = ["LIST_EXTENSIONS", "PredictOptions", "PredictReport", "list_archive", "load_model",
-           "predict_archive", "run_task"]
+           "model_fingerprint", "predict_archive", "run_task"]
 
 #: progress(audio seconds done, audio seconds in total, files done, files failed)
 Progress = Callable[[float, float, int, int], None]
@@ -45,9 +46,10 @@ class PredictOptions:
     mix: bool = False
     workers: int = 0  # 0 = every core
     resume: bool = False
-    summary: str = ""  # default: summary.csv beside the labels
+    summary: str = ""  # default: named after the labels (labels.output_paths)
     segments: str = ""  # write merged segments here when set
     plots: str = ""  # write one timeline PNG per file into this folder when set
+    channel_names: tuple[str, ...] = DEFAULT_CHANNELS  # titles of channels 0, 1, … in plots
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
     device: str = "auto"  # auto | cpu | gpu (see serfast.features.device)
 
@@ -99,6 +101,24 @@ def load_model(model):
     return model
 
 
+def model_fingerprint(model) -> str:
+    """What identifies ``model`` for a resumed run: the SHA-256 of a model folder's
+    files (their names relative to it and their bytes), or a Predictor's class name."""
+    if not isinstance(model, (str, os.PathLike)):
+        return type(model).__name__
+    digest = hashlib.sha256()
+    root = os.fspath(model)
+    for folder, _, names in sorted(os.walk(root)):
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            digest.update(os.path.relpath(path, root).encode() + b"\0")
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
 def run_task(path: str, channel: int | None, predictor, options: WindowOptions) -> ChannelResult:
     """Label one channel; a failure becomes a result with ``error`` set."""
     try:
@@ -134,9 +154,11 @@ class _ArchiveRun:
     rows are written once it and every file before it are done."""
 
     def __init__(self, files: list[str], labels: list[str], writer: LabelWriter, mix: bool,
-                 plots: str, plot_names: dict[str, str], progress: Progress | None):
+                 plots: str, plot_names: dict[str, str], channel_names: tuple[str, ...],
+                 progress: Progress | None):
         self.files, self.labels, self.writer = files, labels, writer
         self.plots, self.plot_names, self.progress = plots, plot_names, progress
+        self.channel_names = channel_names
         self.names: list[list[str]] = []  # per file: its channels' names
         self.results: list[list] = []  # per file: its channels' results (None: to come)
         self.durations: list[float] = []  # per file: seconds of audio
@@ -203,14 +225,16 @@ class _ArchiveRun:
 
             os.makedirs(self.plots, exist_ok=True)
             plot_timeline(os.path.join(self.plots, self.plot_names[path]), path, names,
-                          results, self.labels)
+                          results, self.labels, self.channel_names)
 
 
 def predict_archive(sources: list[str], model, out: str,
                     options: PredictOptions = PredictOptions(),
                     progress: Progress | None = None) -> PredictReport:
     """Label every file of ``sources`` with ``model`` (a Predictor or a model folder);
-    writes ``out`` (labels.csv), the summary and, if asked, segments and plots.
+    writes ``out`` (the labels CSV), the summary and, if asked, segments and plots.
+    ``resume`` continues an interrupted run only if the model folder's files, the list of
+    archive files and the options are those it started with (else OutputError).
 
     On a cluster, a model folder must be readable by the workers; a Predictor object is
     sent to each worker once.
@@ -221,23 +245,27 @@ def predict_archive(sources: list[str], model, out: str,
     labels, spec = list(predictor.labels), predictor.spec
     wopts = replace(options.windows.sized(spec),
                     device="auto" if options.cluster else device)
-    summary_path = options.summary or os.path.join(os.path.dirname(os.path.abspath(out)),
-                                                   "summary.csv")
-    fingerprint = {"model": model if isinstance(model, str) else type(model).__name__,
-                   "labels": labels, "spec": spec.to_dict(), "mix": options.mix,
-                   "window": asdict(wopts)}
-    writer = LabelWriter(out, summary_path, labels, fingerprint, options.resume)
+    summary_path = options.summary or labels_csv.output_paths(out).summary
     all_files = list_archive(sources)
-    files = [f for f in all_files if f not in writer.done]
-    run = _ArchiveRun(files, labels, writer, options.mix, options.plots,
-                      _plot_names(all_files), progress)
-    run.record_header_errors()
-    workers = worker_count(options.workers, len(run.tasks))
-    model_ref = model if isinstance(model, str) else predictor  # workers load a folder
-    for i, k, res in run_tasks(_label_task, run.tasks, spec, workers, options.cluster,
-                               (wopts,), load=load_model, shared=(model_ref,),
-                               loaded_here=predictor, may_start=run.may_start):
-        run.record(i, k, res)
+    fingerprint = {"model": model_fingerprint(model), "labels": labels,
+                   "spec": spec.to_dict(), "mix": options.mix, "window": asdict(wopts),
+                   "archive": hashlib.sha256("\n".join(all_files).encode()).hexdigest()}
+    writer = LabelWriter(out, summary_path, labels, fingerprint, options.resume,
+                         options.segments)
+    try:
+        files = [f for f in all_files if f not in writer.done]
+        run = _ArchiveRun(files, labels, writer, options.mix, options.plots,
+                          _plot_names(all_files), options.channel_names, progress)
+        run.record_header_errors()
+        workers = worker_count(options.workers, len(run.tasks))
+        model_ref = model if isinstance(model, str) else predictor  # workers load a folder
+        for i, k, res in run_tasks(_label_task, run.tasks, spec, workers, options.cluster,
+                                   (wopts,), load=load_model, shared=(model_ref,),
+                                   loaded_here=predictor, may_start=run.may_start):
+            run.record(i, k, res)
+    except BaseException:
+        writer.abort()
+        raise
     writer.finish(options.segments)
     return PredictReport(len(files), run.channels, run.errors, len(all_files) - len(files),
                          run.total, run.speech, run.windows, time.perf_counter() - start,

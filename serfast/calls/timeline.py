@@ -1,5 +1,6 @@
-"""Timeline PNG of one call: per channel, the emotion probabilities of each window over
-time, speech regions shaded (matplotlib, no display needed)."""
+"""Timeline PNG of one call: per channel (agent, customer, or names given), the emotion
+probabilities of each window over time, speech regions shaded (matplotlib, no display
+needed)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,26 @@ import os
 
 import numpy as np
 
+from .html_report import DEFAULT_CHANNELS, channel_titles
+
+__all__ = ["plot_timeline", "timeline_figure"]
+
 
 def plot_timeline(png: str, path: str, channel_names: list[str], results: list,
-                  labels: list[str]) -> None:
-    """Write ``png``: one panel per channel of ``path`` (results: ChannelResult list)."""
+                  labels: list[str], titles: tuple[str, ...] = DEFAULT_CHANNELS) -> None:
+    """Write ``png``: :func:`timeline_figure` of the channels of ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = timeline_figure(path, channel_names, results, labels, titles)
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+
+
+def timeline_figure(path: str, channel_names: list[str], results: list, labels: list[str],
+                    titles: tuple[str, ...] = DEFAULT_CHANNELS):
+    """A matplotlib figure, one panel per channel of ``path`` (results: ChannelResult
+    list): emotion probabilities (0 to 1) over time in seconds, speech regions shaded;
+    channel k is titled ``titles[k]`` (agent, customer by default)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,6 +35,7 @@ def plot_timeline(png: str, path: str, channel_names: list[str], results: list,
 
     colors = plt.get_cmap("tab10")(np.arange(len(labels)) % 10)
     seconds = max([r.seconds for r in results] + [1.0])
+    names = channel_titles(channel_names, titles)
     fig, axes = plt.subplots(len(results), 1, figsize=(12, 1.8 * len(results) + 0.6),
                              sharex=True, squeeze=False)
     for ax, name, res in zip(axes[:, 0], channel_names, results):
@@ -30,13 +48,12 @@ def plot_timeline(png: str, path: str, channel_names: list[str], results: list,
             ax.stackplot(t, p.T, colors=colors, alpha=0.7, lw=0)
         ax.set_ylim(0, 1)
         ax.set_xlim(0, seconds)
-        ax.set_ylabel(f"channel {name}")
+        ax.set_ylabel(f"{names[name]}\nprobability")
     axes[0, 0].set_title(os.path.basename(path), fontsize=10)
     axes[-1, 0].set_xlabel("time (s)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.55) for c in colors]
     fig.legend(handles, labels, loc="upper right", ncol=len(labels), fontsize=8)
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
+    return fig
 
 
 def _curve(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray):
