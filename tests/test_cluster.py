@@ -127,7 +127,7 @@ def test_fsspec_urls_in_a_manifest(good_corpus, tmp_path):
     wavs = sorted(str(p) for p in good_corpus.rglob("*.wav"))
     manifest = tmp_path / "urls.csv"
     manifest.write_text("path,label\n" + "".join(f"file://{p},angry\n" for p in wavs))
-    out = tmp_path / "urls.npy"
+    out = tmp_path / "from_urls.npy"  # urls.npy's CSV would be the manifest: refused
     extract(str(manifest), str(out), ExtractOptions(workers=1))
     plain = tmp_path / "plain.npy"
     (tmp_path / "plain.csv").unlink(missing_ok=True)
