@@ -2,6 +2,7 @@
 changed clips, crashes (a real SIGKILL of the run, of a worker, a torn journal line, a
 truncated frames file), and one line instead of a traceback."""
 
+import csv
 import json
 import os
 import shutil
@@ -183,7 +184,7 @@ def test_resume_computes_a_clip_again_when_its_file_changed(good_corpus, tmp_pat
 
 #: Runs extract in a child process that kills itself with SIGKILL at a chosen point.
 KILLED_RUN = textwrap.dedent("""
-    import os, signal, sys
+    import json, os, signal, sys
     from serfast.extract import ExtractOptions, extract
     from serfast.io.journal import Journal
 
@@ -195,7 +196,7 @@ KILLED_RUN = textwrap.dedent("""
         calls.append(1)
         if where != "between shards" and len(calls) == after:
             if where == "torn journal line":  # half of a line reaches the disk
-                line = __import__("json").dumps(entries[0])
+                line = json.dumps(entries[0])
                 self._fh.write(line[:len(line) // 2])
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
@@ -424,8 +425,7 @@ def test_a_loud_finite_clip_is_an_error_row_not_an_ok_row_of_nan(tmp_path):
     out = tmp_path / "s.npy"
     summary = extract(str(corpus), str(out), OPTIONS)
     assert (summary.ok, summary.errors) == (1, 1)
-    rows = {os.path.basename(r["path"]): r for r in
-            __import__("csv").DictReader(open(tmp_path / "s.csv"))}
+    rows = {os.path.basename(r["path"]): r for r in csv.DictReader(open(tmp_path / "s.csv"))}
     assert rows["loud.wav"]["status"] == "error"
     assert rows["loud.wav"]["error"].startswith("feature error: non-finite features")
     assert "overflows float32 power" in rows["loud.wav"]["error"]
