@@ -29,6 +29,10 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
     except (CorpusError, StoreError, ClusterError, DeviceError, ExtractError,
             ValueError) as err:
         raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: the rows done are kept; continue with "
+                   f"serfast extract {corpus} {out} --resume (and the same options)", err=True)
+        sys.exit(130)
     if summary.complete:
         click.echo(f"{out} is complete ({summary.ok} of {summary.rows} rows ok): nothing to "
                    "resume (--overwrite extracts it again)")

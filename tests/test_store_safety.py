@@ -162,6 +162,21 @@ def test_resume_on_a_finished_store_says_so_and_changes_nothing(good_corpus, ref
     assert "is complete (6 of 6 rows ok): nothing to resume" in res.output
     assert {s: os.stat(str(out)[:-4] + s).st_mtime_ns for s in STORE_FILES} == stamps
     assert store_bytes(out) == expected and leftovers(out) == []
+    with pytest.raises(StoreError, match="extracted with other options.*--overwrite"):
+        extract(str(good_corpus), str(out), ExtractOptions(workers=1, resume=True))  # no frames
+    assert store_bytes(out) == expected
+
+
+def test_ctrl_c_is_one_line_naming_resume(good_corpus, tmp_path, monkeypatch):
+    import serfast_cli.extract as cli
+
+    def interrupted_run(corpus, out, options, progress):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_extract", interrupted_run)
+    res = CliRunner().invoke(main, ["extract", str(good_corpus), str(tmp_path / "s.npy")])
+    assert res.exit_code == 130 and "Traceback" not in res.output
+    assert res.output.strip().startswith("interrupted:") and "--resume" in res.output
 
 
 def test_resume_computes_a_clip_again_when_its_file_changed(good_corpus, tmp_path):

@@ -214,6 +214,10 @@ class StoreWriter:
         running = [p[k] for k in _RUNNING if os.path.exists(p[k])]
         if meta is not None and os.path.exists(p["npy"]):
             if self.resume:  # a finish cut short after the move may have left these
+                if meta["spec"] != json.loads(json.dumps(self.spec.to_dict())) or \
+                        bool(meta.get("frames")) != self.frames:
+                    raise StoreError(f"{p['npy']} is a finished store extracted with other "
+                                     "options; choose another OUT, or --overwrite to replace it")
                 self.complete, self.meta = True, meta
                 self._remove(_RUNNING)
                 return
