@@ -15,8 +15,11 @@ over each speech region found by :mod:`serfast.calls.vad`:
 * a longer region gets windows every ``hop`` from its start, plus one ending at its end,
   so every speech sample is covered.
 
-Windows are computed by the engine (:func:`serfast.features.device.batch_features`: the CPU
-kernels, or the GPU's when ``device`` says so) ``batch`` at a time. The model sees all the windows of the channel as one speaker group (per-speaker
+Windows start on the channel's frame grid (multiples of ``hop_length``). On the CPU their
+features come from frames computed once per channel (:mod:`serfast.calls.window_features`:
+each STFT frame once however many windows overlap it); with ``device`` gpu (or auto
+finding one) the engine computes each window whole
+(:func:`serfast.features.device.batch_features`). The model sees all the windows of the channel as one speaker group (per-speaker
 normalisation). With a model that can score a group in chunks
 (:attr:`serfast.model.Predictor.chunked_groups`, the serfast network), the
 normalisation statistics of the whole channel are summed while its windows stream by
@@ -36,10 +39,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .denoise import DenoiseOptions, NoiseReducer
-from ..features.device import batch_features
+from ..features.device import batch_features, resolve_device
 from ..features.spec import FeatureSpec
 from ..io.audio import channel_blocks
 from .vad import SpeechDetector, VadOptions
+from .window_features import ChannelFrames
+
+__all__ = ["ChannelResult", "WindowOptions", "label_channel", "region_windows"]
 
 
 @dataclass(frozen=True)
@@ -103,14 +109,18 @@ class _Labeller:
         self.predictor, self.spec = predictor, predictor.spec
         self.opt = options = options.sized(self.spec)
         sr = self.spec.sr
-        self.win, self.hop = int(round(options.window * sr)), int(round(options.hop * sr))
+        grid = self.spec.hop_length  # window starts and the hop lie on the frame grid
+        self.win = int(round(options.window * sr))
+        self.hop = max(1, int(round(options.hop * sr / grid))) * grid
         self.leads = tuple(int(round(lead * sr)) if lead >= 0 else -1
                            for lead in options.leads)
         self.vad = SpeechDetector(sr, self.spec.hop_length, options.vad)
         self.audio, self.base = np.zeros(0, np.float32), 0  # audio[0] is sample `base`
         self.planned: list[int] = []  # window starts not yet cut
         self.open_emitted: set[int] = set()  # starts already planned in the open region
-        self.pending: list[tuple[int, np.ndarray]] = []
+        self.pending: list[tuple[int, int]] = []  # windows cut, features not computed
+        self.channel_frames = (ChannelFrames(self.spec)
+                               if resolve_device(options.device) == "cpu" else None)
         self.spans: list[tuple[int, int]] = []
         self.values: list[np.ndarray] = []  # features of windows not yet scored
         self.frames: list[np.ndarray] = []
@@ -136,9 +146,12 @@ class _Labeller:
             # or the region may stay short and get a centred window
             keep = min(keep, max(self.open_emitted) if self.open_emitted
                        else self.vad.open_start - max(self.win, *self.leads))
+        keep -= keep % self.spec.hop_length  # the audio starts on the frame grid
         if keep > self.base:
             self.audio = self.audio[keep - self.base:]
             self.base = keep
+            if self.channel_frames is not None:
+                self.channel_frames.trim(keep)
 
     def finish(self) -> ChannelResult:
         self._plan(self.vad.finish())
@@ -221,25 +234,34 @@ class _Labeller:
 
     def _cut(self, final: bool) -> None:
         keep = []
+        grid = self.spec.hop_length
         for s in self.planned:
-            s = max(s, 0)
+            s = max(s, 0) // grid * grid
             e = s + self.win
             if e > self.end and not final:
                 keep.append(s)
                 continue
             if e > self.end:
-                s, e = max(0, self.end - self.win), self.end
-            self.pending.append((s, self.audio[s - self.base:e - self.base].copy()))
+                s = max(0, self.end - self.win) // grid * grid
+                e = min(s + self.win, self.end)
+            self.pending.append((s, e))
             if len(self.pending) >= self.opt.batch:
                 self._features()
+        self._features()
         self.planned = keep
 
     def _features(self) -> None:
         if not self.pending:
             return
-        batch = batch_features([y for _, y in self.pending], self.spec,
-                               self.predictor.needs_frames, self.opt.device)
-        self.spans += [(s, s + len(y)) for s, y in self.pending]
+        starts, ends = [s for s, _ in self.pending], [e for _, e in self.pending]
+        if self.channel_frames is not None:
+            batch = self.channel_frames.features(self.audio, self.base, starts, ends,
+                                                 self.predictor.needs_frames)
+        else:
+            batch = batch_features([self.audio[s - self.base:e - self.base]
+                                    for s, e in self.pending], self.spec,
+                                   self.predictor.needs_frames, self.opt.device)
+        self.spans += self.pending
         self.values.append(batch.values)
         if batch.frames is not None:
             self.frames += batch.frames

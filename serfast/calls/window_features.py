@@ -1,0 +1,308 @@
+"""Window features of one channel from frames computed once: a window costs a few sums.
+
+A window's seed features (``serfast.features.cpu`` states them) are means over its STFT
+frames plus the moments of its samples. When windows start on the channel's frame grid
+(multiples of ``hop_length``), every frame of a window that lies wholly inside it is the
+channel's frame at the same place: same samples, same Hann window. So
+:class:`ChannelFrames` computes each channel frame once, when a window first needs it,
+and keeps per frame what the means are made of:
+
+* |X| (for chroma), mel power, dB mel, centroid, bandwidth, piptrack candidates;
+* the frame's energy (RMS) and zero crossings;
+* per ``hop``-sample block: the sums of y, y², y³, y⁴ (the waveform's moments).
+
+A window of ``L`` samples has ``1 + L // hop`` frames; the first ``ceil(n_fft / 2 /
+hop)`` and last few (two each at the defaults) overhang its edges, where a per-window STFT
+pads with zeros (the ZCR with the edge samples). Those edge frames are computed afresh for
+each window, as :func:`serfast.features.cpu.clip_features` computes them, so a window's
+row is the per-window computation's up to the order of float sums (tested to 1e-4 of
+each column's scale; bench/RESULTS.md). Then:
+
+* mel, centroid, bandwidth, RMS, ZCR: sums over the window's frames;
+* MFCC: the mean of the dB mel clamped at the window's max - ``top_db``;
+* chroma: the tuning estimated per window from its frames' piptrack candidates
+  (``librosa.estimate_tuning``), the chroma bank of that tuning, each frame normalised;
+* moments: central moments from the window's power sums (blocks plus the partial block
+  at its end).
+
+Windows too short to have an inside frame are computed whole. Frames are kept only for
+the audio the caller still holds (:meth:`ChannelFrames.trim`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+from ..features import cpu_kernels
+from ..features.cpu import compute_batch
+from ..features.filterbanks import filter_banks
+from ..features.librosa_constants import (AMIN, PIPTRACK_THRESHOLD, TINY32, TUNING_EDGES,
+                                          VARIANCE_FLOOR, ZCR_THRESHOLD)
+from ..features.spec import BatchFeatures, FeatureSpec, n_frames, pitch_bins
+
+__all__ = ["ChannelFrames", "inside_frames"]
+
+
+def inside_frames(length: int, spec: FeatureSpec) -> tuple[int, int]:
+    """Frames [t0, t1) of a ``length``-sample clip's centred STFT that lie wholly inside
+    it (t1 <= t0: none)."""
+    half, hop = spec.n_fft // 2, spec.hop_length
+    t0 = -(-half // hop)
+    t1 = (length - half) // hop + 1 if length >= half else 0
+    return t0, min(t1, n_frames(length, spec))
+
+
+class _Frames:
+    """Per-frame values of ``count`` frames (see the module doc), float32 unless said."""
+
+    def __init__(self, count: int, spec: FeatureSpec, max_peaks: int):
+        self.mag = np.zeros((count, spec.n_bins), np.float32)
+        self.melpow = np.zeros((count, spec.n_mels), np.float32)
+        self.db = np.zeros((count, spec.n_mels), np.float32)
+        self.stats = np.zeros((count, 2), np.float64)  # centroid, bandwidth Hz
+        self.energy = np.zeros(count, np.float64)  # sum of squares over the frame
+        self.crossings = np.zeros(count, np.int64)
+        self.peaks = np.zeros(count, np.int64)  # piptrack candidates of the frame
+        self.pitch = np.zeros((count, max_peaks), np.float32)
+        self.pitch_mag = np.zeros((count, max_peaks), np.float32)
+
+    def take(self, keep: slice) -> None:
+        for name, value in vars(self).items():
+            setattr(self, name, value[keep])
+
+    def grow(self, count: int) -> None:
+        for name, value in vars(self).items():
+            extra = np.zeros((count,) + value.shape[1:], value.dtype)
+            setattr(self, name, np.concatenate([value, extra]))
+
+
+def _negative(y: np.ndarray) -> np.ndarray:
+    """Samples on the negative side of zero for librosa's ZCR (float64 comparison)."""
+    return y < np.float64(-ZCR_THRESHOLD)
+
+
+class ChannelFrames:
+    """Frames of one streamed channel, computed once each, and the windows' features.
+
+    The caller holds the channel's audio as ``audio`` starting at sample ``base`` (a
+    multiple of ``hop_length``) and passes it to :meth:`features`; :meth:`trim` drops
+    what lies before a new base.
+    """
+
+    def __init__(self, spec: FeatureSpec):
+        self.spec = spec
+        self.banks = filter_banks(spec)
+        self.hop, self.half = spec.hop_length, spec.n_fft // 2
+        self.k_lo, self.k_hi = pitch_bins(spec)
+        self.max_peaks = (self.k_hi - self.k_lo) // 2 + 1
+        self.first = 0  # channel frame (= hop block) of row 0
+        self.frames = _Frames(0, spec, self.max_peaks)
+        self.done = np.zeros(0, bool)
+        self.powers = np.zeros((0, 4), np.float64)  # per block: sums of y .. y^4
+
+    def trim(self, base: int) -> None:
+        """Forget frames and blocks before sample ``base`` (a multiple of hop)."""
+        drop = base // self.hop - self.first
+        if drop > 0:
+            keep = slice(min(drop, len(self.done)), None)
+            self.frames.take(keep)
+            self.done, self.powers = self.done[keep], self.powers[keep]
+            self.first += drop
+
+    def features(self, audio: np.ndarray, base: int, starts: list[int], ends: list[int],
+                 with_frames: bool) -> BatchFeatures:
+        """Seed features of the windows [starts[i], ends[i]) (samples; starts multiples of
+        hop, at or after ``base``, ends at most ``base + len(audio)``).
+
+        Returns values (n, spec.n_features) float32 and, when ``with_frames``, each
+        window's frames: (n_frames, n_mels + n_mfcc) float32 clamped dB mel and MFCC.
+        """
+        spec = self.spec
+        self._reach(base + len(audio))
+        values = np.empty((len(starts), spec.n_features), np.float32)
+        frames = [] if with_frames else None
+        for i, (s, e) in enumerate(zip(starts, ends)):
+            y = audio[s - base:e - base]
+            t0, t1 = inside_frames(len(y), spec)
+            if t1 <= t0:
+                batch = compute_batch([y], spec, frames=with_frames)
+                values[i] = batch.values[0]
+                if with_frames:
+                    frames.append(batch.frames[0])
+                continue
+            f0 = s // self.hop - self.first
+            self._compute(audio, base, f0 + t0, f0 + t1)
+            logmel = self._window(y, f0, t0, t1, values[i], with_frames)
+            if with_frames:
+                frames.append(np.concatenate([logmel, logmel @ self.banks.dct], axis=1))
+        return BatchFeatures(values, frames)
+
+    def _reach(self, end: int) -> None:
+        """Make room for every frame and block up to sample ``end``."""
+        rows = end // self.hop + 1 - self.first
+        if rows > len(self.done):
+            extra = rows - len(self.done)
+            self.frames.grow(extra)
+            self.done = np.concatenate([self.done, np.zeros(extra, bool)])
+            self.powers = np.concatenate([self.powers, np.zeros((extra, 4), np.float64)])
+
+    def _compute(self, audio: np.ndarray, base: int, a: int, b: int) -> None:
+        """Compute rows [a, b) not yet done (frames wholly inside ``audio``; the blocks
+        a - t0 .. b + t0 with them, which cover those frames)."""
+        todo = np.flatnonzero(~self.done[a:b]) + a
+        if len(todo) == 0:
+            return
+        a, b = int(todo[0]), int(todo[-1]) + 1  # frames are done in runs: one span
+        hop, half = self.hop, self.half
+        offset = (self.first - base // hop)  # row r is audio frame r + offset
+        rows = np.arange(a, b)
+        self._spectra(audio, a + offset, b - a, self.frames, rows)
+        # energy and crossings of whole frames, from running sums over their span
+        lo = (a + offset) * hop - half
+        seg = audio[lo:(b - 1 + offset) * hop + half]
+        sq = np.concatenate([[0.0], np.cumsum(np.square(seg, dtype=np.float64))])
+        neg = _negative(seg)
+        cross = np.concatenate([[0], np.cumsum(neg[1:] != neg[:-1])])  # cross[k]: 1..k
+        p0 = (rows - a) * hop
+        self.frames.energy[a:b] = sq[p0 + 2 * half] - sq[p0]
+        self.frames.crossings[a:b] = cross[p0 + 2 * half - 1] - cross[p0]
+        # power sums of the hop blocks these frames cover
+        block_lo, block_hi = a - half // hop, b - 1 + half // hop
+        self._powers(audio, base, block_lo, block_hi)
+        self.done[a:b] = True
+
+    def _powers(self, audio: np.ndarray, base: int, lo: int, hi: int) -> None:
+        """Power sums of blocks [lo, hi) (rows), from ``audio`` starting at ``base``."""
+        hop = self.hop
+        start = (lo + self.first) * hop - base
+        y = audio[start:start + (hi - lo) * hop].astype(np.float64).reshape(hi - lo, hop)
+        y2 = y * y
+        self.powers[lo:hi] = np.stack([y.sum(1), y2.sum(1), (y2 * y).sum(1),
+                                       (y2 * y2).sum(1)], axis=1)
+
+    def _spectra(self, y: np.ndarray, first: int, count: int, out: _Frames,
+                 rows: np.ndarray) -> None:
+        """STFT-derived values of frames ``first ..`` (``count``) of ``y`` (zero outside
+        it) into ``out`` at ``rows``."""
+        spec, banks = self.spec, self.banks
+        buf = np.empty((count, spec.n_fft), np.float32)
+        cpu_kernels.frame_clip(y, first, banks.window, self.hop, buf)
+        spectra = scipy.fft.rfft(buf, axis=1, workers=1)
+        mag = np.empty((count, spec.n_bins), np.float32)
+        melpow = np.empty((count, spec.n_mels), np.float32)
+        stats = np.empty((count, 2), np.float64)
+        pitches = np.empty(count * self.max_peaks, np.float32)
+        pitch_mags = np.empty_like(pitches)
+        found = cpu_kernels.spectrum_frames(
+            spectra, banks.freqs, banks.mel_start, banks.mel_stop, banks.mel_offset,
+            banks.mel_weights, self.k_lo, self.k_hi, spec.sr / spec.n_fft, mag, melpow,
+            stats, pitches, pitch_mags, 0)
+        peaks = self._peak_counts(mag)
+        if peaks.sum() != found:
+            raise AssertionError("piptrack candidates do not split into frames")
+        db = np.maximum(melpow, np.float32(AMIN))
+        np.log10(db, out=db)
+        db *= np.float32(10.0)
+        out.mag[rows], out.melpow[rows], out.db[rows], out.stats[rows] = mag, melpow, db, stats
+        out.peaks[rows] = peaks
+        frame_of = np.repeat(np.arange(count), peaks)
+        slot = np.arange(found) - np.repeat(np.cumsum(peaks) - peaks, peaks)
+        out.pitch[rows[frame_of], slot] = pitches[:found]
+        out.pitch_mag[rows[frame_of], slot] = pitch_mags[:found]
+
+    def _peak_counts(self, mag: np.ndarray) -> np.ndarray:
+        """piptrack candidates per frame: the same float32 test as the kernel's."""
+        ref = np.float32(PIPTRACK_THRESHOLD) * mag.max(axis=1, keepdims=True)
+        mid = mag[:, self.k_lo:self.k_hi]
+        left = mag[:, self.k_lo - 1:self.k_hi - 1]
+        right = mag[:, self.k_lo + 1:self.k_hi + 1]
+        return ((mid > ref) & (mid > left) & (mid >= right)).sum(axis=1)
+
+    def _edges(self, y: np.ndarray, t0: int, t1: int) -> _Frames:
+        """The window's own frames [0, t0) and [t1, n) (overhanging its edges)."""
+        count = n_frames(len(y), self.spec)
+        edge = np.r_[0:t0, t1:count]
+        out = _Frames(len(edge), self.spec, self.max_peaks)
+        self._spectra(y, 0, t0, out, np.arange(t0))
+        if count > t1:
+            self._spectra(y, t1, count - t1, out, np.arange(t0, len(edge)))
+        neg = _negative(y)
+        for j, t in enumerate(edge):
+            p0 = t * self.hop - self.half
+            lo, hi = max(p0, 0), min(p0 + 2 * self.half, len(y))
+            seg = y[lo:hi].astype(np.float64)
+            out.energy[j] = seg @ seg
+            out.crossings[j] = np.count_nonzero(neg[lo + 1:hi] != neg[lo:hi - 1])
+        return out
+
+    def _window(self, y: np.ndarray, f0: int, t0: int, t1: int, row: np.ndarray,
+                with_frames: bool) -> np.ndarray:
+        """One window's row (``row``, spec.n_features) from its inside frames (rows f0 + t0
+        .. f0 + t1) and its own edge frames; returns its clamped dB frames when
+        ``with_frames`` (else an empty array)."""
+        spec, banks, cols = self.spec, self.banks, self.spec.slices
+        inner = slice(f0 + t0, f0 + t1)
+        edge = self._edges(y, t0, t1)
+        fr = self.frames
+        n = n_frames(len(y), spec)
+        n_fft = spec.n_fft
+
+        def total(name):
+            value = getattr(fr, name)[inner]
+            return (value.sum(axis=0, dtype=np.float64)
+                    + getattr(edge, name).sum(axis=0, dtype=np.float64))
+
+        rms = (np.sqrt(np.maximum(fr.energy[inner], 0.0) / n_fft).sum()
+               + np.sqrt(np.maximum(edge.energy, 0.0) / n_fft).sum())
+        row[cols["zcr"]] = total("crossings") / n_fft / n
+        row[cols["rms"]] = rms / n
+        row[cols["mel"]] = total("melpow") / n
+        stats = total("stats") / n
+        row[cols["centroid"]], row[cols["bandwidth"]] = stats[0], stats[1]
+        # MFCC: dB clamped at the window's max - top_db
+        floor = max(fr.db[inner].max(), edge.db.max()) - np.float32(spec.top_db)
+        inner_db = np.maximum(fr.db[inner], floor)
+        edge_db = np.maximum(edge.db, floor)
+        db_mean = (inner_db.sum(axis=0, dtype=np.float64)
+                   + edge_db.sum(axis=0, dtype=np.float64)) / n
+        row[cols["mfcc"]] = db_mean @ banks.dct.astype(np.float64)
+        row[cols["chroma"]] = self._chroma(fr, inner, edge, n)
+        row[cols["moments"]] = self._moments(y, f0)
+        if not with_frames:
+            return np.zeros((0, spec.n_mels), np.float32)
+        return np.concatenate([edge_db[:t0], inner_db, edge_db[t0:]])
+
+    def _chroma(self, fr: _Frames, inner: slice, edge: _Frames, n: int) -> np.ndarray:
+        """Mean normalised chroma with the window's own tuning estimate."""
+        keep_in = np.arange(self.max_peaks) < fr.peaks[inner, None]
+        keep_edge = np.arange(self.max_peaks) < edge.peaks[:, None]
+        pitches = np.concatenate([fr.pitch[inner][keep_in], edge.pitch[keep_edge]])
+        mags = np.concatenate([fr.pitch_mag[inner][keep_in], edge.pitch_mag[keep_edge]])
+        tuning = cpu_kernels._tuning_index(pitches, mags, len(pitches), TUNING_EDGES,
+                                           self.spec.n_chroma)
+        bank = self.banks.chroma_t[tuning]
+        out = np.zeros(self.spec.n_chroma, np.float64)
+        for mag in (fr.mag[inner], edge.mag):
+            raw = mag @ bank
+            peak = np.abs(raw).max(axis=1, keepdims=True)
+            peak[peak < TINY32] = np.float32(1.0)
+            out += (raw / peak).sum(axis=0, dtype=np.float64)
+        return out / n
+
+    def _moments(self, y: np.ndarray, f0: int) -> np.ndarray:
+        """Mean, variance, skew, Fisher kurtosis of the window's samples (biased, as
+        scipy.stats; 0 skew and kurtosis for a constant window)."""
+        whole = len(y) // self.hop
+        tail = y[whole * self.hop:].astype(np.float64)
+        t2 = tail * tail
+        sums = (self.powers[f0:f0 + whole].sum(axis=0)
+                + np.array([tail.sum(), t2.sum(), (t2 * tail).sum(), (t2 * t2).sum()]))
+        s1, s2, s3, s4 = sums / len(y)
+        mean = s1
+        m2 = s2 - mean * mean
+        m3 = s3 - 3 * mean * s2 + 2 * mean ** 3
+        m4 = s4 - 4 * mean * s3 + 6 * mean * mean * s2 - 3 * mean ** 4
+        if m2 <= VARIANCE_FLOOR:
+            return np.array([mean, max(m2, 0.0), 0.0, 0.0])
+        return np.array([mean, m2, m3 / m2 ** 1.5, m4 / (m2 * m2) - 3.0])

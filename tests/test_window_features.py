@@ -1,0 +1,102 @@
+"""Window features from a channel's frames equal the per-window computation."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import pytest
+
+from serfast.calls.window_features import ChannelFrames, inside_frames
+from serfast.features.cpu import compute_batch
+from serfast.features.spec import FeatureSpec
+
+SPEC = FeatureSpec()
+SR, HOP = SPEC.sr, SPEC.hop_length
+WIN = int(round(SPEC.duration * SR))
+CORPORA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpora")
+
+
+def voice(seconds: float, seed: int = 0) -> np.ndarray:
+    """Syllables of a gliding harmonic voice with pauses of near silence, plus hiss."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 140 + 60 * np.sin(2 * np.pi * 0.3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    y = sum(np.sin(k * phase) / k for k in range(1, 8))
+    on = (np.sin(2 * np.pi * 2.5 * t) > -0.2) & (np.sin(2 * np.pi * 0.21 * t) > -0.6)
+    return (0.2 * y * on + 1e-4 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def assert_close(got, want):
+    """Every column within 1e-4 of that column's scale (largest |value|)."""
+    scale = np.abs(want).max(axis=0) + 1e-30
+    worst = (np.abs(got - want) / scale).max(axis=0)
+    assert worst.max() <= 1e-4, SPEC.columns[int(worst.argmax())]
+
+
+def test_inside_frames_are_those_without_padding():
+    t0, t1 = inside_frames(WIN, SPEC)
+    assert (t0, t1) == (2, 106)  # 108 frames, two at each edge overhang
+    for t in range(t0, t1):
+        assert t * HOP - SPEC.n_fft // 2 >= 0 and t * HOP + SPEC.n_fft // 2 <= WIN
+    assert inside_frames(1000, SPEC)[1] <= inside_frames(1000, SPEC)[0]
+
+
+@pytest.mark.parametrize("frames", [False, True])
+def test_windows_equal_the_per_window_computation(frames):
+    y = voice(20.0)
+    starts = [0, 7 * HOP, 100 * HOP, 101 * HOP, 400 * HOP, (len(y) - WIN) // HOP * HOP]
+    ends = [s + WIN for s in starts]
+    starts += [len(y) // HOP * HOP - 60 * HOP, 200 * HOP]  # shorter windows
+    ends += [len(y), 200 * HOP + 3000]  # the second has no inside frame
+    got = ChannelFrames(SPEC).features(y, 0, starts, ends, frames)
+    want = compute_batch([y[a:b] for a, b in zip(starts, ends)], SPEC, frames=frames)
+    assert_close(got.values, want.values)
+    if frames:
+        for g, w in zip(got.frames, want.frames):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-3)
+
+
+def test_streamed_and_trimmed_audio_gives_the_same_windows():
+    """The channel held in pieces (older audio dropped) gives the same rows as whole."""
+    y = voice(30.0, seed=1)
+    whole = ChannelFrames(SPEC)
+    streamed = ChannelFrames(SPEC)
+    rows_whole, rows_streamed = [], []
+    step = 54 * HOP
+    for s in range(0, len(y) - WIN, step):
+        base = max(0, s - 3 * step) // HOP * HOP
+        streamed.trim(base)
+        held = y[base:s + WIN + 5 * HOP]
+        rows_streamed.append(streamed.features(held, base, [s], [s + WIN], False).values)
+        rows_whole.append(whole.features(y, 0, [s], [s + WIN], False).values)
+    np.testing.assert_array_equal(np.concatenate(rows_streamed), np.concatenate(rows_whole))
+    want = compute_batch([y[s:s + WIN] for s in range(0, len(y) - WIN, step)], SPEC).values
+    assert_close(np.concatenate(rows_whole), want)
+    assert len(streamed.done) < len(whole.done) / 2  # the streamed one kept less
+
+
+def test_silence_and_a_constant_window():
+    y = np.zeros(4 * WIN, np.float32)
+    y[WIN:2 * WIN] = 0.25
+    starts = [0, WIN // HOP * HOP, 3 * WIN // HOP * HOP]
+    got = ChannelFrames(SPEC).features(y, 0, starts, [s + WIN for s in starts], False)
+    want = compute_batch([y[s:s + WIN] for s in starts], SPEC).values
+    assert np.isfinite(got.values).all()
+    assert_close(got.values, want)
+
+
+@pytest.mark.skipif(not glob.glob(os.path.join(CORPORA, "ravdess", "*", "*.flac")),
+                    reason="no RAVDESS under ../shared/corpora")
+def test_real_speech():
+    import librosa
+
+    files = sorted(glob.glob(os.path.join(CORPORA, "ravdess", "*", "*.flac")))[:8]
+    y = np.concatenate([librosa.load(f, sr=SR)[0] for f in files]).astype(np.float32)
+    starts = list(range(0, len(y) - WIN, 27 * HOP))
+    got = ChannelFrames(SPEC).features(y, 0, starts, [s + WIN for s in starts], False)
+    want = compute_batch([y[s:s + WIN] for s in starts], SPEC).values
+    assert_close(got.values, want)
