@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["FORMAT", "N_ACOUSTIC", "N_VALUES", "ModelError", "NetworkConfig"]
+__all__ = ["FORMAT", "ModelError", "NetworkConfig"]
 
-N_ACOUSTIC = 162  # store columns 0..161: zcr, chroma, mfcc, rms, mel means
-N_VALUES = 168  # acoustic + the six statistical columns; column 168 is gender
 FORMAT = 1
 
 

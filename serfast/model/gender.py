@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import N_VALUES
 
 __all__ = ["GenderClassifier"]
 
@@ -22,7 +21,7 @@ class GenderClassifier:
 
     def probability(self, values: np.ndarray) -> np.ndarray:
         """(n,) probability that each row is male."""
-        z = (np.asarray(values[:, :N_VALUES], np.float64) - self.mean) / self.scale
+        z = (np.asarray(values[:, :len(self.mean)], np.float64) - self.mean) / self.scale
         return 1 / (1 + np.exp(-(z @ self.coef + self.intercept)))
 
     def predict(self, values: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:

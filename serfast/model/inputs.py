@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..features.spec import FeatureSpec
-from .config import N_ACOUSTIC, N_VALUES, ModelError, NetworkConfig
+from .config import ModelError, NetworkConfig
 from .gender import GenderClassifier
 
 __all__ = ["PRIOR_ROWS", "VOICED_DB", "pooled_frame_stats", "moments", "column_sums",
@@ -111,12 +111,12 @@ def _pad(frames: list[np.ndarray], n_steps: int) -> np.ndarray:
     return out
 
 
-def gender_column(values: np.ndarray, gender: GenderClassifier | None,
+def gender_column(values: np.ndarray, spec: FeatureSpec, gender: GenderClassifier | None,
                   groups: np.ndarray | None, sums=None) -> np.ndarray:
     """The gender input (n,) in {-1 female, +1 male}; NaN filled by ``gender`` (0 if none).
     ``sums``: (rows, sum of male probabilities) of the missing rows of the whole group,
     when ``values`` is a chunk of it."""
-    g = np.asarray(values[:, N_VALUES], dtype=np.float64)
+    g = np.asarray(values[:, spec.slices["gender"].start], dtype=np.float64)
     missing = np.isnan(g)
     if missing.any():
         if gender is None:
@@ -144,7 +144,7 @@ def network_inputs(config: NetworkConfig, norm: dict, spec: FeatureSpec, values:
     groups = groups if config.norm == "speaker" else None
     sums = sums if groups is not None and config.network == "serfast" else None
     sums = sums or {}
-    sex = gender_column(values, gender, groups, sums.get("gender"))[:, None]
+    sex = gender_column(values, spec, gender, groups, sums.get("gender"))[:, None]
     if config.network == "serfast":
         block = stat_block(config, spec, values, frames)
         out = {"stats": np.hstack([standardize(block, norm["stats"], groups,
@@ -157,7 +157,7 @@ def network_inputs(config: NetworkConfig, norm: dict, spec: FeatureSpec, values:
             parts = np.split(flat, np.cumsum(lengths)[:-1])
             out["seq"] = _pad(parts, config.n_steps)
         return out
-    aux = np.hstack([standardize(values[:, N_ACOUSTIC:N_VALUES], norm["aux"], groups), sex])
+    aux = np.hstack([standardize(values[:, spec.slices["stats"]], norm["aux"], groups), sex])
     if config.extractor == "conv2d":
         mels = [np.asarray(f)[:, :spec.n_mels] for f in frames]
         lengths = np.array([len(f) for f in mels])
@@ -166,14 +166,14 @@ def network_inputs(config: NetworkConfig, norm: dict, spec: FeatureSpec, values:
         parts = np.split(flat, np.cumsum(lengths)[:-1])
         seq = _pad(parts, config.n_steps)
         return {"logmel": seq[..., None], "aux": aux}
-    acoustic = standardize(values[:, :N_ACOUSTIC], norm["acoustic"], groups)
+    acoustic = standardize(values[:, spec.slices["acoustic"]], norm["acoustic"], groups)
     return {"acoustic": acoustic[..., None], "aux": aux}
 
 
 def stat_block(config: NetworkConfig, spec: FeatureSpec, values: np.ndarray,
                frames: list[np.ndarray] | None) -> np.ndarray:
     """Unstandardised utterance features of the serfast MLPs: (n, d) float32."""
-    block = np.asarray(values[:, :N_VALUES], dtype=np.float32)
+    block = np.asarray(values[:, spec.slices["values"]], dtype=np.float32)
     if config.frames:
         block = np.hstack([pooled_frame_stats(frames, spec.n_mels), block])
     return block

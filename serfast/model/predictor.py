@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from ..features.spec import FeatureSpec
-from .config import N_VALUES, ModelError, NetworkConfig
+from .config import ModelError, NetworkConfig
 from .gender import GenderClassifier
 from .inputs import column_sums, network_inputs, stat_block
 
@@ -78,7 +78,7 @@ class Predictor:
         parts = {"stats": column_sums(stat_block(self.config, self.spec, values, frames))}
         if self.config.frames:
             parts["frames"] = column_sums(np.concatenate(frames))
-        missing = np.isnan(values[:, N_VALUES])
+        missing = np.isnan(values[:, self.spec.slices["gender"].start])
         p = self.gender.probability(values[missing]) if self.gender is not None else []
         parts["gender"] = (float(missing.sum()), float(np.sum(p)))
         if total:

@@ -27,7 +27,7 @@ import numpy as np
 from ..io.corpus import EMOTIONS
 from .metrics import (ECE_BINS, calibration_bins, expected_calibration_error, restrict,
                       scores, summarize_folds)
-from .config import N_ACOUSTIC, N_VALUES, NetworkConfig
+from .config import NetworkConfig
 from .forward import keras_forward, member_arrays
 from .gender import GenderClassifier
 from .inputs import gender_column, moments, network_inputs, stat_block, standardize
@@ -196,12 +196,13 @@ def fit_gender(ds: Dataset, rows: np.ndarray) -> GenderClassifier | None:
     """Logistic regression on the rows of known gender; None if one gender is missing."""
     from sklearn.linear_model import LogisticRegression
 
-    g = ds.values[rows, N_VALUES]
+    gender = ds.spec.slices["gender"].start
+    g = ds.values[rows, gender]
     known = rows[~np.isnan(g)]
-    target = ds.values[known, N_VALUES]
+    target = ds.values[known, gender]
     if len(np.unique(target)) < 2:
         return None
-    x = ds.values[known, :N_VALUES].astype(np.float64)
+    x = ds.values[known, ds.spec.slices["values"]].astype(np.float64)
     mean, scale = x.mean(0), x.std(0) + 1e-8
     clf = LogisticRegression(C=0.1, max_iter=2000).fit((x - mean) / scale, target)
     return GenderClassifier(mean, scale, clf.coef_[0], float(clf.intercept_[0]))
@@ -215,8 +216,8 @@ def fit_norm(config: NetworkConfig, ds: Dataset, rows: np.ndarray) -> dict:
         if config.frames:
             norm["frames"] = moments(np.concatenate(sub["frames"]))
         return norm
-    norm = {"aux": moments(sub["values"][:, N_ACOUSTIC:N_VALUES]),
-            "acoustic": moments(sub["values"][:, :N_ACOUSTIC])}
+    norm = {"aux": moments(sub["values"][:, ds.spec.slices["stats"]]),
+            "acoustic": moments(sub["values"][:, ds.spec.slices["acoustic"]])}
     if config.frames:
         norm["logmel"] = moments(np.concatenate([f[:, :ds.spec.n_mels] for f in sub["frames"]]))
     return norm
@@ -339,12 +340,13 @@ def fold_rows(ds: Dataset, folds: np.ndarray, f: int, augmented: bool) -> tuple[
 
 def gender_accuracy(predictor: Predictor, ds: Dataset, rows: np.ndarray) -> float | None:
     """Accuracy of the model's gender classifier on the rows of known gender (per speaker)."""
-    truth = ds.values[rows, N_VALUES]
+    gender = ds.spec.slices["gender"].start
+    truth = ds.values[rows, gender]
     known = rows[~np.isnan(truth)]
     if predictor.gender is None or len(known) == 0:
         return None
     guess = predictor.gender.predict(ds.values[known], ds.speakers[known])
-    return float((guess == ds.values[known, N_VALUES]).mean())
+    return float((guess == ds.values[known, gender]).mean())
 
 
 def cross_validate(ds: Dataset, options: TrainOptions, progress: Progress = _quiet) -> dict:
@@ -457,7 +459,7 @@ class _Features:
             norm, gender = moments(self.block[train_rows]), fit_gender(ds, train_rows)
             make = lambda rows: np.hstack([
                 standardize(self.block[rows], norm, ds.groups[rows]),
-                gender_column(ds.values[rows], gender, ds.groups[rows])[:, None]])
+                gender_column(ds.values[rows], ds.spec, gender, ds.groups[rows])[:, None]])
         return make(train_rows), make
 
 
