@@ -223,7 +223,7 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
             return Summary(meta["rows"], meta["ok"], meta["errors"],
                            meta.get("ignored_files", []), time.perf_counter() - start, "",
                            complete=True)
-        workers, shared_gpu = _run(writer, plan, corpus, device, options, progress)
+        workers = _run(writer, plan, corpus, device, options, progress)
     where = f"{workers} CPU worker process{'es' if workers > 1 else ''}"
     if options.cluster:
         where = f"Dask cluster {options.cluster}"
@@ -235,8 +235,9 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
 
 
 def _run(writer: StoreWriter, plan: list[RowMeta], corpus, device: str,
-         options: ExtractOptions, progress: Progress | None) -> tuple[int, bool]:
-    """Compute every row the writer lacks and finish the store; (workers, shared GPU)."""
+         options: ExtractOptions, progress: Progress | None) -> int:
+    """Compute every row the writer lacks and finish the store; returns the number of
+    worker processes."""
     tasks = _tasks(plan, writer.done)
     counts = {"ok": sum(1 for e in writer.done.values() if not e["error"])}
     counts["err"] = len(writer.done) - counts["ok"]
@@ -245,8 +246,8 @@ def _run(writer: StoreWriter, plan: list[RowMeta], corpus, device: str,
         for res in results:
             writer.write(res)
         writer.flush()
-        counts["ok"] = sum(1 for e in writer.done.values() if not e["error"])
-        counts["err"] = len(writer.done) - counts["ok"]
+        for res in results:  # the writer may have made a row an error (non-finite values)
+            counts["err" if writer.done[res.row]["error"] else "ok"] += 1
         if progress:
             progress(counts["ok"] + counts["err"], len(plan), counts["ok"], counts["err"])
 
@@ -264,7 +265,7 @@ def _run(writer: StoreWriter, plan: list[RowMeta], corpus, device: str,
         raise ExtractError(_stopped(writer, plan, f"Dask workers died: {one_line(err)}")
                            ) from None
     writer.finish({"ignored_files": corpus.ignored})
-    return workers, shared_gpu
+    return workers
 
 
 def _stopped(writer: StoreWriter, plan: list[RowMeta], why: str) -> str:
