@@ -317,25 +317,33 @@ def _advance(prev, log_trans_band, log_trans_src, voiced_top, log_trans_off, n_b
 
 
 @njit(cache=True)
-def _log_trans(log_trans_band, log_trans_off, n_bins, half, k, j):
-    """``log_trans[k, j]`` from its band (see :func:`_advance`)."""
-    bk = k % n_bins
-    bj = j % n_bins
-    if abs(bk - bj) > half:
-        return log_trans_off
-    return log_trans_band[k // n_bins, j // n_bins, bk - bj + half, bj]
-
-
-@njit(cache=True)
 def _best_predecessor(row, log_trans_band, log_trans_off, n_bins, half, state):
-    """The first ``k`` maximising ``row[k] + log_trans[k, state]`` (NumPy's ``argmax``)."""
+    """The first ``k`` maximising ``row[k] + log_trans[k, state]`` (NumPy's ``argmax``):
+    ``log_trans[k, state]`` is the band's where ``|b_k - b_state| <= half``, else
+    ``log_trans_off``."""
+    gj = state // n_bins
+    bj = state - gj * n_bins
+    lo = max(bj - half, 0)
+    hi = min(bj + half + 1, n_bins)
     best = 0
-    best_value = row[0] + _log_trans(log_trans_band, log_trans_off, n_bins, half, 0, state)
-    for k in range(1, row.shape[0]):
-        v = row[k] + _log_trans(log_trans_band, log_trans_off, n_bins, half, k, state)
-        if v > best_value:
-            best_value = v
-            best = k
+    best_value = -np.inf
+    for gk in range(2):
+        base = gk * n_bins
+        for bk in range(0, lo):
+            v = row[base + bk] + log_trans_off
+            if v > best_value:
+                best_value = v
+                best = base + bk
+        for bk in range(lo, hi):
+            v = row[base + bk] + log_trans_band[gk, gj, bk - bj + half, bj]
+            if v > best_value:
+                best_value = v
+                best = base + bk
+        for bk in range(hi, n_bins):
+            v = row[base + bk] + log_trans_off
+            if v > best_value:
+                best_value = v
+                best = base + bk
     return best
 
 

@@ -85,7 +85,7 @@ def _period_at(f0, voiced, t, sr, hop):
     return sr / ((1.0 - w) * f0[i] + w * f0[i + 1])
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _window_correlation(y, energy, a, b, width):
     """Normalised correlation of ``y[a:a + width]`` with ``y[b:b + width]``; ``energy`` is
     the prefix sum of ``y ** 2`` (float64, length n + 1)."""
@@ -201,28 +201,7 @@ def _hann_rms(y, t, left, right):
 
 
 @njit(cache=True)
-def _correlation(y, centre, lag, width):
-    """Normalised cross-correlation of ``y`` over two ``width``-sample windows ``lag``
-    apart, centred on ``centre``; 0 where a window leaves the clip or is silent."""
-    start = centre - (lag + width) // 2
-    if start < 0 or start + lag + width > y.shape[0]:
-        return 0.0
-    xy = 0.0
-    xx = 0.0
-    yy = 0.0
-    for i in range(start, start + width):
-        u = np.float64(y[i])
-        v = np.float64(y[i + lag])
-        xy += u * v
-        xx += u * u
-        yy += v * v
-    if xx <= 0.0 or yy <= 0.0:
-        return 0.0
-    return xy / math.sqrt(xx * yy)
-
-
-@njit(cache=True)
-def _periodicity(y, centre, period, width):
+def _periodicity(y, energy, centre, period, width):
     """Best normalised cross-correlation of two ``width``-sample windows around ``centre``
     over lags within 3 % of ``period`` (parabola-refined), and the largest |y| they span.
     Returns (0, 0) where a window leaves the clip."""
@@ -235,7 +214,8 @@ def _periodicity(y, centre, period, width):
     best_lag = lo
     rs = np.empty(hi - lo + 1)
     for lag in range(lo, hi + 1):
-        rs[lag - lo] = _correlation(y, centre, lag, width)
+        left = centre - (lag + width) // 2
+        rs[lag - lo] = _window_correlation(y, energy, left, left + lag, width)
         if rs[lag - lo] > best:
             best = rs[lag - lo]
             best_lag = lag
@@ -278,7 +258,7 @@ def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, out):
         global_peak = max(global_peak, abs(np.float64(y[i])))
     periodic = np.zeros(n_frames, np.bool_)
     for k in range(n_frames):  # HNR: Praat's harmonicity frames
-        r, local_peak = _periodicity(y, k * hop, sr / period_f0[k], width)
+        r, local_peak = _periodicity(y, energy, k * hop, sr / period_f0[k], width)
         periodic[k] = (voiced[k] and r > _VOICING_R
                        and local_peak > _VOICING_PEAK * global_peak)
         if r <= 0.0 or global_peak <= 0.0:
