@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from serfast.features.pitch import pitch_tracks
-from serfast.features.voice import VOICE_COLUMNS, voice_row, voice_rows, voice_stats
+from serfast.features.pitch import PITCH_COLUMNS, pitch_row
+from serfast.features.voice import (VOICE_COLUMNS, pitch_voice_row, voice_row, voice_rows,
+                                    voice_stats)
 
 parselmouth = pytest.importorskip("parselmouth")
 from parselmouth.praat import call  # noqa: E402
@@ -108,6 +110,9 @@ def test_stats_from_a_shared_track_and_batches_equal_the_row():
         f0, voiced, _, yin_f0 = pitch_tracks(y, SR)
         np.testing.assert_array_equal(row, voice_stats(y, SR, f0, voiced, yin_f0))
         np.testing.assert_array_equal(row, voice_row(y, SR))
+        both = pitch_voice_row(y, SR)
+        assert both.shape == (len(PITCH_COLUMNS) + len(VOICE_COLUMNS),)
+        np.testing.assert_array_equal(both, np.concatenate([pitch_row(y, SR), row]))
 
 
 def test_real_speech_agrees_with_praat():

@@ -39,9 +39,9 @@ import math
 import numpy as np
 
 from .kernel_cache import njit
-from .pitch import FMIN, HOP_LENGTH, pitch_tracks
+from .pitch import FMIN, HOP_LENGTH, PITCH_COLUMNS, pitch_stats, pitch_tracks
 
-__all__ = ["VOICE_COLUMNS", "voice_stats", "voice_row", "voice_rows"]
+__all__ = ["VOICE_COLUMNS", "voice_stats", "voice_row", "voice_rows", "pitch_voice_row"]
 
 VOICE_COLUMNS = ["jitter_local", "shimmer_local_db", "hnr_db"]
 
@@ -343,3 +343,15 @@ def voice_row(y: np.ndarray, sr: int) -> np.ndarray:
 def voice_rows(clips, sr: int) -> np.ndarray:
     """:func:`voice_row` of each clip in ``clips``: (n_clips, 3) float32."""
     return np.array([voice_row(y, sr) for y in clips], np.float32).reshape(-1, len(VOICE_COLUMNS))
+
+
+def pitch_voice_row(y: np.ndarray, sr: int) -> np.ndarray:
+    """``PITCH_COLUMNS + VOICE_COLUMNS`` of one clip from a single pYIN/YIN pass:
+    (len(PITCH_COLUMNS) + len(VOICE_COLUMNS),) float32, always finite, equal to
+    ``concatenate([pitch_row(y, sr), voice_row(y, sr)])``.
+
+    y : (n,) float32, n >= 1, mono at ``sr``.
+    """
+    f0, voiced, prob, yin_f0 = pitch_tracks(y, sr)
+    return np.concatenate([pitch_stats(f0, voiced, prob, sr),
+                           voice_stats(y, sr, f0, voiced, yin_f0)])
