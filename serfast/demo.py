@@ -5,15 +5,59 @@ resonators and a syllable envelope. Emotions differ the way acted speech does (p
 level and range, tempo, loudness, breathiness), speakers by their pitch and formants, so
 the demo exercises every stage of the pipeline and a model can learn something real.
 Files are named as RAVDESS names them, so the corpus reader labels them.
+
+The demo's folder holds a marker file (:data:`MARKER`); :func:`prepare_demo_folder`
+removes only the entries the demo writes (:data:`DEMO_ENTRIES`) from a folder that has it,
+and refuses a folder that holds other files without it.
 """
 
 from __future__ import annotations
 
+import csv
+import fnmatch
 import os
+import shutil
 
 import numpy as np
 import scipy.signal
 import soundfile as sf
+
+__all__ = ["DEMO_ENTRIES", "DemoError", "MARKER", "STYLES", "make_demo_call",
+           "make_demo_corpus", "prepare_demo_folder", "synth_clip", "utterances_right"]
+
+#: The file that marks a folder as the demo's.
+MARKER = ".serfast-demo"
+#: Names (glob patterns) of what the demo writes in its folder; nothing else is removed.
+DEMO_ENTRIES = (MARKER, "corpus", "calls", "model", "plots", "features.*", "labels.*")
+
+
+class DemoError(Exception):
+    """A demo folder that cannot be used; one-line message."""
+
+
+def prepare_demo_folder(folder: str) -> None:
+    """Make ``folder`` ready for a fresh demo: create it, or empty it of what an earlier
+    demo wrote (:data:`DEMO_ENTRIES`, only in a folder holding :data:`MARKER`); refuse
+    (DemoError) a folder that holds anything the demo did not write."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise DemoError(f"{folder} is not a folder")
+    os.makedirs(folder, exist_ok=True)
+    names = os.listdir(folder)
+    ours = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in DEMO_ENTRIES)]
+    others = sorted(set(names) - set(ours)) if MARKER in names else sorted(names)
+    if others:
+        raise DemoError(f"{folder} holds files the demo did not write ({others[0]}"
+                        f"{', …' if len(others) > 1 else ''}); give --dir a new or empty "
+                        "folder")
+    for name in ours:
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    with open(os.path.join(folder, MARKER), "w", encoding="utf-8") as fh:
+        fh.write("written by serfast demo: its entries here are replaced by the next demo\n")
+
 
 #: emotion -> (RAVDESS code, pitch factor, pitch range in semitones, syllables/s,
 #:            loudness, breathiness)
@@ -88,3 +132,23 @@ def make_demo_call(path: str, seconds: float = 60.0, seed: int = 0) -> list[tupl
         t += len(clip) / sr + float(rng.uniform(0.5, 2.0))
     sf.write(path, np.clip(y, -1, 1).astype(np.float32), sr, subtype="ULAW")
     return truth
+
+
+def utterances_right(labels_csv: str, truth: list[tuple]) -> int:
+    """How many utterances of ``truth`` (:func:`make_demo_call`'s list) the labels CSV of
+    the call got right: an utterance's label is the arg-max of the overlap-weighted mean
+    probabilities of its channel's windows over it; one without windows counts as wrong."""
+    from .io.csv_cells import read_cell
+
+    with open(labels_csv, newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if not r["error"]]
+    probs = [c for c in (rows[0] if rows else {}) if c.startswith("p_")]
+    right = 0
+    for channel, start, end, emotion in truth:
+        total = np.zeros(len(probs))
+        for r in rows:
+            overlap = min(float(r["end"]), end) - max(float(r["start"]), start)
+            if read_cell(r["channel"]) == str(channel) and overlap > 0:
+                total += overlap * np.array([float(r[c]) for c in probs])
+        right += bool(total.any()) and probs[int(total.argmax())] == f"p_{emotion}"
+    return right
