@@ -26,7 +26,7 @@ from importlib import resources
 import numpy as np
 
 from ..io.csv_cells import read_cell
-from .labels import label_fields, summary_fields
+from .labels import label_fields, output_paths, summary_fields
 from .summary import NEGATIVE
 
 __all__ = ["ReportError", "PredictOutputs", "ReportInfo", "find_outputs", "read_results",
@@ -103,8 +103,8 @@ def find_outputs(path: str) -> PredictOutputs:
     emotions = _emotions(_header(labels), "p_")
     summaries = [p for p in csvs if _emotions(_header(p), "share_") == emotions]
     stem = os.path.splitext(os.path.basename(labels))[0]
-    preferred = [os.path.join(folder, n)
-                 for n in (f"{stem}.summary.csv", f"{stem}_summary.csv", "summary.csv")]
+    preferred = [output_paths(labels).summary] + [
+        os.path.join(folder, n) for n in (f"{stem}_summary.csv", "summary.csv")]
     chosen = [p for p in preferred if p in summaries][:1] or \
         (summaries if len(summaries) == 1 else [])
     if not chosen:
