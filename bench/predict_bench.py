@@ -7,7 +7,13 @@
    3 minutes = 1 hour of stereo 8 kHz µ-law audio, actors 17-20).
 2. Runs ``serfast predict`` on it as a user would (a fresh process, end to end) and
    prints the wall time and the real-time factor (audio hours / wall hours), and the peak
-   memory of the whole process tree (parent + workers, sampled every 20 ms).
+   memory of the whole process tree (parent + workers, sampled every 20 ms). In the same
+   run, the decoding floor: every channel of every call decoded in 30-s blocks and
+   resampled to 22,050 Hz with soxr HQ (``serfast.io.audio.channel_blocks``, nothing
+   else), in a fresh process with a spawn pool of as many workers as predict's (every
+   core by default); predict's wall time is also given as a multiple of it.
+   ``--compare LABELS.csv`` prints how far this run's window probabilities are from
+   another run's (windows matched by file, channel and start within half a frame).
 3. Scores utterance-level accuracy: each utterance of truth.csv gets the mean of the
    probabilities of the windows over it (weighted by overlap) and the arg-max label.
    Also: share of utterances with no window (VAD misses) and windows over no utterance.
@@ -67,6 +73,74 @@ def run_predict(args: list[str]) -> tuple[float, int]:
     return wall, peak
 
 
+FLOOR_SCRIPT = """
+import os, sys, time
+from multiprocessing import get_context
+from serfast.io.audio import channel_blocks
+
+def decode(task):
+    path, channel = task
+    return sum(len(y) for y in channel_blocks(path, channel, 22050, 30.0))
+
+if __name__ == "__main__":
+    import soundfile as sf
+    folder, workers = sys.argv[1], int(sys.argv[2]) or os.cpu_count()
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".wav"))
+    tasks = [(f, c) for f in files for c in range(sf.info(f).channels)]
+    with get_context("spawn").Pool(workers) as pool:
+        samples = sum(pool.map(decode, tasks, chunksize=1))
+    print(samples)
+"""
+
+
+def decoding_floor(folder: str, workers: int) -> float:
+    """Wall seconds of a fresh process that decodes and resamples every channel of the
+    archive (see the module doc), median of three."""
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "decode_floor.py")  # spawned workers import it
+        with open(script, "w") as fh:
+            fh.write(FLOOR_SCRIPT)
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, script, folder, str(workers)], check=True,
+                           stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def compare_labels(mine: str, other: str) -> str:
+    """How this run's window probabilities differ from another run's labels.csv."""
+    def windows(path):
+        out = {}
+        for r in read_csv(path):
+            if not r["error"]:
+                key = (os.path.basename(r["file"]), r["channel"])
+                out.setdefault(key, []).append(
+                    (float(r["start"]), np.array([float(r[c]) for c in r if c.startswith("p_")])))
+        return out
+
+    a, b = windows(mine), windows(other)
+    diffs, same, matched, total = [], 0, 0, 0
+    for key, ws in a.items():
+        theirs = b.get(key, [])
+        starts = np.array([t for t, _ in theirs])
+        for t, p in ws:
+            total += 1
+            if len(starts) == 0:
+                continue
+            j = int(np.argmin(np.abs(starts - t)))
+            if abs(starts[j] - t) > 0.012:
+                continue
+            matched += 1
+            diffs.append(np.abs(p - theirs[j][1]).max())
+            same += int(p.argmax() == theirs[j][1].argmax())
+    d = np.array(diffs)
+    return (f"{matched} of {total} windows matched; top label the same in "
+            f"{same / max(1, matched):.4f}; probability difference median "
+            f"{np.median(d) if len(d) else 0:.2e}, max {d.max() if len(d) else 0:.2e}")
+
+
 def read_csv(path: str) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
@@ -119,6 +193,8 @@ def main() -> None:
     p.add_argument("--long", type=float, default=0, help="Minutes of a long call to run alone.")
     p.add_argument("--device", default="auto", help="serfast predict --device: auto, cpu, gpu.")
     p.add_argument("--no-denoise", action="store_true", help="serfast predict --no-denoise.")
+    p.add_argument("--compare", help="Another run's labels.csv to compare windows with.")
+    p.add_argument("--keep", help="Copy this run's labels.csv here.")
     args = p.parse_args()
     common = ["--workers", str(args.workers), "--device", args.device,
               "--no-denoise" if args.no_denoise else "--denoise"]
@@ -140,6 +216,15 @@ def main() -> None:
               f"({s['missed']} without a window; {s['accuracy_found']:.3f} of those found); "
               f"{s['windows']} windows, {s['stray_windows']} over no utterance")
         print("per label: " + ", ".join(f"{k} {v:.2f}" for k, v in s["per_label"].items()))
+        floor = decoding_floor(args.archive, args.workers)
+        print(f"decoding floor {floor:.2f} s (median of 3); predict = {wall / floor:.2f}x "
+              "the floor")
+        if args.compare:
+            print("against " + args.compare + ": " + compare_labels(out, args.compare))
+        if args.keep:
+            import shutil
+
+            shutil.copyfile(out, args.keep)
         if args.long:
             folder = os.path.join(tmp, "long")
             subprocess.run(gen + [folder, "--calls", "1", "--minutes", str(args.long),

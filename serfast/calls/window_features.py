@@ -121,22 +121,25 @@ class ChannelFrames:
         spec = self.spec
         self._reach(base + len(audio))
         values = np.empty((len(starts), spec.n_features), np.float32)
-        frames = [] if with_frames else None
-        for i, (s, e) in enumerate(zip(starts, ends)):
-            y = audio[s - base:e - base]
-            t0, t1 = inside_frames(len(y), spec)
-            if t1 <= t0:
-                batch = compute_batch([y], spec, frames=with_frames)
-                values[i] = batch.values[0]
-                if with_frames:
-                    frames.append(batch.frames[0])
-                continue
-            f0 = s // self.hop - self.first
-            self._compute(audio, base, f0 + t0, f0 + t1)
-            logmel = self._window(y, f0, t0, t1, values[i], with_frames)
+        frames: list = [None] * len(starts)
+        clips = [audio[s - base:e - base] for s, e in zip(starts, ends)]
+        grids = [inside_frames(len(y), spec) for y in clips]
+        framed = [i for i, (t0, t1) in enumerate(grids) if t1 > t0]
+        for i in framed:
+            f0 = starts[i] // self.hop - self.first
+            self._compute(audio, base, f0 + grids[i][0], f0 + grids[i][1])
+        edges = self._edges([clips[i] for i in framed], [grids[i] for i in framed])
+        for i, edge in zip(framed, edges):
+            t0, t1 = grids[i]
+            logmel = self._window(clips[i], starts[i] // self.hop - self.first, t0, t1, edge,
+                                  values[i], with_frames)
             if with_frames:
-                frames.append(np.concatenate([logmel, logmel @ self.banks.dct], axis=1))
-        return BatchFeatures(values, frames)
+                frames[i] = np.concatenate([logmel, logmel @ self.banks.dct], axis=1)
+        for i in sorted(set(range(len(starts))) - set(framed)):
+            batch = compute_batch([clips[i]], spec, frames=with_frames)
+            values[i] = batch.values[0]
+            frames[i] = batch.frames[0] if with_frames else None
+        return BatchFeatures(values, frames if with_frames else None)
 
     def _reach(self, end: int) -> None:
         """Make room for every frame and block up to sample ``end``."""
@@ -157,7 +160,7 @@ class ChannelFrames:
         hop, half = self.hop, self.half
         offset = (self.first - base // hop)  # row r is audio frame r + offset
         rows = np.arange(a, b)
-        self._spectra(audio, a + offset, b - a, self.frames, rows)
+        self._spectra([(audio, a + offset, b - a)], self.frames, rows)
         # energy and crossings of whole frames, from running sums over their span
         lo = (a + offset) * hop - half
         seg = audio[lo:(b - 1 + offset) * hop + half]
@@ -181,13 +184,17 @@ class ChannelFrames:
         self.powers[lo:hi] = np.stack([y.sum(1), y2.sum(1), (y2 * y).sum(1),
                                        (y2 * y2).sum(1)], axis=1)
 
-    def _spectra(self, y: np.ndarray, first: int, count: int, out: _Frames,
+    def _spectra(self, pieces: list[tuple[np.ndarray, int, int]], out: _Frames,
                  rows: np.ndarray) -> None:
-        """STFT-derived values of frames ``first ..`` (``count``) of ``y`` (zero outside
-        it) into ``out`` at ``rows``."""
+        """STFT-derived values of the frames of ``pieces`` — (y, first, count): frames
+        ``first ..`` of ``y``, zero outside it — in order, into ``out`` at ``rows``."""
         spec, banks = self.spec, self.banks
+        count = sum(c for _, _, c in pieces)
         buf = np.empty((count, spec.n_fft), np.float32)
-        cpu_kernels.frame_clip(y, first, banks.window, self.hop, buf)
+        at = 0
+        for y, first, c in pieces:
+            cpu_kernels.frame_clip(y, first, banks.window, self.hop, buf[at:at + c])
+            at += c
         spectra = scipy.fft.rfft(buf, axis=1, workers=1)
         mag = np.empty((count, spec.n_bins), np.float32)
         melpow = np.empty((count, spec.n_mels), np.float32)
@@ -219,31 +226,41 @@ class ChannelFrames:
         right = mag[:, self.k_lo + 1:self.k_hi + 1]
         return ((mid > ref) & (mid > left) & (mid >= right)).sum(axis=1)
 
-    def _edges(self, y: np.ndarray, t0: int, t1: int) -> _Frames:
-        """The window's own frames [0, t0) and [t1, n) (overhanging its edges)."""
-        count = n_frames(len(y), self.spec)
-        edge = np.r_[0:t0, t1:count]
-        out = _Frames(len(edge), self.spec, self.max_peaks)
-        self._spectra(y, 0, t0, out, np.arange(t0))
-        if count > t1:
-            self._spectra(y, t1, count - t1, out, np.arange(t0, len(edge)))
-        neg = _negative(y)
-        for j, t in enumerate(edge):
-            p0 = t * self.hop - self.half
-            lo, hi = max(p0, 0), min(p0 + 2 * self.half, len(y))
-            seg = y[lo:hi].astype(np.float64)
-            out.energy[j] = seg @ seg
-            out.crossings[j] = np.count_nonzero(neg[lo + 1:hi] != neg[lo:hi - 1])
+    def _edges(self, clips: list[np.ndarray], grids: list[tuple[int, int]]) -> list[_Frames]:
+        """Each window's own frames [0, t0) and [t1, n) (overhanging its edges), all
+        windows' in one FFT call."""
+        pieces, edges = [], []
+        for y, (t0, t1) in zip(clips, grids):
+            count = n_frames(len(y), self.spec)
+            pieces += [(y, 0, t0)] + ([(y, t1, count - t1)] if count > t1 else [])
+            edges.append(np.r_[0:t0, t1:count])
+        total = sum(len(e) for e in edges)
+        every = _Frames(total, self.spec, self.max_peaks)
+        if total:
+            self._spectra(pieces, every, np.arange(total))
+        out, at = [], 0
+        for y, edge in zip(clips, edges):
+            own = slice(at, at + len(edge))
+            at += len(edge)
+            frames = _Frames(0, self.spec, self.max_peaks)
+            for name, value in vars(every).items():
+                setattr(frames, name, value[own])
+            for j, t in enumerate(edge):
+                p0 = t * self.hop - self.half
+                seg = y[max(p0, 0):min(p0 + 2 * self.half, len(y))]
+                neg = _negative(seg)
+                frames.energy[j] = np.square(seg, dtype=np.float64).sum()
+                frames.crossings[j] = np.count_nonzero(neg[1:] != neg[:-1])
+            out.append(frames)
         return out
 
-    def _window(self, y: np.ndarray, f0: int, t0: int, t1: int, row: np.ndarray,
-                with_frames: bool) -> np.ndarray:
+    def _window(self, y: np.ndarray, f0: int, t0: int, t1: int, edge: _Frames,
+                row: np.ndarray, with_frames: bool) -> np.ndarray:
         """One window's row (``row``, spec.n_features) from its inside frames (rows f0 + t0
-        .. f0 + t1) and its own edge frames; returns its clamped dB frames when
+        .. f0 + t1) and its own ``edge`` frames; returns its clamped dB frames when
         ``with_frames`` (else an empty array)."""
         spec, banks, cols = self.spec, self.banks, self.spec.slices
         inner = slice(f0 + t0, f0 + t1)
-        edge = self._edges(y, t0, t1)
         fr = self.frames
         n = n_frames(len(y), spec)
         n_fft = spec.n_fft
