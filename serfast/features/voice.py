@@ -19,8 +19,8 @@ The definitions are eGeMAPS' (Eyben et al. 2016), which are Praat's:
   whose amplitudes differ by at most a factor 1.6 (Praat's "maximum amplitude factor");
 - ``hnr_db`` = mean of 10 log10(r / (1 - r)), dB, over the frames Praat's "To Harmonicity
   (cc)" calls voiced (r > 2 - peak / (0.1 * clip peak), its silence rule with voicing
-  threshold 0), where r is the largest normalised cross-correlation, over lags within 3 %
-  of the frame's period (pYIN's, YIN's where pYIN says unvoiced), refined by a parabola,
+  threshold 0), where r is the largest normalised cross-correlation, over lags within 2
+  samples of the frame's period (pYIN's, YIN's where pYIN says unvoiced), refined by a parabola,
   of two ``sr / 60``-sample windows one lag apart around the frame centre; r is capped
   below 1 - 1e-6 (HNR under 60 dB).
 
@@ -50,7 +50,9 @@ _PERIOD_FLOOR, _PERIOD_CEILING = 0.0001, 0.02
 _PERIOD_FACTOR, _AMPLITUDE_FACTOR = 1.3, 1.6
 #: Search range for the next pulse, in local periods.
 _EARLY, _LATE = 0.8, 1.25
-#: Correlation cap: HNR within +-60 dB.
+#: HNR's lags: the frame's period (samples, rounded) +- this many.
+_HNR_LAGS = 2
+#: Correlation cap: HNR under 60 dB.
 _R_EPS = 1e-6
 #: Praat's silence threshold of "To Harmonicity (cc)" (fraction of the clip's peak).
 _SILENCE = 0.1
@@ -89,14 +91,16 @@ def _period_at(f0, voiced, t, sr, hop):
 def _window_correlation(y, energy, a, b, width):
     """Normalised correlation of ``y[a:a + width]`` with ``y[b:b + width]``; ``energy`` is
     the prefix sum of ``y ** 2`` (float64, length n + 1)."""
-    xy = 0.0
+    u = y[a:a + width]
+    v = y[b:b + width]
+    xy = np.float32(0.0)  # float32 lanes: twice the SIMD width, ample for a correlation
     for i in range(width):
-        xy += np.float64(y[a + i]) * y[b + i]
+        xy += u[i] * v[i]
     xx = energy[a + width] - energy[a]
     yy = energy[b + width] - energy[b]
     if xx <= 0.0 or yy <= 0.0:
         return 0.0
-    return xy / math.sqrt(xx * yy)
+    return np.float64(xy) / math.sqrt(xx * yy)
 
 
 @njit(cache=True)
@@ -116,7 +120,7 @@ def _next_pulse(y, energy, t, period, direction):
     lo = int(math.floor(_EARLY * period))
     hi = int(math.ceil(_LATE * period))
     best = -1.0
-    best_lag = 0.0
+    best_lag = 0
     best_peak = 0.0
     r1 = r2 = r3 = 0.0
     r1_best = r3_best = 0.0
@@ -133,12 +137,11 @@ def _next_pulse(y, energy, t, period, direction):
             r1_best = r1
             r3_best = r3
             best_lag = lag - 1
-            other = left1 + direction * (lag - 1)
-            best_peak = 0.0
-            for i in range(other, other + width):
-                best_peak = max(best_peak, abs(np.float64(y[i])))
     if best <= -1.0:
         return t + direction * period, -1.0, 0.0
+    other = left1 + direction * best_lag
+    for i in range(other, other + width):
+        best_peak = max(best_peak, abs(np.float64(y[i])))
     d2r = 2 * best - r1_best - r3_best
     shift = 0.0
     if d2r != 0.0:
@@ -201,15 +204,25 @@ def _hann_rms(y, t, left, right):
 
 
 @njit(cache=True)
-def _periodicity(y, energy, centre, period, width):
-    """Best normalised cross-correlation of two ``width``-sample windows around ``centre``
-    over lags within 3 % of ``period`` (parabola-refined), and the largest |y| they span.
-    Returns (0, 0) where a window leaves the clip."""
-    lo = max(int(0.97 * period), 1)
-    hi = int(1.03 * period) + 2
+def _local_peak(y, centre, period, width):
+    """Largest |y| over the windows :func:`_periodicity` reads (0 where they leave the
+    clip)."""
+    hi = int(period + 0.5) + _HNR_LAGS
     start = centre - (hi + width) // 2
     if start < 0 or start + hi + width > y.shape[0]:
-        return 0.0, 0.0
+        return 0.0
+    peak = 0.0
+    for j in range(start, start + hi + width):
+        peak = max(peak, abs(np.float64(y[j])))
+    return peak
+
+
+@njit(cache=True)
+def _periodicity(y, energy, centre, period, width):
+    """Best normalised cross-correlation of two ``width``-sample windows around ``centre``
+    over the lags within ``_HNR_LAGS`` samples of ``period``, refined by a parabola."""
+    lo = max(int(period + 0.5) - _HNR_LAGS, 1)
+    hi = int(period + 0.5) + _HNR_LAGS
     best = -2.0
     best_lag = lo
     rs = np.empty(hi - lo + 1)
@@ -224,10 +237,7 @@ def _periodicity(y, energy, centre, period, width):
         den = rs[i - 1] - 2 * best + rs[i + 1]
         if den < 0.0:
             best -= 0.125 * (rs[i - 1] - rs[i + 1]) ** 2 / den
-    peak = 0.0
-    for j in range(start, start + hi + width):
-        peak = max(peak, abs(np.float64(y[j])))
-    return best, peak
+    return best
 
 
 @njit(cache=True)
@@ -258,10 +268,13 @@ def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, out):
         global_peak = max(global_peak, abs(np.float64(y[i])))
     periodic = np.zeros(n_frames, np.bool_)
     for k in range(n_frames):  # HNR: Praat's harmonicity frames
-        r, local_peak = _periodicity(y, energy, k * hop, sr / period_f0[k], width)
-        periodic[k] = (voiced[k] and r > _VOICING_R
-                       and local_peak > _VOICING_PEAK * global_peak)
-        if r <= 0.0 or global_peak <= 0.0:
+        period = sr / period_f0[k]
+        local_peak = _local_peak(y, k * hop, period, width)
+        if not local_peak > _VOICING_PEAK * global_peak:
+            continue  # silent for Praat's pitch and its harmonicity
+        r = _periodicity(y, energy, k * hop, period, width)
+        periodic[k] = voiced[k] and r > _VOICING_R
+        if r <= 0.0:
             continue
         if r <= 2.0 - local_peak / global_peak / _SILENCE:  # Praat's unvoiced strength
             continue
