@@ -8,17 +8,20 @@ Input shapes come from :mod:`serfast.model.config` (``NetworkConfig``) and
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 from .config import NetworkConfig
 
-__all__ = ["tensorflow", "keras_modules", "build_stats_member", "build_seq_member",
-           "build_method", "average_members"]
+__all__ = ["tensorflow", "keras_modules", "seeded_and_deterministic", "build_stats_member",
+           "build_seq_member", "build_method", "average_members"]
 
 
 def tensorflow():
-    """Import TensorFlow lazily and quietly, so that a serfast command prints only its
-    own lines. Unless the user set ``TF_CPP_MIN_LOG_LEVEL`` (then nothing is hidden):
+    """Import TensorFlow lazily; in serfast's own processes (:mod:`serfast.process`: its
+    CLI and workers), quietly, so that a command prints only its own lines. There, unless
+    the user set ``TF_CPP_MIN_LOG_LEVEL`` (then nothing is hidden):
 
     * it is set to 3 before the first import: TensorFlow's C++ log lines during
       training (e.g. the E-level "NodeDef mentions attribute use_unbounded_threadpool"
@@ -30,18 +33,21 @@ def tensorflow():
     * TensorFlow's Python logger is set to ERROR (the "tf.function retracing" warning
       of one predict per fold).
 
-    Every TensorFlow/Keras import of serfast goes through here (or :func:`keras_modules`).
+    A program that uses serfast as a library gets a plain ``import tensorflow``: its
+    environment, stderr and loggers are left alone. Every TensorFlow/Keras import of
+    serfast goes through here (or :func:`keras_modules`).
     """
     import sys
 
+    from ..process import owned
+
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if not quiet:
+    if not owned() or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         import tensorflow as tf
 
         return tf
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with _native_stderr_hidden():
         import tensorflow as tf
     tf.get_logger().setLevel("ERROR")
@@ -76,19 +82,37 @@ class _native_stderr_hidden:
 
 
 def keras_modules():
-    """Import Keras lazily with modest CPU threads; returns (keras, layers)."""
-    tf = tensorflow()
-    if not getattr(keras_modules, "configured", False):
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(2)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:
-            pass  # TF already initialised by the caller: keep its settings
-        keras_modules.configured = True
+    """Import Keras lazily (TensorFlow through :func:`tensorflow`); returns (keras, layers).
+    TensorFlow keeps its own thread pools (every core)."""
+    tensorflow()
     import keras
     from keras import layers
 
     return keras, layers
+
+
+@contextlib.contextmanager
+def seeded_and_deterministic(seed: int) -> Iterator[None]:
+    """For the block: TensorFlow's op determinism on and Keras's seed ``seed`` (Python's,
+    NumPy's and TensorFlow's global generators); on exit the determinism setting and the
+    Python and NumPy generators' states are as they were."""
+    import random
+
+    import numpy as np
+    from tensorflow.python.framework import config as tf_config
+
+    keras, _ = keras_modules()
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    tf_config.enable_op_determinism()
+    keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        if not was_deterministic:
+            tf_config.disable_op_determinism()
 
 
 def build_stats_member(n_in: int, n_classes: int, name: str):
