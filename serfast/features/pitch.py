@@ -139,16 +139,21 @@ def _model(sr: int) -> _Model:
 
 
 def _observations(y: np.ndarray, model: _Model):
-    """YIN's F0 and pYIN's observations of every frame (see ``pitch_kernels.yin_frames``)."""
+    """YIN's F0, pYIN's voicing probability and its candidates of every frame (see
+    ``pitch_kernels.yin_frames``): frame ``t``'s at ``offsets[t]:offsets[t + 1]`` of the
+    flat bin and log-probability arrays. Memory: ~20 bytes a frame beyond ~12 MB."""
     y = np.ascontiguousarray(y, dtype=np.float32)
     count = 1 + len(y) // HOP_LENGTH
     n_lags = model.max_period - model.min_period + 1
     yin_f0 = np.empty(count)
     voiced_prob = np.empty(count)
-    cand_bin = np.empty((count, n_lags), np.int32)
-    cand_logp = np.empty((count, n_lags))
     n_cand = np.empty(count, np.int64)
-    frames = np.empty((min(count, _CHUNK), FRAME_LENGTH), np.float32)
+    chunk_frames = min(count, _CHUNK)
+    most = n_lags // 2 + 2  # troughs of a frame: local minima, so every other lag at most
+    frames = np.empty((chunk_frames, FRAME_LENGTH), np.float32)
+    chunk_bin = np.empty((chunk_frames, most), np.int32)
+    chunk_logp = np.empty((chunk_frames, most))
+    bins, logps = [], []
     for t0 in range(0, count, _CHUNK):
         t1 = min(t0 + _CHUNK, count)
         chunk = frames[:t1 - t0]
@@ -160,9 +165,12 @@ def _observations(y: np.ndarray, model: _Model):
             chunk, np.ascontiguousarray(acf), model.sr, FMIN, model.min_period,
             model.max_period, _TROUGH_THRESHOLD, model.thresholds, model.beta_probs,
             model.boltzmann_pmf, _NO_TROUGH_PROB, model.n_bins, model.bins_per_octave,
-            yin_f0[t0:t1], voiced_prob[t0:t1], cand_bin[t0:t1], cand_logp[t0:t1],
-            n_cand[t0:t1])
-    return yin_f0, voiced_prob, cand_bin, cand_logp, n_cand
+            yin_f0[t0:t1], voiced_prob[t0:t1], chunk_bin, chunk_logp, n_cand[t0:t1])
+        kept = np.arange(most) < n_cand[t0:t1, None]  # the candidates, frame by frame
+        bins.append(chunk_bin[:t1 - t0][kept])
+        logps.append(chunk_logp[:t1 - t0][kept])
+    offsets = np.concatenate([[0], np.cumsum(n_cand)])
+    return yin_f0, voiced_prob, offsets, np.concatenate(bins), np.concatenate(logps)
 
 
 def yin_track(y: np.ndarray, sr: int) -> np.ndarray:
@@ -188,10 +196,10 @@ def pitch_tracks(y: np.ndarray, sr: int):
     """:func:`pitch_track` and :func:`yin_track` from one pass over the clip:
     ``(f0, voiced_flag, voiced_prob, yin_f0)``."""
     model = _model(sr)
-    yin_f0, voiced_prob, cand_bin, cand_logp, n_cand = _observations(y, model)
+    yin_f0, voiced_prob, offsets, cand_bin, cand_logp = _observations(y, model)
     states = np.empty(len(voiced_prob), np.int64)
     pitch_kernels.viterbi_states(model.log_trans_band, model.log_trans_src, model.log_trans_off, model.log_p_init,
-                                 model.n_bins, n_cand, cand_bin, cand_logp, voiced_prob,
+                                 model.n_bins, offsets, cand_bin, cand_logp, voiced_prob,
                                  _SEGMENT, states)
     voiced = states < model.n_bins
     f0 = model.freqs[states % model.n_bins]

@@ -358,8 +358,8 @@ def _observe(n_cand, cand_bin, cand_logp, voiced_prob, n_bins, log_voiced):
 
 
 @njit(cache=True)
-def viterbi_states(log_trans_band, log_trans_src, log_trans_off, log_p_init, n_bins, n_cand,
-                   cand_bin, cand_logp, voiced_prob, segment, states):
+def viterbi_states(log_trans_band, log_trans_src, log_trans_off, log_p_init, n_bins,
+                   offsets, cand_bin, cand_logp, voiced_prob, segment, states):
     """pYIN's most likely state sequence (librosa's ``sequence.viterbi``).
 
     log_trans_band : (2, 2, 2 * half + 1, n_bins) float64, ``log_trans[g_k * n_bins + b_j +
@@ -367,7 +367,8 @@ def viterbi_states(log_trans_band, log_trans_src, log_trans_off, log_p_init, n_b
     2 * half + 1), ``log_trans[g_k * n_bins + b_k, g_j * n_bins + b_k + o - half]`` at
     ``[g_k, g_j, b_k, o]``.  log_trans_off : the log
     transition outside the band.  log_p_init : the log initial probability of every state.
-    n_cand, cand_bin, cand_logp, voiced_prob : the observations of :func:`yin_frames`.
+    offsets, cand_bin, cand_logp : frame ``t``'s candidates of :func:`yin_frames` at
+    ``offsets[t]:offsets[t + 1]`` of ``cand_bin`` and ``cand_logp``.  voiced_prob : (T,).
     segment : frames whose state values are held at once (memory ``segment * 2 * n_bins``
     float64); longer clips keep one row per segment and recompute the rest while tracing
     back.  states : (T,) int64, filled in place with ``g * n_bins + b``.
@@ -385,7 +386,8 @@ def viterbi_states(log_trans_band, log_trans_src, log_trans_off, log_p_init, n_b
     voiced_top = np.empty(2, np.float64)
     for gj in range(2):
         voiced_top[gj] = log_trans_src[0, gj].max()
-    log_unvoiced = _observe(n_cand[0], cand_bin[0], cand_logp[0], voiced_prob[0], n_bins,
+    log_unvoiced = _observe(offsets[0 + 1] - offsets[0], cand_bin[offsets[0]:offsets[0 + 1]],
+                                    cand_logp[offsets[0]:offsets[0 + 1]], voiced_prob[0], n_bins,
                             log_voiced)
     for s in range(n_states):
         starts[0, s] = (log_voiced[s] if s < n_bins else log_unvoiced) + log_p_init
@@ -393,7 +395,8 @@ def viterbi_states(log_trans_band, log_trans_src, log_trans_off, log_p_init, n_b
         prev = starts[0].copy()
         nxt = np.empty(n_states, np.float64)
         for t in range(1, n_frames):
-            log_unvoiced = _observe(n_cand[t], cand_bin[t], cand_logp[t], voiced_prob[t],
+            log_unvoiced = _observe(offsets[t + 1] - offsets[t], cand_bin[offsets[t]:offsets[t + 1]],
+                                    cand_logp[offsets[t]:offsets[t + 1]], voiced_prob[t],
                                     n_bins, log_voiced)
             _advance(prev, log_trans_band, log_trans_src, voiced_top, log_trans_off, n_bins, half, log_voiced,
                      log_unvoiced, nxt)
@@ -406,7 +409,8 @@ def viterbi_states(log_trans_band, log_trans_src, log_trans_off, log_p_init, n_b
         t1 = min(t0 + segment, n_frames)
         rows[0] = starts[seg]
         for t in range(t0 + 1, t1):
-            log_unvoiced = _observe(n_cand[t], cand_bin[t], cand_logp[t], voiced_prob[t],
+            log_unvoiced = _observe(offsets[t + 1] - offsets[t], cand_bin[offsets[t]:offsets[t + 1]],
+                                    cand_logp[offsets[t]:offsets[t + 1]], voiced_prob[t],
                                     n_bins, log_voiced)
             _advance(rows[t - 1 - t0], log_trans_band, log_trans_src, voiced_top, log_trans_off, n_bins, half,
                      log_voiced, log_unvoiced, rows[t - t0])

@@ -173,6 +173,8 @@ def _run_pulses(y, energy, f0, voiced, sr, hop, a, b, global_peak, times):
         while True:
             period = _period_at(f0, voiced, t, sr, hop)
             t, r, peak = _next_pulse(y, energy, t, period, direction)
+            if n >= times.shape[0]:
+                break
             if t < a or t >= b:
                 if r > 0.7 and peak > 0.023333 * global_peak:
                     times[n] = t
@@ -241,17 +243,20 @@ def _periodicity(y, energy, centre, period, width):
 
 
 @njit(cache=True)
-def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, out):
+def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, max_f0, out):
     """Jitter, shimmer (dB) and HNR (dB) of one clip (module docstring) into ``out`` (3,).
 
     y : (n,) float32.  f0 : (T,) float64 Hz (read where voiced).  voiced : (T,) bool.
-    width : HNR window in samples.
+    width : HNR window in samples.  max_f0 : the largest F0 of ``f0``, Hz (sizes the
+    pulse buffers).
     """
     n_frames = voiced.shape[0]
     n = y.shape[0]
-    times = np.empty(n, np.float64)
-    amp_times = np.empty(n, np.float64)
-    amps = np.empty(n, np.float64)
+    # pulses of a run are over 0.8 periods - 2 samples apart, plus one beyond each end
+    most = int(n / max(_EARLY * sr / max_f0 - 2.0, 1.0)) + 4
+    times = np.empty(most, np.float64)
+    amp_times = np.empty(most, np.float64)
+    amps = np.empty(most, np.float64)
     energy = np.zeros(n + 1, np.float64)
     for i in range(n):
         energy[i + 1] = energy[i] + np.float64(y[i]) * y[i]
@@ -340,7 +345,7 @@ def voice_stats(y: np.ndarray, sr: int, f0: np.ndarray, voiced: np.ndarray,
     period_f0 = np.where(voiced, f0, yin_f0).astype(np.float64)
     voice_kernel(np.ascontiguousarray(y, np.float32), f0, np.ascontiguousarray(voiced),
                  period_f0, sr,
-                 HOP_LENGTH, int(round(sr / FMIN)), out)
+                 HOP_LENGTH, int(round(sr / FMIN)), float(f0.max(initial=FMIN)), out)
     return out.astype(np.float32)
 
 
