@@ -7,7 +7,7 @@ import click
 from serfast.io.corpus import CorpusError
 from serfast.features.device import DEVICES, DeviceError
 from serfast.extract import ExtractError, ExtractOptions, extract as run_extract
-from serfast.features.spec import FeatureSpec
+from serfast.features.spec import FEATURE_SETS, FeatureSpec
 from serfast.io.store import StoreError
 from serfast.workers import ClusterError
 
@@ -60,7 +60,13 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
                    "computed again; a finished OUT is left as it is).")
 @click.option("--overwrite", is_flag=True,
               help="Replace OUT's store or interrupted run (only files serfast wrote).")
-@click.option("--frames", is_flag=True, help="Also store per-frame log-mel and MFCC.")
+@click.option("--features", "feature_set", type=click.Choice(FEATURE_SETS), default="seed",
+              show_default=True,
+              help="Feature set: seed (169 columns), prosody (pitch, voice quality, "
+                   "loudness, spectral shape, frame statistics) or all (both).")
+@click.option("--frames", is_flag=True,
+              help="Also store per-frame log-mel and MFCC (with prosody: F0, voicing "
+                   "probability and RMS dB too).")
 @click.option("--sr", type=click.IntRange(1000), default=SPEC.sr, show_default=True,
               help="Sample rate in Hz.")
 @click.option("--offset", type=click.FloatRange(0), default=SPEC.offset, show_default=True,
@@ -77,15 +83,16 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where features are computed; auto = the GPU when one is usable.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def extract(corpus, out, workers, resume, overwrite, frames, sr, offset, duration, augment,
-            copies, seed, cluster, device, quiet):
+def extract(corpus, out, workers, resume, overwrite, feature_set, frames, sr, offset,
+            duration, augment, copies, seed, cluster, device, quiet):
     """Extract features of every clip under CORPUS (folder, file or CSV manifest) into
     the store OUT (.npy, with .csv and .json beside it)."""
     if not out.endswith(".npy"):
         raise click.BadParameter("OUT must end in .npy", param_hint="OUT")
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
-    options = ExtractOptions(spec=FeatureSpec(sr=sr, offset=offset, duration=duration),
+    spec = FeatureSpec(sr=sr, offset=offset, duration=duration, name=feature_set)
+    options = ExtractOptions(spec=spec,
                              workers=workers, frames=frames, augment=_csv_list(augment),
                              copies=copies, seed=seed, resume=resume, overwrite=overwrite,
                              cluster=cluster, device=device)

@@ -1,4 +1,4 @@
-"""Per-clip features of the "seed" set, for one clip or a batch of them.
+"""Per-clip features of a feature set (``FeatureSpec.name``), for one clip or a batch.
 
 Reference definition (librosa 0.11, per clip ``y`` at ``sr``; means over frames)::
 
@@ -14,6 +14,8 @@ serfast computes one float32 STFT per clip (SciPy's FFT over all its frames at o
 derives everything else from it in the kernels of ``serfast.features.cpu_kernels``; the
 column layout and librosa's constants come from ``spec`` and ``librosa_constants``. Clips
 are independent: a clip's row is the same alone or in any batch.
+Sets with prosody add the columns of ``serfast.features.shape`` from the same STFT
+magnitude and clamped log-mel, and pitch and voice quality from one pYIN pass.
 Gender is not an audio feature: the store appends it from the corpus.
 """
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from . import cpu_kernels
+from . import cpu_kernels, shape
 from .filterbanks import FilterBanks, filter_banks
 from .librosa_constants import AMIN, TUNING_EDGES
 from .spec import BatchFeatures, FeatureSpec, n_frames, pitch_bins
@@ -39,19 +41,21 @@ CHUNK_FRAMES = 1024
 
 
 def column_starts(spec: FeatureSpec) -> np.ndarray:
-    """(len(KERNEL_GROUPS),) int64: where each of ``KERNEL_GROUPS`` starts in a row
-    (``spec.slices``), as ``cpu_kernels.clip_finish`` takes them."""
-    slices = spec.slices
+    """(len(KERNEL_GROUPS),) int64: where each of ``KERNEL_GROUPS`` starts in the seed
+    block of a row (``spec.seed.slices``), as ``cpu_kernels.clip_finish`` takes them."""
+    slices = spec.seed.slices
     return np.array([slices[g].start for g in KERNEL_GROUPS], np.int64)
 
 
 def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, starts: np.ndarray,
                   out: np.ndarray, frames: bool = False) -> np.ndarray | None:
-    """The seed features of one clip, written into ``out``.
+    """The features of one clip, written into ``out``.
 
     y : (n,) float32, n >= 1, mono at ``spec.sr``.  starts : ``column_starts(spec)``.
     out : (spec.n_features,) float32, the store row without gender.  Returns the clip's
-    clamped log-mel frames ((n_frames, n_mels) float32 dB) when ``frames``, else None.
+    clamped log-mel frames ((n_frames, n_mels) float32 dB), followed with prosody by
+    F0, voicing probability and RMS dB ((n_frames, n_mels + 3)), when ``frames``, else
+    None.
     """
     count = n_frames(len(y), spec)
     mag = np.empty((count, spec.n_bins), np.float32)
@@ -74,16 +78,28 @@ def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, starts: 
     db = np.maximum(melpow, np.float32(AMIN))
     np.log10(db, out=db)
     db *= np.float32(10.0)
-    logmel = np.empty((count if frames else 0, spec.n_mels), np.float32)
+    keep = frames or spec.has_prosody
+    logmel = np.empty((count if keep else 0, spec.n_mels), np.float32)
+    seed_out = out[spec.slices["seed"]] if spec.has_seed else np.empty(
+        spec.seed.n_features, np.float32)
     cpu_kernels.clip_finish(y, spec.n_fft, spec.hop_length, mag, melpow, db, frame_stats,
                             pitches, pitch_mags, found, TUNING_EDGES, banks.chroma_t,
-                            banks.dct, spec.top_db, starts, out, logmel)
-    return logmel if frames else None
+                            banks.dct, spec.top_db, starts, seed_out, logmel)
+    if not spec.has_prosody:
+        return logmel if frames else None
+    at = spec.slices
+    out[at["pitch"].start:at["voice"].stop], pitch_frames = shape.pitch_voice(y, spec)
+    rms = shape.frame_rms(y[None], np.array([len(y)]), count, spec, np)
+    values, rms_db = shape.spectral_values(mag[None], logmel[None], rms, banks.dct, spec, np)
+    out[at["loudness"].start:at["mfcc_delta"].stop] = values[0]
+    if not frames:
+        return None
+    return np.concatenate([logmel, pitch_frames, rms_db[0, :, None].astype(np.float32)], axis=1)
 
 
 def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
                   frames: bool = False) -> BatchFeatures:
-    """Compute the seed features of every clip in ``signals``.
+    """Compute the features of ``spec``'s set for every clip in ``signals``.
 
     Parameters
     ----------
@@ -91,7 +107,7 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
         Mono clips at ``spec.sr``, each with at least one finite sample.
     spec : FeatureSpec
     frames : bool
-        Also return frame-level log-mel and MFCC.
+        Also return the frame-level columns (``spec.frame_columns``).
 
     A clip allocates and frees ~3 MB of buffers: a program that computes many clips
     should call :func:`serfast.malloc.reuse_freed_memory` once (serfast's CLI and workers
@@ -106,5 +122,6 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
                for i, y in enumerate(signals)]
     if not frames:
         return BatchFeatures(values, None)
-    return BatchFeatures(values, [np.concatenate([m, m @ banks.dct], axis=1)
-                                  for m in logmels])
+    n_mels = spec.n_mels
+    return BatchFeatures(values, [np.concatenate([m[:, :n_mels], m[:, :n_mels] @ banks.dct,
+                                                  m[:, n_mels:]], axis=1) for m in logmels])

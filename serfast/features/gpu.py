@@ -1,4 +1,4 @@
-"""GPU backend: the seed features of thousands of clips from one batched STFT per bucket.
+"""GPU backend: the features of thousands of clips from one batched STFT per bucket.
 
 The array code is written against an array module ``xp``: CuPy on a GPU (cuFFT for the
 STFT, cuBLAS for the filter-bank products), NumPy standing in for it on a CPU so that the
@@ -15,6 +15,13 @@ constants (``librosa_constants``); only the kernels differ, and nothing here imp
 CPU backend. On a GPU, ZCR and RMS per frame are one fused Numba-CUDA kernel (no
 prefix-sum arrays of the whole bucket) and the waveform moments another (one block per
 clip, two passes in float64); elsewhere both are array code, the same maths.
+
+Sets with prosody add the spectral-shape, loudness and frame-statistic columns of
+``serfast.features.shape`` as array code over the bucket, from the same |X|, clamped
+log-mel and frame RMS. Pitch and voice quality (pYIN with its Viterbi decoding, jitter,
+shimmer, HNR) run on the host CPU, clip by clip, while the GPU computes the rest: pYIN's
+Viterbi is a sequential recursion over frames, and the clip's pYIN pass costs about as
+much as copying it to a GPU would.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ if not hasattr(np, "row_stack"):
 
 from numba import cuda, float64
 
+from . import shape
 from .filterbanks import filter_banks
 from .gpu_transfer import STAGING_THREADS, to_host, uploaded
 from .librosa_constants import (A440, AMIN, OCTAVE_ZERO_HZ, PIPTRACK_THRESHOLD, TINY32,
@@ -92,7 +100,7 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
                      frames: bool = False, xp=None, fused: bool | None = None,
                      max_frames: int | None = None, memory_share: float = 1.0,
                      staging_threads: int | None = None) -> BatchFeatures:
-    """The seed features of every clip, as ``cpu.compute_batch``, on ``xp``'s device.
+    """The features of every clip, as ``cpu.compute_batch``, on ``xp``'s device.
 
     Parameters
     ----------
@@ -126,14 +134,23 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
     if staging_threads is None:
         staging_threads = STAGING_THREADS if memory_share >= 1 else 1
     for clips, y in uploaded(chunks, signals, lengths, xp, staging_threads):
-        rows, logmel = _bucket_features(y, xp.asarray(lengths[clips]), spec, banks, xp,
-                                        fused, frames)
+        rows, logmel, extra = _bucket_features(y, xp.asarray(lengths[clips]), spec, banks,
+                                               xp, fused, frames)
+        host_pitch = [shape.pitch_voice(signals[c], spec) for c in clips] \
+            if spec.has_prosody else []  # on the CPU while the GPU works
         values[clips] = to_host(rows, xp)
+        if host_pitch:
+            at = spec.slices
+            values[clips, at["pitch"].start:at["voice"].stop] = [p[0] for p in host_pitch]
         if frames:
-            both = xp.concatenate([logmel, logmel @ banks.dct], axis=2)
-            for row, block in zip(clips, to_host(both, xp)):
+            parts = [logmel, logmel @ banks.dct] + ([extra] if extra is not None else [])
+            for i, (row, block) in enumerate(zip(clips, to_host(xp.concatenate(parts, axis=2),
+                                                                 xp))):
+                if host_pitch:
+                    block = np.concatenate([block[:, :-1], host_pitch[i][1], block[:, -1:]],
+                                           axis=1)
                 frame_list[row] = block
-        del y, rows, logmel  # free the chunk before the next one arrives
+        del y, rows, logmel, extra  # free the chunk before the next one arrives
     return BatchFeatures(values, frame_list)
 
 
@@ -162,11 +179,12 @@ def _buckets(lengths: np.ndarray, spec: FeatureSpec, max_frames: int) -> list[np
 
 def _bucket_features(y, lengths, spec: FeatureSpec, banks: DeviceBanks, xp, fused: bool,
                      frames: bool):
-    """Feature rows of one bucket.
+    """Feature rows of one bucket, all but the pitch and voice groups (left 0).
 
     y : (n_clips, n_samples) float32, clip ``i`` zero past ``lengths[i]``; every clip has
     ``T = n_frames(n_samples, spec)`` frames.  Returns (n_clips, n_features) float32 and,
-    when ``frames``, the clamped log-mel (n_clips, T, n_mels) float32 (else None).
+    when ``frames``, the clamped log-mel (n_clips, T, n_mels) float32 and, with prosody,
+    the frame RMS dB (n_clips, T, 1) float32 (else None for either).
     """
     t = n_frames(y.shape[1], spec)
     mag = _stft_magnitude(y, t, spec, banks, xp)
@@ -189,8 +207,16 @@ def _bucket_features(y, lengths, spec: FeatureSpec, banks: DeviceBanks, xp, fuse
     chroma = (raw / xp.where(peak < TINY32, xp.float32(1.0), peak)).mean(axis=1)
 
     zcr, rms = (frame_time_fused if fused else frame_time_xp)(y, lengths, t, spec, xp)
-    at = spec.slices
-    rows = xp.empty((y.shape[0], spec.n_features), xp.float64)
+    rows = xp.zeros((y.shape[0], spec.n_features), xp.float64)
+    extra = None
+    if spec.has_prosody:
+        at = spec.slices
+        values, rms_db = shape.spectral_values(mag, logmel, rms, banks.dct, spec, xp)
+        rows[:, at["loudness"].start:at["mfcc_delta"].stop] = values
+        extra = rms_db[..., None].astype(xp.float32) if frames else None
+    if not spec.has_seed:
+        return rows.astype(xp.float32), (logmel if frames else None), extra
+    at = spec.seed.slices
     rows[:, at["zcr"]] = zcr.sum(axis=1)[:, None] / spec.n_fft / t
     rows[:, at["chroma"]] = chroma
     rows[:, at["mfcc"]] = mfcc
@@ -199,7 +225,7 @@ def _bucket_features(y, lengths, spec: FeatureSpec, banks: DeviceBanks, xp, fuse
     rows[:, at["moments"]] = (moments_fused if fused else moments_xp)(y, lengths, xp)
     rows[:, at["centroid"]] = centroid.mean(axis=1)[:, None]
     rows[:, at["bandwidth"]] = bandwidth.mean(axis=1)[:, None]
-    return rows.astype(xp.float32), (logmel if frames else None)
+    return rows.astype(xp.float32), (logmel if frames else None), extra
 
 
 def _stft_magnitude(y, t: int, spec: FeatureSpec, banks: DeviceBanks, xp):

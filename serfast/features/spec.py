@@ -11,23 +11,49 @@ imports nothing but NumPy (librosa's constants are in ``librosa_constants``).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from .librosa_constants import PITCH_RANGE
 
-__all__ = ["BatchFeatures", "FeatureSpec", "n_frames", "pitch_bins"]
+__all__ = ["BatchFeatures", "FEATURE_SETS", "FeatureSpec", "PROSODY_FRAME_COLUMNS",
+           "SHAPE_TRACKS", "n_frames", "pitch_bins"]
 
+#: The named feature sets: ``seed`` (the SER-FusionNet method's 169 columns), ``prosody``
+#: (pitch, voice quality, loudness dynamics, spectral shape and frame statistics) and
+#: ``all`` (seed, then prosody). ``FeatureSpec.name`` is the set.
+FEATURE_SETS = ("seed", "prosody", "all")
 #: Names of the waveform-moment columns, in store order.
 _MOMENT_COLUMNS = ("wave_mean", "wave_var", "wave_skew", "wave_kurtosis")
 #: Digits of the index in the names of the multi-column groups (``mel_007``).
 _INDEX_DIGITS = {"chroma": 2, "mfcc": 2, "mel": 3}
+#: Per-clip pYIN statistics (``serfast.features.pitch.PITCH_COLUMNS``).
+_PITCH_COLUMNS = ("f0_mean", "f0_std", "f0_p10", "f0_p50", "f0_p90", "f0_range_st",
+                  "f0_slope_st_s", "f0_delta_abs_st", "voiced_fraction", "voicing_prob_mean")
+#: Voice quality (``serfast.features.voice.VOICE_COLUMNS``).
+_VOICE_COLUMNS = ("jitter_local", "shimmer_local_db", "hnr_db")
+#: Loudness dynamics of the frame RMS in dB (``serfast.features.shape``).
+_LOUDNESS_COLUMNS = ("rms_db_mean", "rms_db_std", "rms_db_p20_p80", "rms_db_rise_db_s",
+                     "rms_db_fall_db_s")
+#: Per-frame spectral-shape tracks, in store order: spectral contrast of 7 bands,
+#: flatness, 85 % roll-off (Hz), onset strength.
+SHAPE_TRACKS = tuple(f"contrast_{i}" for i in range(7)) + ("flatness", "rolloff", "onset")
+#: Per-frame columns that the prosody sets add to the frame-level store: pYIN F0 in Hz
+#: (0 where unvoiced), pYIN voicing probability, frame RMS in dB.
+PROSODY_FRAME_COLUMNS = ("f0_hz", "voicing_prob", "rms_db")
+#: The prosody groups, in store order, with their column names.
+_PROSODY_GROUPS = (
+    ("pitch", _PITCH_COLUMNS), ("voice", _VOICE_COLUMNS), ("loudness", _LOUDNESS_COLUMNS),
+    ("shape_mean", tuple(f"{t}_mean" for t in SHAPE_TRACKS)),
+    ("shape_std", tuple(f"{t}_std" for t in SHAPE_TRACKS)),
+    ("shape_delta", tuple(f"{t}_delta_abs" for t in SHAPE_TRACKS)),
+)
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Parameters of the "seed" feature set (librosa defaults of the SER-FusionNet method).
+    """Parameters of a feature set (librosa defaults of the SER-FusionNet method).
 
     Attributes
     ----------
@@ -43,6 +69,8 @@ class FeatureSpec:
         Mel bands (Slaney), MFCC coefficients (DCT-II, ortho) and chroma bins.
     top_db : float
         Dynamic range of the dB mel spectrogram behind the MFCCs.
+    name : str
+        The feature set, one of :data:`FEATURE_SETS`; it decides :attr:`columns`.
     """
 
     sr: int = 22050
@@ -61,11 +89,40 @@ class FeatureSpec:
         """Number of one-sided FFT bins, ``n_fft // 2 + 1``."""
         return self.n_fft // 2 + 1
 
-    def _group_sizes(self) -> tuple[tuple[str, int], ...]:
-        """(group, columns) in store order: the one statement of the layout."""
+    def __post_init__(self) -> None:
+        if self.name not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set {self.name!r}; choose one of "
+                             f"{', '.join(FEATURE_SETS)}")
+
+    @property
+    def has_seed(self) -> bool:
+        """Whether the set holds the seed columns (``seed`` and ``all``)."""
+        return self.name in ("seed", "all")
+
+    @property
+    def has_prosody(self) -> bool:
+        """Whether the set holds the prosody columns (``prosody`` and ``all``)."""
+        return self.name in ("prosody", "all")
+
+    @property
+    def seed(self) -> "FeatureSpec":
+        """This spec with the seed set: what the seed kernels compute."""
+        return replace(self, name="seed")
+
+    def _seed_groups(self) -> tuple[tuple[str, int], ...]:
         return (("zcr", 1), ("chroma", self.n_chroma), ("mfcc", self.n_mfcc), ("rms", 1),
                 ("mel", self.n_mels), ("moments", len(_MOMENT_COLUMNS)), ("centroid", 1),
-                ("bandwidth", 1), ("gender", 1))
+                ("bandwidth", 1))
+
+    def _prosody_groups(self) -> tuple[tuple[str, int], ...]:
+        return tuple((g, len(names)) for g, names in _PROSODY_GROUPS) + (
+            ("mfcc_std", self.n_mfcc), ("mfcc_delta", self.n_mfcc))
+
+    def _group_sizes(self) -> tuple[tuple[str, int], ...]:
+        """(group, columns) in store order: the one statement of the layout (seed
+        groups, then prosody groups, then gender)."""
+        return ((self._seed_groups() if self.has_seed else ())
+                + (self._prosody_groups() if self.has_prosody else ()) + (("gender", 1),))
 
     @property
     def slices(self) -> dict[str, slice]:
@@ -76,13 +133,21 @@ class FeatureSpec:
         ``bandwidth``, ``gender``; and blocks of them: ``acoustic`` (zcr to mel, 162
         columns by default), ``stats`` (the six statistical columns: moments, centroid,
         bandwidth) and ``values`` (everything computed from audio: all but gender).
+        Sets with prosody add the groups ``pitch``, ``voice``, ``loudness``,
+        ``shape_mean``, ``shape_std``, ``shape_delta``, ``mfcc_std``, ``mfcc_delta`` and
+        the block ``prosody`` (all of them); sets with the seed columns have the block
+        ``seed`` (zcr to bandwidth). ``acoustic`` and ``stats`` exist only with ``seed``.
         """
         out, at = {}, 0
         for name, size in self._group_sizes():
             out[name] = slice(at, at + size)
             at += size
-        out["acoustic"] = slice(0, out["mel"].stop)
-        out["stats"] = slice(out["moments"].start, out["bandwidth"].stop)
+        if self.has_seed:
+            out["acoustic"] = slice(0, out["mel"].stop)
+            out["stats"] = slice(out["moments"].start, out["bandwidth"].stop)
+            out["seed"] = slice(0, out["bandwidth"].stop)
+        if self.has_prosody:
+            out["prosody"] = slice(out["pitch"].start, out["mfcc_delta"].stop)
         out["values"] = slice(0, out["gender"].start)
         return out
 
@@ -101,9 +166,14 @@ class FeatureSpec:
     def columns(self) -> list[str]:
         """All store columns in store order (169 by default), group after group of
         :attr:`slices`."""
-        out = []
+        out, named = [], dict(_PROSODY_GROUPS)
         for name, size in self._group_sizes():
-            if name in _INDEX_DIGITS:
+            if name in named:
+                out += named[name]
+            elif name in ("mfcc_std", "mfcc_delta"):
+                suffix = "std" if name == "mfcc_std" else "delta_abs"
+                out += [f"mfcc_{i:02d}_{suffix}" for i in range(size)]
+            elif name in _INDEX_DIGITS:
                 out += [f"{name}_{i:0{_INDEX_DIGITS[name]}d}" for i in range(size)]
             elif name == "moments":
                 out += _MOMENT_COLUMNS
@@ -123,9 +193,11 @@ class FeatureSpec:
 
     @property
     def frame_columns(self) -> list[str]:
-        """Columns of the frame-level store: log-mel in dB, then MFCC."""
+        """Columns of the frame-level store: log-mel in dB, then MFCC, then (sets with
+        prosody) :data:`PROSODY_FRAME_COLUMNS`."""
         return ([f"logmel_{i:03d}" for i in range(self.n_mels)]
-                + [f"mfcc_{i:02d}" for i in range(self.n_mfcc)])
+                + [f"mfcc_{i:02d}" for i in range(self.n_mfcc)]
+                + (list(PROSODY_FRAME_COLUMNS) if self.has_prosody else []))
 
     def to_dict(self) -> dict:
         """JSON-ready form, as saved in ``OUT.json``."""
@@ -161,9 +233,9 @@ class BatchFeatures:
     ----------
     values : (n_clips, spec.n_features) float32
         Clip features in store column order (``spec.slices``), without ``gender``.
-    frames : list of (n_frames_i, n_mels + n_mfcc) float32, or None
-        Per-frame log-mel (dB) and MFCC of each clip (``spec.frame_columns``) when asked
-        for.
+    frames : list of (n_frames_i, len(spec.frame_columns)) float32, or None
+        Per-frame log-mel (dB) and MFCC (and F0, voicing probability and RMS dB with
+        prosody) of each clip (``spec.frame_columns``) when asked for.
     """
 
     values: np.ndarray

@@ -6,9 +6,11 @@
   speaker, gender, label, duration, augment, source, frame_start, n_frames``; text
   cells are spreadsheet-safe (:mod:`serfast.io.csv_cells`), read back as written by
   :func:`open_store`.
-* ``OUT.json`` — the feature spec, column names, serfast version, row counts.
-* ``OUT.frames.npy`` — with ``frames``: float32 (total frames, n_mels + n_mfcc), the
-  per-frame log-mel (dB) and MFCC of every ok row, rows in store order
+* ``OUT.json`` — the feature spec (its ``name`` is the feature set: ``seed``, ``prosody``
+  or ``all``), column names, serfast version, row counts.
+* ``OUT.frames.npy`` — with ``frames``: float32 (total frames, len(spec.frame_columns)),
+  the per-frame log-mel (dB) and MFCC of every ok row (and, with prosody, pYIN F0 in Hz,
+  0 where unvoiced, voicing probability and RMS dB), rows in store order
   (``frame_start``/``n_frames`` in the CSV say where each row's frames are).
 
 A row is ``ok`` only when every feature (and frame) is finite; a clip whose features are
@@ -77,7 +79,7 @@ class RowResult:
     """Outcome of one row: ``values`` (n_columns - 1,) float32 when ok, else ``error``.
 
     ``duration`` is the decoded clip's length in seconds; ``frames``, with frame-level
-    features, is (n_frames, n_mels + n_mfcc) float32.
+    features, is (n_frames, len(spec.frame_columns)) float32.
     """
 
     row: int
@@ -174,7 +176,7 @@ class StoreWriter:
     def __post_init__(self) -> None:
         self.paths = _paths(self.out)
         self.n_cols = len(self.spec.columns)
-        self.n_frame_cols = self.spec.n_mels + self.spec.n_mfcc
+        self.n_frame_cols = len(self.spec.frame_columns)
         self.complete, self.meta, self.changed = False, None, 0
         self._pending: list[dict] = []
         self.values = self.frames_file = self.journal = None
@@ -389,7 +391,7 @@ class Store:
     values: np.ndarray  # (rows, columns) float32 memmap
     rows: list[dict]  # the CSV, one dict per row
     meta: dict  # the JSON
-    frames: np.ndarray | None  # (total frames, n_mels + n_mfcc) float32 memmap
+    frames: np.ndarray | None  # (total frames, len(spec.frame_columns)) float32 memmap
 
     @property
     def spec(self) -> FeatureSpec:
@@ -400,7 +402,7 @@ class Store:
         return self.meta["columns"]
 
     def row_frames(self, i: int) -> np.ndarray:
-        """Frame-level features of row ``i``: (n_frames, n_mels + n_mfcc) float32."""
+        """Frame-level features of row ``i``: (n_frames, len(spec.frame_columns)) float32."""
         if self.frames is None:
             raise StoreError("this store has no frame-level features (extract with --frames)")
         r = self.rows[i]
