@@ -93,11 +93,19 @@ def list_archive(sources: list[str]) -> list[str]:
 
 
 def load_model(model):
-    """A Predictor: ``model`` itself, or the one saved in the folder ``model``."""
+    """A Predictor: ``model`` itself, or the one saved in the folder ``model``; ModelError
+    (one line) for a model trained on another feature set than ``seed``, the one the call
+    windows are computed with."""
     if isinstance(model, (str, os.PathLike)):
         from ..model.saved import load_predictor
 
-        return load_predictor(os.fspath(model))
+        model = load_predictor(os.fspath(model))
+    if model.spec.name != "seed":
+        from ..model.config import ModelError
+
+        raise ModelError(f"the model was trained on feature set {model.spec.name!r}; predict "
+                         "computes the seed set on call windows (train on a --features seed "
+                         "store)")
     return model
 
 

@@ -16,11 +16,7 @@ __all__ = ["plot_timeline", "timeline_figure"]
 def plot_timeline(png: str, path: str, channel_names: list[str], results: list,
                   labels: list[str], titles: tuple[str, ...] = DEFAULT_CHANNELS) -> None:
     """Write ``png``: :func:`timeline_figure` of the channels of ``path``."""
-    import matplotlib.pyplot as plt
-
-    fig = timeline_figure(path, channel_names, results, labels, titles)
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
+    timeline_figure(path, channel_names, results, labels, titles).savefig(png, dpi=80)
 
 
 def timeline_figure(path: str, channel_names: list[str], results: list, labels: list[str],
@@ -29,15 +25,14 @@ def timeline_figure(path: str, channel_names: list[str], results: list, labels: 
     list): emotion probabilities (0 to 1) over time in seconds, speech regions shaded;
     channel k is titled ``titles[k]`` (agent, customer by default)."""
     import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend is left alone
+    from matplotlib.patches import Rectangle
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colors = plt.get_cmap("tab10")(np.arange(len(labels)) % 10)
+    colors = matplotlib.colormaps["tab10"](np.arange(len(labels)) % 10)
     seconds = max([r.seconds for r in results] + [1.0])
     names = channel_titles(channel_names, titles)
-    fig, axes = plt.subplots(len(results), 1, figsize=(12, 1.8 * len(results) + 0.6),
-                             sharex=True, squeeze=False)
+    fig = Figure(figsize=(12, 1.8 * len(results) + 0.6))
+    axes = fig.subplots(len(results), 1, sharex=True, squeeze=False)
     for ax, name, res in zip(axes[:, 0], channel_names, results):
         for a, b in res.regions:
             ax.axvspan(a, b, color="0.92", lw=0)
@@ -51,7 +46,7 @@ def timeline_figure(path: str, channel_names: list[str], results: list, labels: 
         ax.set_ylabel(f"{names[name]}\nprobability")
     axes[0, 0].set_title(os.path.basename(path), fontsize=10)
     axes[-1, 0].set_xlabel("time (s)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.55) for c in colors]
+    handles = [Rectangle((0, 0), 1, 1, color=c, alpha=0.55) for c in colors]
     fig.legend(handles, labels, loc="upper right", ncol=len(labels), fontsize=8)
     return fig
 

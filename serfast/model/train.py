@@ -181,6 +181,9 @@ def speaker_folds(speakers: np.ndarray, k: int, seed: int) -> np.ndarray:
 def network_config(options: TrainOptions, ds: Dataset) -> NetworkConfig:
     """The network configuration for ``options`` on ``ds``."""
     serfast = options.network == "serfast"
+    if not serfast and not ds.spec.has_seed:
+        raise TrainError(f"--network method needs the seed columns; the store holds feature "
+                         f"set {ds.spec.name!r} (extract with --features seed or all)")
     frames = ds.frames is not None if serfast else options.extractor == "conv2d"
     n_steps = max((len(f) for f in ds.frames), default=0) if ds.frames is not None else 0
     kinds = (["stats"] * options.ensemble + (["seq"] * options.ensemble if frames else [])
@@ -613,6 +616,10 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
     predictor = load_predictor(model_dir)
     ds = load_dataset(store_paths, predictor.labels, need_speakers=False,
                       need_frames=predictor.needs_frames)
+    if ds.spec.name != predictor.spec.name:
+        raise TrainError(f"the model was trained on feature set {predictor.spec.name!r}; the "
+                         f"store holds {ds.spec.name!r} (extract with --features "
+                         f"{predictor.spec.name})")
     if ds.spec != predictor.spec:
         raise TrainError("the store was extracted with another feature spec than the model's")
     rows = np.flatnonzero(~ds.augmented)
