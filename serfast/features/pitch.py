@@ -150,19 +150,20 @@ def _observations(y: np.ndarray, model: _Model):
     n_cand = np.empty(count, np.int64)
     chunk_frames = min(count, _CHUNK)
     most = n_lags // 2 + 2  # troughs of a frame: local minima, so every other lag at most
-    frames = np.empty((chunk_frames, FRAME_LENGTH), np.float32)
+    # frames zero-padded to the FFT size in place, so the FFT reads them without a copy
+    padded = np.zeros((chunk_frames, model.n_fft), np.float32)
     chunk_bin = np.empty((chunk_frames, most), np.int32)
     chunk_logp = np.empty((chunk_frames, most))
     bins, logps = [], []
     for t0 in range(0, count, _CHUNK):
         t1 = min(t0 + _CHUNK, count)
-        chunk = frames[:t1 - t0]
+        chunk = padded[:t1 - t0, :FRAME_LENGTH]
         pitch_kernels.frame_padded(y, t0, FRAME_LENGTH, HOP_LENGTH, chunk)
-        spectrum = scipy.fft.rfft(chunk, n=model.n_fft, axis=1, workers=1)
+        spectrum = scipy.fft.rfft(padded[:t1 - t0], axis=1, workers=1)
         power = spectrum.real ** 2 + spectrum.imag ** 2
         acf = scipy.fft.irfft(power, n=model.n_fft, axis=1, workers=1)[:, :model.max_period + 1]
         pitch_kernels.yin_frames(
-            chunk, np.ascontiguousarray(acf), model.sr, FMIN, model.min_period,
+            chunk, acf, model.sr, FMIN, model.min_period,
             model.max_period, _TROUGH_THRESHOLD, model.thresholds, model.beta_probs,
             model.boltzmann_pmf, _NO_TROUGH_PROB, model.n_bins, model.bins_per_octave,
             yin_f0[t0:t1], voiced_prob[t0:t1], chunk_bin, chunk_logp, n_cand[t0:t1])

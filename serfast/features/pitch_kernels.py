@@ -173,23 +173,22 @@ def yin_frames(frames, acf, sr, fmin, min_period, max_period, trough_threshold,
     obs = np.zeros(n_bins + 1, np.float64)
     for t in range(n_frames):
         _cmnd(frames[t], acf[t], min_period, max_period, energy, diff, cmnd)
-        # librosa.yin: first trough under the threshold, else the global minimum
+        # the troughs; librosa.yin takes the first under the threshold, else the global
+        # minimum
+        n_tr = 0
         best = -1
         arg_min = 0
         for i in range(n_lags):
             if cmnd[i] < cmnd[arg_min]:
                 arg_min = i
-            if best < 0 and cmnd[i] < trough_threshold and _is_trough(cmnd, i):
-                best = i
-        if best < 0:
-            best = arg_min
-        yin_f0[t] = sr / (min_period + best + _parabolic_shift(cmnd, best))
-        # librosa's __pyin_helper: the probability of each trough
-        n_tr = 0
-        for i in range(n_lags):
             if _is_trough(cmnd, i):
                 troughs[n_tr] = i
                 n_tr += 1
+                if best < 0 and cmnd[i] < trough_threshold:
+                    best = i
+        if best < 0:
+            best = arg_min
+        yin_f0[t] = sr / (min_period + best + _parabolic_shift(cmnd, best))
         n_cand[t] = 0
         if n_tr == 0:
             voiced_prob[t] = 0.0
@@ -282,18 +281,22 @@ def _advance(prev, log_trans_band, log_trans_src, voiced_top, log_trans_off, n_b
         best_all = max(best_all, prev[k])
     floor = best_all + log_trans_off
     n_offsets = log_trans_band.shape[2]
+    out[:] = floor
+    for o in range(n_offsets):  # unvoiced source b + o - half, for every target b
+        lo = max(half - o, 0)
+        hi = min(n_bins + half - o, n_bins)
+        src = prev[n_bins + lo + o - half:n_bins + hi + o - half]
+        to_voiced = log_trans_band[1, 0, o, lo:hi]
+        to_unvoiced = log_trans_band[1, 1, o, lo:hi]
+        voiced = out[lo:hi]
+        unvoiced = out[n_bins + lo:n_bins + hi]
+        for i in range(src.shape[0]):
+            v = src[i] + to_voiced[i]
+            voiced[i] = v if v > voiced[i] else voiced[i]
+            u = src[i] + to_unvoiced[i]
+            unvoiced[i] = u if u > unvoiced[i] else unvoiced[i]
     for gj in range(2):
         best = out[gj * n_bins:(gj + 1) * n_bins]
-        best[:] = floor
-        for o in range(n_offsets):  # unvoiced source b + o - half, for every target b
-            lo = max(half - o, 0)
-            hi = min(n_bins + half - o, n_bins)
-            src = prev[n_bins + lo + o - half:n_bins + hi + o - half]
-            band = log_trans_band[1, gj, o, lo:hi]
-            dst = best[lo:hi]
-            for i in range(dst.shape[0]):
-                v = src[i] + band[i]
-                dst[i] = v if v > dst[i] else dst[i]
         lowest = best[0]
         for b in range(1, n_bins):
             lowest = min(lowest, best[b])
