@@ -30,8 +30,8 @@ def _audio(seconds: float) -> str:
 
 @click.command()
 @click.argument("archive", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True),
-              help="Folder of a trained model.")
+@click.option("--model", "model_dir", default="default", show_default=True,
+              help="Folder of a trained model; 'default' = the model shipped with serfast.")
 @click.option("--out", required=True, type=click.Path(),
               help="Labels CSV (e.g. day1.csv): one row per window of speech.")
 @click.option("--summary", default="", type=click.Path(),
@@ -45,6 +45,9 @@ def _audio(seconds: float) -> str:
 @click.option("--channel-names", default=",".join(DEFAULT_CHANNELS), show_default=True,
               help="Names of channels 0, 1, … in the plots, comma-separated.")
 @click.option("--mix", is_flag=True, help="Mix channels down instead of one speaker each.")
+@click.option("--turns", is_flag=True,
+              help="Label a mixed channel (--mix, or a mono file) per speaker turn: two "
+                   "voices, channels such as mix:A and mix:B.")
 @click.option("--window", type=click.FloatRange(0.1), default=None,
               help=f"Window in seconds [default: the model's crop, {FeatureSpec.duration}].")
 @click.option("--hop", type=click.FloatRange(0.05), default=None,
@@ -62,11 +65,15 @@ def _audio(seconds: float) -> str:
               help="Run on a Dask cluster: tcp://host:8786, or local:N worker processes.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where window features are computed; auto = the GPU when one is usable.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              metavar="P", help="Label windows whose top probability is below P 'uncertain' "
+                                "(their probabilities are still written).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def predict(archive, model_dir, out, summary, segments, plots, channel_names, mix, window,
-            hop, denoise, vad, workers, resume, cluster, device, quiet):
+def predict(archive, model_dir, out, summary, segments, plots, channel_names, mix, turns,
+            window, hop, denoise, vad, workers, resume, cluster, device, min_confidence,
+            quiet):
     """Label every speech window of ARCHIVE (folders, audio files, .txt lists of paths or
-    .csv manifests) with the model in --model.
+    .csv manifests) with the model in --model (by default the one shipped with serfast).
 
     Each channel is its own speaker (agent and customer of a stereo call); silence, hold
     music and line noise are left out by voice-activity detection."""
@@ -75,12 +82,12 @@ def predict(archive, model_dir, out, summary, segments, plots, channel_names, mi
                                'pip install "serfast[silero]"')
     windows = WindowOptions(window=window or 0.0, hop=hop or 0.0,
                             denoise=DenoiseOptions() if denoise else None,
-                            vad=VadOptions(method=vad))
+                            vad=VadOptions(method=vad), turns=turns)
     options = PredictOptions(windows=windows, mix=mix, workers=workers, resume=resume,
                              summary=summary,
                              segments=output_paths(out).segments if segments else "",
                              plots=plots, channel_names=_names(channel_names),
-                             cluster=cluster, device=device)
+                             cluster=cluster, device=device, min_confidence=min_confidence)
     progress = ProgressLine(not quiet, unit="audio")
     try:
         rep = predict_archive(list(archive), model_dir, out, options, progress)

@@ -41,7 +41,8 @@ import numpy as np
 from .denoise import DenoiseOptions, NoiseReducer
 from ..features.device import batch_features, resolve_device
 from ..features.spec import FeatureSpec
-from ..io.audio import channel_blocks
+from ..io.audio import audio_info, channel_blocks
+from .turns import speaker_turns
 from .vad import VadOptions, speech_detector
 from .window_features import ChannelFrames
 
@@ -66,6 +67,8 @@ class WindowOptions:
     vad: VadOptions = VadOptions()
     denoise: DenoiseOptions | None = DenoiseOptions()  # None: the channel as recorded
     device: str = "cpu"  # where window features are computed: cpu | gpu | auto
+    #: label a mixed channel (--mix, or a file's only channel) per speaker turn
+    turns: bool = False
 
     def sized(self, spec: FeatureSpec) -> WindowOptions:
         """These options with ``window`` and ``hop`` in seconds for a model of ``spec``."""
@@ -79,6 +82,7 @@ class ChannelResult:
 
     starts, ends : (n,) float64 seconds.  probs : (n, n_labels) float32.
     regions : speech regions as (start, end) seconds.  seconds : channel length.
+    speakers : (n,) int64 voice index of each window, or None (one speaker).
     """
 
     starts: np.ndarray
@@ -87,6 +91,7 @@ class ChannelResult:
     regions: list[tuple[float, float]] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
+    speakers: np.ndarray | None = None  # (n,) voice of each window (serfast.calls.turns)
 
 
 def region_windows(a: int, b: int, win: int, hop: int,
@@ -132,6 +137,8 @@ class _Labeller:
         self.sums: dict | None = None
         self.spill = None
         self.spilled: list[int] = []  # frame counts of the windows in the spill file
+        self.turns = False  # find speaker turns (label_channel decides)
+        self.mfcc: list[np.ndarray] = []  # every window's MFCC means, for the turns
 
     @property
     def end(self) -> int:
@@ -167,7 +174,13 @@ class _Labeller:
         probs = (np.concatenate(self.probs)[order] if self.probs
                  else np.zeros((0, len(self.predictor.labels)), np.float32))
         regions = [(a / sr, min(b, self.end) / sr) for a, b in self.regions]
-        return ChannelResult(spans[:, 0], spans[:, 1], probs, regions, self.end / sr)
+        speakers = None
+        if self.turns:
+            mfcc = (np.concatenate(self.mfcc)[order] if self.mfcc
+                    else np.zeros((0, self.spec.n_mfcc), np.float32))
+            speakers = speaker_turns(mfcc, spans[:, 0])
+        return ChannelResult(spans[:, 0], spans[:, 1], probs, regions, self.end / sr,
+                             speakers=speakers)
 
     def _spill(self) -> None:
         """Move the frames held in memory to the temporary file."""
@@ -262,6 +275,7 @@ class _Labeller:
                                     for s, e in self.pending], self.spec,
                                    self.predictor.needs_frames, self.opt.device)
         self.spans += self.pending
+        self.mfcc.append(batch.values[:, self.spec.slices["mfcc"]])
         self.values.append(batch.values)
         if batch.frames is not None:
             self.frames += batch.frames
@@ -285,6 +299,7 @@ def label_channel(path: str, channel: int | None, predictor,
     Raises :class:`serfast.io.audio.AudioError` when the file cannot be decoded.
     """
     state = _Labeller(predictor, options)
+    state.turns = options.turns and (channel is None or audio_info(path)[2] == 1)
     reducer = (None if options.denoise is None
                else functools.partial(NoiseReducer, options=options.denoise))
     for block in channel_blocks(path, channel, predictor.spec.sr, options.block_seconds,

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import one_line
 from ..io.audio import AudioError, audio_info
 from .channel import ChannelResult, WindowOptions, label_channel
+from .turns import split_by_speaker
 from .html_report import DEFAULT_CHANNELS
 from ..io.corpus import CorpusError, is_url, scan
 from ..features.device import describe, run_device
@@ -52,6 +53,7 @@ class PredictOptions:
     channel_names: tuple[str, ...] = DEFAULT_CHANNELS  # titles of channels 0, 1, … in plots
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
     device: str = "auto"  # auto | cpu | gpu (see serfast.features.device)
+    min_confidence: float = 0.0  # windows whose top probability is below: "uncertain"
 
 
 @dataclass
@@ -163,8 +165,9 @@ class _ArchiveRun:
 
     def __init__(self, files: list[str], labels: list[str], writer: LabelWriter, mix: bool,
                  plots: str, plot_names: dict[str, str], channel_names: tuple[str, ...],
-                 progress: Progress | None):
+                 progress: Progress | None, min_confidence: float = 0.0):
         self.files, self.labels, self.writer = files, labels, writer
+        self.min_confidence = min_confidence
         self.plots, self.plot_names, self.progress = plots, plot_names, progress
         self.channel_names = channel_names
         self.names: list[list[str]] = []  # per file: its channels' names
@@ -219,9 +222,12 @@ class _ArchiveRun:
     def _write(self, i: int) -> None:
         path, names, results = self.files[i], self.names[i], self.results[i]
         label_rows, summary_rows = [], []
-        for name, res in zip(names, results):
-            label_rows += labels_csv.label_rows(path, name, res, self.labels)
-            summary_rows += labels_csv.summary_rows(path, name, res, self.labels)
+        for name, res in [part for pair in zip(names, results)
+                          for part in split_by_speaker(*pair)]:  # turns: one per voice
+            label_rows += labels_csv.label_rows(path, name, res, self.labels,
+                                                self.min_confidence)
+            summary_rows += labels_csv.summary_rows(path, name, res, self.labels,
+                                                    self.min_confidence)
             self.channels += 1
             self.errors += bool(res.error)
             self.speech += sum(b - a for a, b in res.regions)
@@ -249,6 +255,10 @@ def predict_archive(sources: list[str], model, out: str,
     """
     start = time.perf_counter()
     device = run_device(options.device, options.cluster)
+    if isinstance(model, (str, os.PathLike)):
+        from ..model.saved import model_folder
+
+        model = model_folder(model)  # "default": the model shipped inside the package
     predictor = load_model(model)
     labels, spec = list(predictor.labels), predictor.spec
     wopts = replace(options.windows.sized(spec),
@@ -257,13 +267,15 @@ def predict_archive(sources: list[str], model, out: str,
     all_files = list_archive(sources)
     fingerprint = {"model": model_fingerprint(model), "labels": labels,
                    "spec": spec.to_dict(), "mix": options.mix, "window": asdict(wopts),
+                   "min_confidence": options.min_confidence,
                    "archive": hashlib.sha256("\n".join(all_files).encode()).hexdigest()}
     writer = LabelWriter(out, summary_path, labels, fingerprint, options.resume,
                          options.segments)
     try:
         files = [f for f in all_files if f not in writer.done]
         run = _ArchiveRun(files, labels, writer, options.mix, options.plots,
-                          _plot_names(all_files), options.channel_names, progress)
+                          _plot_names(all_files), options.channel_names, progress,
+                          options.min_confidence)
         run.record_header_errors()
         workers = worker_count(options.workers, len(run.tasks))
         model_ref = model if isinstance(model, str) else predictor  # workers load a folder
