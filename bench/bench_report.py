@@ -83,7 +83,8 @@ def write_results(folder: str, calls: int, minutes: float, seed: int = 0) -> Non
                         f"{m.negative_score:.4f}"] if m.negative_start is not None
                        else ["", "", ""])
                 sw.writerow([path, ch, f"{seconds:.3f}", f"{m.speech_seconds:.3f}",
-                             m.windows, m.dominant] + [f"{m.shares[x]:.4f}" for x in LABELS]
+                             f"{m.uncertain_seconds:.3f}", m.windows, m.dominant]
+                            + [f"{m.shares[x]:.4f}" for x in LABELS]
                             + neg + [""])
 
 

@@ -107,13 +107,14 @@ def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, 
 
 
 @click.command()
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_dir")
 @click.argument("stores", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--predictions", type=click.Path(dir_okay=False),
               help="Write one CSV row per clip: path, true, predicted, confidence, p_<class>.")
 def evaluate(model_dir, stores, as_json, predictions):
-    """Score the saved model MODEL_DIR on the labelled clips of STORES."""
+    """Score the saved model MODEL_DIR on the labelled clips of STORES; MODEL_DIR
+    'default' is the model shipped with serfast."""
     from serfast.model.train import evaluate as run_evaluate
 
     if predictions and not os.path.isdir(os.path.dirname(os.path.abspath(predictions))):

@@ -60,12 +60,12 @@ def write_results(folder, labels_name="labels.csv", summary_name="summary.csv"):
                 shares = rng.dirichlet(np.ones(len(LABELS)))
                 neg = ["", "", ""] if (i, ch) == (0, 0) else \
                     [f"{2.0 + i:.2f}", f"{9.0 + ch:.2f}", f"{0.6 + 0.1 * i + 0.05 * ch:.4f}"]
-                sw.writerow([str(f), ch, "30.000", f"{20.0 + i + ch:.3f}", len(s),
+                sw.writerow([str(f), ch, "30.000", f"{20.0 + i + ch:.3f}", "0.000", len(s),
                              LABELS[int(shares.argmax())]] + [f"{x:.4f}" for x in shares]
                             + neg + [""])
         err = f"{files[3]}: not a readable audio file"
         lw.writerow([str(files[3]), "", "", "", "", ""] + [""] * len(LABELS) + [err])
-        sw.writerow([str(files[3]), "", "", "", "", ""] + [""] * len(LABELS)
+        sw.writerow([str(files[3]), "", "", "", "", "", ""] + [""] * len(LABELS)
                     + ["", "", "", err])
     return folder / labels_name, [str(f) for f in files]
 
@@ -449,7 +449,7 @@ def write_many(folder, n, name="c{:04d}.wav"):
                 lw.writerows([f, ch, f"{t:.3f}", f"{t + 2.5:.3f}", LABELS[q.argmax()],
                               f"{q.max():.4f}"] + [f"{v:.4f}" for v in q] + [""]
                              for t, q in zip((1.0, 2.25, 3.5), p))
-                sw.writerow([f, ch, "10.000", "5.000", 3, "happy", "0.2500", "0.2500",
+                sw.writerow([f, ch, "10.000", "5.000", "0.000", 3, "happy", "0.2500", "0.2500",
                              "0.2500", "0.2500", "1.00", "3.00", f"{0.5 + i / 1000:.4f}", ""])
 
 

@@ -521,3 +521,43 @@ def test_plots_show_whole_folds_the_mean_and_which_network_each_curve_is(monkeyp
     assert [t.get_text() for t in curves.get_legend().get_texts()] == [
         "fold 1", "fold 2", "fold 3", "statistics MLP", "frame CNN"]
     assert {line.get_linestyle() for line in curves.lines} == {"-", "--"}
+
+
+# --- the default model ---------------------------------------------------------------------
+
+
+def test_default_names_the_shipped_model_wherever_a_model_folder_is_read(
+        stores, trained, tmp_path, monkeypatch):
+    import soundfile as sf
+
+    import serfast.model.saved as saved
+    from serfast.demo import synth_clip
+
+    model_dir, _ = trained
+    by_path = CliRunner().invoke(main, ["evaluate", model_dir, stores["plain"], "--json"])
+    monkeypatch.setattr(saved, "shipped_model", lambda: model_dir)
+    by_name = CliRunner().invoke(main, ["evaluate", "default", stores["plain"], "--json"])
+    assert by_name.exit_code == 0, by_name.output
+    assert json.loads(by_name.stdout) == json.loads(by_path.stdout)
+    assert load_predictor("default").labels == load_predictor(model_dir).labels
+    call = tmp_path / "call.wav"
+    sf.write(str(call), np.concatenate([np.zeros(8000), synth_clip("sad", 3, 0, 22050, 3.0),
+                                        np.zeros(8000)]), 22050)
+    out = tmp_path / "labels.csv"
+    result = CliRunner().invoke(main, ["predict", str(call), "--out", str(out),
+                                       "--workers", "1", "--quiet"])  # no --model
+    assert result.exit_code == 0, result.output
+    with open(out, newline="") as fh:
+        assert len(list(csv.DictReader(fh))) >= 1
+
+
+def test_default_without_a_shipped_model_is_one_line(stores, tmp_path, monkeypatch):
+    import serfast.model.saved as saved
+
+    monkeypatch.setattr(saved, "shipped_model", lambda: str(tmp_path / "missing"))
+    for args in (["evaluate", "default", stores["plain"]],
+                 ["predict", stores["root"] / "corpus", "--out", tmp_path / "l.csv"]):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert "no default model" in result.output
+        assert len(result.output.strip().splitlines()) == 1

@@ -29,7 +29,7 @@ import numpy as np
 from ..io.csv_cells import read_cell, safe_cell
 from ..io.files import FileLock, atomic_write, move_into_place
 from ..io.journal import Journal
-from .summary import merge_segments, summarize
+from .summary import UNCERTAIN, merge_segments, summarize
 
 if TYPE_CHECKING:
     from .channel import ChannelResult
@@ -65,15 +65,18 @@ def label_fields(labels: list[str]) -> list[str]:
 
 
 def label_rows(file: str, channel: str, result: ChannelResult,
-               labels: list[str]) -> list[list]:
+               labels: list[str], min_confidence: float = 0.0) -> list[list]:
     """Rows of labels.csv for one channel: one per window (start and end in seconds,
-    3 decimals; probabilities 4 decimals), or one row holding ``result.error``."""
+    3 decimals; probabilities 4 decimals), or one row holding ``result.error``. A window
+    whose top probability (``confidence``) is below ``min_confidence`` is labelled
+    ``uncertain``; its probabilities are written as for any other."""
     fields = label_fields(labels)
     if result.error:
         return [_row(fields, file=file, channel=channel, error=result.error)]
     top = result.probs.argmax(axis=1) if len(result.probs) else np.zeros(0, int)
     return [_row(fields, file=file, channel=channel, start=f"{s:.3f}", end=f"{e:.3f}",
-                 label=labels[k], confidence=f"{p[k]:.4f}",
+                 label=labels[k] if p[k] >= min_confidence else UNCERTAIN,
+                 confidence=f"{p[k]:.4f}",
                  **{f"p_{lab}": f"{v:.4f}" for lab, v in zip(labels, p)})
             for s, e, k, p in zip(result.starts, result.ends, top, result.probs)]
 
@@ -85,27 +88,29 @@ def segment_fields(labels: list[str]) -> list[str]:
 
 def summary_fields(labels: list[str]) -> list[str]:
     """Columns of summary.csv."""
-    return (["file", "channel", "seconds", "speech_seconds", "windows", "dominant"]
+    return (["file", "channel", "seconds", "speech_seconds", "uncertain_seconds", "windows",
+             "dominant"]
             + [f"share_{lab}" for lab in labels]
             + ["negative_start", "negative_end", "negative_score", "error"])
 
 
 def summary_rows(file: str, channel: str, result: ChannelResult,
-                 labels: list[str]) -> list[list]:
-    """The row of summary.csv for one channel (:func:`serfast.calls.summary.summarize`;
-    seconds to 3 decimals, the negative stretch's bounds to 2, shares and score to 4),
-    as a one-row list."""
+                 labels: list[str], min_confidence: float = 0.0) -> list[list]:
+    """The row of summary.csv for one channel (:func:`serfast.calls.summary.summarize`
+    with ``min_confidence``; seconds to 3 decimals, the negative stretch's bounds to 2,
+    shares and score to 4), as a one-row list."""
     fields = summary_fields(labels)
     if result.error:
         return [_row(fields, file=file, channel=channel, error=result.error)]
     s = summarize(result.starts, result.ends, result.probs, result.regions, labels,
-                  result.seconds)
+                  result.seconds, min_confidence)
     negative = ({"negative_start": f"{s.negative_start:.2f}",
                  "negative_end": f"{s.negative_end:.2f}",
                  "negative_score": f"{s.negative_score:.4f}"}
                 if s.negative_start is not None else {})
     return [_row(fields, file=file, channel=channel, seconds=f"{result.seconds:.3f}",
-                 speech_seconds=f"{s.speech_seconds:.3f}", windows=s.windows,
+                 speech_seconds=f"{s.speech_seconds:.3f}",
+                 uncertain_seconds=f"{s.uncertain_seconds:.3f}", windows=s.windows,
                  dominant=s.dominant, **{f"share_{lab}": f"{s.shares[lab]:.4f}"
                                          for lab in labels}, **negative)]
 

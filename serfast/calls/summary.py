@@ -3,7 +3,9 @@ negative stretch; and segments (adjacent windows with the same label merged).
 
 Time is cut into cells of ``CELL`` seconds. Each cell of speech gets the mean
 probabilities of the windows covering it and the label of their arg-max; shares are
-fractions of speech time.
+fractions of speech time. With ``min_confidence`` P, a cell whose top mean probability is
+below P is uncertain: it counts for no emotion's share (the shares then sum to the
+confident fraction of speech) and its time is ``uncertain_seconds``.
 
 The most negative stretch is the interval that maximises the sum, over its cells, of
 ``negativity - 0.5`` on speech (negativity: summed probability of angry, sad, fearful and
@@ -18,12 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["CELL", "NEGATIVE", "NON_SPEECH_COST", "UNCERTAIN", "ChannelSummary",
+           "merge_segments", "summarize"]
+
 #: Resolution of speech time in seconds.
 CELL = 0.05
 #: Emotions counted as negative.
 NEGATIVE = ("angry", "sad", "fearful", "disgust")
 #: Cost per cell of non-speech inside a negative stretch (in units of negativity).
 NON_SPEECH_COST = 0.25
+#: The label of a window (and the dominant of a channel) below the confidence asked for.
+UNCERTAIN = "uncertain"
 
 
 @dataclass
@@ -37,12 +44,14 @@ class ChannelSummary:
     negative_start: float | None
     negative_end: float | None
     negative_score: float | None  # mean negativity over the stretch's speech
+    uncertain_seconds: float = 0.0  # labelled speech whose top probability is below P
 
 
 def summarize(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray,
               regions: list[tuple[float, float]], labels: list[str],
-              seconds: float) -> ChannelSummary:
-    """Summarise one channel; ``starts``/``ends`` (n,) s, ``probs`` (n, len(labels))."""
+              seconds: float, min_confidence: float = 0.0) -> ChannelSummary:
+    """Summarise one channel; ``starts``/``ends`` (n,) s, ``probs`` (n, len(labels));
+    cells below ``min_confidence`` are uncertain (see the module docstring)."""
     n_cells = max(1, int(np.ceil(seconds / CELL)))
     cell = lambda t: np.clip(np.round(np.asarray(t) / CELL).astype(np.int64), 0, n_cells)  # noqa: E731
     speech = np.zeros(n_cells + 1, np.int64)
@@ -59,20 +68,24 @@ def summarize(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray,
     mean = acc[:, :-1] / np.maximum(acc[:, -1:], 1e-9)
     speech_seconds = float(sum(min(b, seconds) - a for a, b in regions))
     shares = {lab: 0.0 for lab in labels}
-    dominant = ""
+    dominant, uncertain = "", 0
     if covered.any():
-        counts = np.bincount(mean[covered].argmax(axis=1), minlength=len(labels))
+        sure = mean[covered].max(axis=1) >= min_confidence
+        uncertain = int((~sure).sum())
+        counts = np.bincount(mean[covered][sure].argmax(axis=1), minlength=len(labels))
         shares = {lab: float(c) / covered.sum() for lab, c in zip(labels, counts)}
-        dominant = labels[int(counts.argmax())]
+        dominant = labels[int(counts.argmax())] if sure.any() else UNCERTAIN
     neg = mean[:, [i for i, lab in enumerate(labels) if lab in NEGATIVE]].sum(axis=1)
     score = np.where(covered, neg - 0.5, -NON_SPEECH_COST)
     stretch = _max_subarray(score)
     if stretch is None:
-        return ChannelSummary(speech_seconds, len(starts), shares, dominant, None, None, None)
+        return ChannelSummary(speech_seconds, len(starts), shares, dominant, None, None, None,
+                              uncertain * CELL)
     i, j = stretch
     inside = covered[i:j]
     return ChannelSummary(speech_seconds, len(starts), shares, dominant, i * CELL,
-                          min(j * CELL, seconds), float(neg[i:j][inside].mean()))
+                          min(j * CELL, seconds), float(neg[i:j][inside].mean()),
+                          uncertain * CELL)
 
 
 def _max_subarray(x: np.ndarray) -> tuple[int, int] | None:

@@ -81,7 +81,8 @@ def expected_calibration_error(proba: np.ndarray, y_true: np.ndarray,
     by the bins' share of rows (0 = calibrated; 0.0 for no rows)."""
     table = calibration_bins(proba, y_true, bins)
     n = sum(b["n"] for b in table)
-    return float(sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in table) / n) if n else 0.0
+    gaps = sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in table)
+    return float(gaps / n) if n else 0.0
 
 
 def restrict(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:

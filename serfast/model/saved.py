@@ -35,7 +35,34 @@ from .gender import GenderClassifier
 from .networks import keras_modules
 from .predictor import Predictor
 
-__all__ = ["NETWORKS", "check_model_dir", "load_predictor", "read_meta", "save_model"]
+__all__ = ["DEFAULT_MODEL", "NETWORKS", "check_model_dir", "load_predictor", "model_folder",
+           "read_meta", "save_model", "shipped_model"]
+
+#: The name that stands for the model shipped inside the package, wherever a model folder
+#: is read (``serfast evaluate default …``, ``predict`` without ``--model``). A folder of
+#: that name in the working directory is ``./default``.
+DEFAULT_MODEL = "default"
+
+
+def model_folder(model_dir: str | os.PathLike) -> str:
+    """The folder a model argument names: :data:`DEFAULT_MODEL` is the package's
+    ``serfast/model/default/`` (ModelError, one line, when this installation has none);
+    any other path is returned as it is."""
+    model_dir = os.fspath(model_dir)
+    if model_dir != DEFAULT_MODEL:
+        return model_dir
+    folder = shipped_model()
+    if not os.path.isfile(os.path.join(folder, "model.json")):
+        raise ModelError("this serfast installation has no default model (serfast/model/"
+                         "default/ is missing); pass the folder of a model you trained")
+    return folder
+
+
+def shipped_model() -> str:
+    """Where the package keeps its default model: ``serfast/model/default/``."""
+    from importlib.resources import files
+
+    return os.fspath(files(__package__) / DEFAULT_MODEL)
 
 #: The networks a model DIR may name; any other is refused before a file is opened.
 NETWORKS = ("serfast", "method")
@@ -167,7 +194,9 @@ def save_model(model_dir: str, predictor: Predictor, network, member_weights: li
 
 
 def read_meta(model_dir: str) -> dict:
-    """The model.json of ``model_dir``; ModelError if it is not a serfast model."""
+    """The model.json of ``model_dir`` (or of the default model, see :func:`model_folder`);
+    ModelError if it is not a serfast model."""
+    model_dir = model_folder(model_dir)
     path = os.path.join(model_dir, "model.json")
     try:
         with open(path, encoding="utf-8") as fh:
@@ -209,7 +238,9 @@ def _arrays(model_dir: str, name: str) -> dict[str, np.ndarray]:
 def load_predictor(model_dir: str, use_keras: bool = False) -> Predictor:
     """Load a saved model. Serfast networks run in NumPy (no TensorFlow import) unless
     ``use_keras``; method networks load ``network.keras`` with ``safe_mode=True``.
-    ModelError (one line) for a missing, incomplete or damaged model DIR."""
+    ModelError (one line) for a missing, incomplete or damaged model DIR. ``default``
+    loads the model shipped inside the package (:func:`model_folder`)."""
+    model_dir = model_folder(model_dir)
     meta = read_meta(model_dir)
     json_path = os.path.join(model_dir, "model.json")
     config = _config(meta, json_path)

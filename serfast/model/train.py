@@ -32,7 +32,7 @@ from .forward import keras_forward, member_arrays
 from .gender import GenderClassifier
 from .inputs import gender_column, moments, network_inputs, stat_block, standardize
 from .predictor import Predictor
-from .saved import load_predictor, save_model
+from .saved import load_predictor, model_folder, save_model
 from .networks import (average_members, build_method, build_seq_member, build_stats_member,
                        keras_modules, seeded_and_deterministic)
 from ..io.store import open_store
@@ -613,6 +613,7 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
     ``left_out`` (labelled clips of unknown classes) and ``predictions`` (path, true,
     predicted, confidence, probabilities).
     """
+    model_dir = model_folder(model_dir)  # "default": the model shipped inside the package
     predictor = load_predictor(model_dir)
     ds = load_dataset(store_paths, predictor.labels, need_speakers=False,
                       need_frames=predictor.needs_frames)
