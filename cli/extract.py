@@ -44,6 +44,9 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
                f"in {summary.seconds:.1f} s on {summary.where} -> {out}")
     if summary.ignored:
         click.echo(f"not audio, ignored: {len(summary.ignored)} file(s) (listed in the JSON)")
+    if summary.notes:
+        click.echo(f"kept without a label: {len(summary.notes)} clip(s), e.g. "
+                   f"{summary.notes[0]} (all listed in the JSON)")
     if summary.errors:
         base = out[:-4] if out.endswith(".npy") else out
         click.echo(f"failed rows and their reasons: {base}.csv (status=error)")
@@ -64,9 +67,10 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
               show_default=True,
               help="Feature set: seed (169 columns), prosody (pitch, voice quality, "
                    "loudness, spectral shape, frame statistics) or all (both).")
-@click.option("--frames", is_flag=True,
+@click.option("--frames/--no-frames", default=True, show_default=True,
               help="Also store per-frame log-mel and MFCC (with prosody: F0, voicing "
-                   "probability and RMS dB too).")
+                   "probability and RMS dB too); serfast train's default network needs "
+                   "them.")
 @click.option("--sr", type=click.IntRange(1000), default=SPEC.sr, show_default=True,
               help="Sample rate in Hz.")
 @click.option("--offset", type=click.FloatRange(0), default=SPEC.offset, show_default=True,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
@@ -70,6 +70,7 @@ class Summary:
     where: str  # e.g. "2 CPU worker processes", "Dask cluster local:2"; "" when complete
     complete: bool = False  # resume found the store finished: nothing was computed
     changed: int = 0  # clips whose files changed since the interrupted run (computed again)
+    notes: list[str] = field(default_factory=list)  # clips kept without their corpus label
 
 
 class ExtractError(Exception):
@@ -222,7 +223,7 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
             meta = writer.meta
             return Summary(meta["rows"], meta["ok"], meta["errors"],
                            meta.get("ignored_files", []), time.perf_counter() - start, "",
-                           complete=True)
+                           complete=True, notes=meta.get("unlabelled_files", []))
         workers = _run(writer, plan, corpus, device, options, progress)
     where = f"{workers} CPU worker process{'es' if workers > 1 else ''}"
     if options.cluster:
@@ -231,7 +232,8 @@ def extract(source: str, out: str, options: ExtractOptions = ExtractOptions(),
         where = f"{describe('gpu')} shared by {where}"
     ok = sum(1 for e in writer.done.values() if not e["error"])
     return Summary(len(plan), ok, len(plan) - ok, corpus.ignored,
-                   time.perf_counter() - start, where, changed=writer.changed)
+                   time.perf_counter() - start, where, changed=writer.changed,
+                   notes=corpus.notes)
 
 
 def _run(writer: StoreWriter, plan: list[RowMeta], corpus, device: str,
@@ -264,7 +266,7 @@ def _run(writer: StoreWriter, plan: list[RowMeta], corpus, device: str,
             raise
         raise ExtractError(_stopped(writer, plan, f"Dask workers died: {one_line(err)}")
                            ) from None
-    writer.finish({"ignored_files": corpus.ignored})
+    writer.finish({"ignored_files": corpus.ignored, "unlabelled_files": corpus.notes})
     return workers
 
 

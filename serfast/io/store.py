@@ -8,7 +8,8 @@
   :func:`open_store`.
 * ``OUT.json`` — the feature spec (its ``name`` is the feature set: ``seed``, ``prosody``
   or ``all``), column names, serfast version, row counts.
-* ``OUT.frames.npy`` — with ``frames``: float32 (total frames, len(spec.frame_columns)),
+* ``OUT.frames.npy`` — with ``frames``: float32 (total frames, len(spec.frame_columns);
+  a float16 file is read too, as float32),
   the per-frame log-mel (dB) and MFCC of every ok row (and, with prosody, pYIN F0 in Hz,
   0 where unvoiced, voicing probability and RMS dB), rows in store order
   (``frame_start``/``n_frames`` in the CSV say where each row's frames are).
@@ -402,12 +403,14 @@ class Store:
         return self.meta["columns"]
 
     def row_frames(self, i: int) -> np.ndarray:
-        """Frame-level features of row ``i``: (n_frames, len(spec.frame_columns)) float32."""
+        """Frame-level features of row ``i``: (n_frames, len(spec.frame_columns)) float32
+        (a view of a float32 file, a converted copy of a float16 one)."""
         if self.frames is None:
-            raise StoreError("this store has no frame-level features (extract with --frames)")
+            raise StoreError("this store has no frame-level features (re-extract with frames: "
+                             "serfast extract without --no-frames)")
         r = self.rows[i]
         a = int(r["frame_start"])
-        return self.frames[a:a + int(r["n_frames"])]
+        return np.asarray(self.frames[a:a + int(r["n_frames"])], dtype=np.float32)
 
 
 def open_store(out: str) -> Store:

@@ -52,8 +52,8 @@ class Predictor:
         if len(values) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         if self.needs_frames and (frames is None or len(frames) != len(values)):
-            raise ModelError("this model needs frame-level features "
-                             "(extract the store with --frames)")
+            raise ModelError("this model needs frame-level features (re-extract the store "
+                             "with frames: serfast extract without --no-frames)")
         if groups is None:
             groups = np.zeros(len(values), dtype=int)
         inputs = network_inputs(self.config, self.norm, self.spec, values, frames,

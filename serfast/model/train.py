@@ -155,8 +155,8 @@ def load_dataset(store_paths: list[str], labels: list[str], need_speakers: bool 
             if store.frames is not None:
                 frames.append(store.row_frames(i))
     if need_frames and not has_frames:
-        raise TrainError("this network needs frame-level features: extract the store(s) "
-                         "with --frames")
+        raise TrainError("this network needs frame-level features, which the store(s) lack: "
+                         "re-extract with frames (serfast extract without --no-frames)")
     if not y:
         raise TrainError(f"no usable rows labelled {', '.join(labels)} in "
                          f"{', '.join(store_paths)}")
@@ -572,7 +572,7 @@ def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainO
         raise TrainError(f"--cv: use a number of speaker folds or 'corpus' (got {options.cv!r})")
     labels = resolve_classes(options.classes)
     ds = load_dataset(store_paths, labels, need_speakers=not by_corpus,
-                      need_frames=options.network == "method" and options.extractor == "conv2d")
+                      need_frames=options.network == "serfast" or options.extractor == "conv2d")
     start = time.perf_counter()
     report = {"stores": list(store_paths), "labels": labels, "options": vars(options).copy(),
               "rows": int(len(ds.y)), "clips": int((~ds.augmented).sum()),
