@@ -11,7 +11,8 @@ On the same clips (the seed crop: offset 0.6 s, 2.5 s, 22,050 Hz, from each corp
   audio: all 88 columns, which include F0, jitter, shimmer and HNR.
 
 It also reports pYIN's agreement with librosa over all frames of the clips. Medians of
-per-clip CPU times (``time.process_time``: robust to other jobs sharing the cores).
+per-clip CPU times (``time.process_time``: robust to other jobs sharing the cores); the
+methods take turns on each clip.
 
     python bench/bench_pitch.py [--per-corpus 10]
 """
@@ -35,15 +36,18 @@ from serfast.features.pitch import pitch_row, pitch_stats, pitch_track  # noqa: 
 from serfast.features.voice import pitch_voice_row, voice_row  # noqa: E402
 
 
-def cpu_ms(fn, clips):
-    """Per-clip CPU milliseconds of ``fn(y)`` (after one warm-up call)."""
-    fn(clips[0])
-    out = []
+def cpu_ms(fns, clips):
+    """Per-clip CPU milliseconds of each ``fns[name](y)``, the methods taking turns on each
+    clip (so a change in the machine's load weighs on all alike), after a warm-up call."""
+    for fn in fns.values():
+        fn(clips[0])
+    out = {name: [] for name in fns}
     for y in clips:
-        t0 = time.process_time()
-        fn(y)
-        out.append((time.process_time() - t0) * 1e3)
-    return np.array(out)
+        for name, fn in fns.items():
+            t0 = time.process_time()
+            fn(y)
+            out[name].append((time.process_time() - t0) * 1e3)
+    return {name: np.array(t) for name, t in out.items()}
 
 
 def separate(y):
@@ -58,23 +62,22 @@ def main():
     args = parser.parse_args()
     clips = real_clips(args.per_corpus)
     print(f"{len(clips)} clips of {len(clips[0]) / SR:.1f} s")
-    times = {}
+    fns = {
+        "serfast pitch+voice, one track": lambda y: pitch_voice_row(y, SR),
+        "serfast pitch_row + voice_row": separate,
+        "serfast pitch_track alone": lambda y: pitch_track(y, SR),
+        "librosa.pyin + stats": lambda y: pitch_stats(*librosa.pyin(y, **ARGS), SR),
+    }
+    try:
+        import opensmile
+    except ImportError:
+        print("opensmile not installed: its row is skipped")
+    else:
+        smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                feature_level=opensmile.FeatureLevel.Functionals)
+        fns["openSMILE eGeMAPSv02"] = lambda y: smile.process_signal(y, SR)
     with threadpool_limits(1):
-        times["serfast pitch+voice, one track"] = cpu_ms(lambda y: pitch_voice_row(y, SR),
-                                                         clips)
-        times["serfast pitch_row + voice_row"] = cpu_ms(separate, clips)
-        times["serfast pitch_track alone"] = cpu_ms(lambda y: pitch_track(y, SR), clips)
-        times["librosa.pyin + stats"] = cpu_ms(
-            lambda y: pitch_stats(*librosa.pyin(y, **ARGS), SR), clips)
-        try:
-            import opensmile
-        except ImportError:
-            print("opensmile not installed: its row is skipped")
-        else:
-            smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                                    feature_level=opensmile.FeatureLevel.Functionals)
-            times["openSMILE eGeMAPSv02"] = cpu_ms(lambda y: smile.process_signal(y, SR),
-                                                   clips)
+        times = cpu_ms(fns, clips)
     base = np.median(times["serfast pitch+voice, one track"])
     for name, t in times.items():
         print(f"{name:34s} median {np.median(t):8.2f} ms/clip   "

@@ -8,7 +8,9 @@ Reference definition (librosa 0.11, per clip ``y`` at ``sr``)::
 
 (every other argument at its default). 60-500 Hz spans adult and child speech, shouting
 included; a 1024-sample frame (46 ms at 22,050 Hz) holds two periods of 60 Hz, and the
-256-sample hop (11.6 ms) resolves syllable-rate pitch movement.
+256-sample hop (11.6 ms) resolves syllable-rate pitch movement. A clip of n samples has
+``1 + n // 256`` pitch frames, frame t centred on sample ``256 t``: two per frame of the
+seed STFT (hop 512), whose frame t is pitch frame 2t.
 
 :func:`pitch_stats` reduces a track to the clip's :data:`PITCH_COLUMNS`; the F0 columns use
 the voiced frames only:

@@ -156,8 +156,9 @@ def yin_frames(frames, acf, sr, fmin, min_period, max_period, trough_threshold,
 
     Outputs, filled in place: yin_f0 (T,) float64 Hz (``librosa.yin``); voiced_prob (T,)
     float64; per frame ``t`` the ``n_cand[t]`` distinct voiced pitch bins with a non-zero
-    observation probability, in increasing bin order, in ``cand_bin[t]`` (int32) and their
-    ``log(p + tiny)`` in ``cand_logp[t]`` (float64).
+    observation probability, in increasing bin order, in ``cand_bin[t]`` (int32, (T, >=
+    n_lags // 2 + 1): a frame has at most that many troughs) and their ``log(p + tiny)``
+    in ``cand_logp[t]`` (float64, same shape).
     """
     n_frames = frames.shape[0]
     n_lags = max_period - min_period + 1

@@ -34,7 +34,10 @@ class NetworkConfig:
     ``classifier``: "mlp" | "lstm" | "bilstm" (method only); ``norm``: "speaker" (per-group
     standardisation) or "global"; ``ensemble``: members of each kind (serfast);
     ``frames``: whether frame-level features are used; ``n_steps``: frames per clip fed
-    to sequence members (pad/crop).
+    to sequence members (pad/crop); ``stats``: which frames the MLPs' utterance
+    statistics pool: "all" (every log-mel band and MFCC) or "mfcc" (the mean log-mel
+    and the MFCC); ``temperature``: the softmax temperature T the ensemble's
+    probabilities are calibrated with (p_k proportional to p_k ** (1 / T)).
     """
 
     network: str = "serfast"
@@ -45,10 +48,12 @@ class NetworkConfig:
     frames: bool = True
     n_steps: int = 0
     members: list[str] = field(default_factory=list)  # "stats" / "seq" per member
+    stats: str = "all"
+    temperature: float = 1.0
 
     @property
     def input_names(self) -> list[str]:
         """Names of the network inputs this config needs."""
         if self.network == "serfast":
-            return ["stats", "seq"] if self.frames else ["stats"]
+            return ["stats", "seq"] if "seq" in self.members else ["stats"]
         return ["logmel", "aux"] if self.extractor == "conv2d" else ["acoustic", "aux"]

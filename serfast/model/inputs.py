@@ -149,7 +149,7 @@ def network_inputs(config: NetworkConfig, norm: dict, spec: FeatureSpec, values:
         block = stat_block(config, spec, values, frames)
         out = {"stats": np.hstack([standardize(block, norm["stats"], groups,
                                                sums=sums.get("stats")), sex])}
-        if config.frames:
+        if "seq" in config.members:
             lengths = np.array([len(f) for f in frames])
             flat = standardize(np.concatenate(frames), norm["frames"],
                                None if groups is None else np.repeat(groups, lengths),
@@ -172,8 +172,16 @@ def network_inputs(config: NetworkConfig, norm: dict, spec: FeatureSpec, values:
 
 def stat_block(config: NetworkConfig, spec: FeatureSpec, values: np.ndarray,
                frames: list[np.ndarray] | None) -> np.ndarray:
-    """Unstandardised utterance features of the serfast MLPs: (n, d) float32."""
+    """Unstandardised utterance features of the serfast MLPs: (n, d) float32.
+
+    With frames: :func:`pooled_frame_stats` of every frame column (``config.stats``
+    "all") or of the mean log-mel and the MFCC ("mfcc"), then the store values."""
     block = np.asarray(values[:, spec.slices["values"]], dtype=np.float32)
-    if config.frames:
-        block = np.hstack([pooled_frame_stats(frames, spec.n_mels), block])
-    return block
+    if not config.frames:
+        return block
+    if config.stats == "mfcc":
+        n = spec.n_mels
+        frames = [np.hstack([np.asarray(f[:, :n], np.float32).mean(1, keepdims=True),
+                             f[:, n:]]) for f in frames]
+        return np.hstack([pooled_frame_stats(frames, 1), block])
+    return np.hstack([pooled_frame_stats(frames, spec.n_mels), block])

@@ -15,7 +15,17 @@ from .config import ModelError, NetworkConfig
 from .gender import GenderClassifier
 from .inputs import column_sums, network_inputs, stat_block
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "calibrated"]
+
+
+def calibrated(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities (n, K) at softmax temperature ``temperature``: p ** (1 / T),
+    renormalised, float32 (T = 1 returns ``proba`` as float32)."""
+    if temperature == 1.0:
+        return proba.astype(np.float32)
+    z = np.log(np.maximum(proba, 1e-12)) / temperature
+    e = np.exp(z - z.max(1, keepdims=True))
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
 
 
 @dataclass
@@ -58,7 +68,8 @@ class Predictor:
             groups = np.zeros(len(values), dtype=int)
         inputs = network_inputs(self.config, self.norm, self.spec, values, frames,
                                 np.asarray(groups), self.gender, sums)
-        return np.asarray(self.forward(inputs), dtype=np.float32)
+        return calibrated(np.asarray(self.forward(inputs), dtype=np.float64),
+                          self.config.temperature)
 
     @property
     def chunked_groups(self) -> bool:

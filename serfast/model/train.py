@@ -65,6 +65,8 @@ class TrainOptions:
     classifier: str = "mlp"  # method: mlp | lstm | bilstm
     norm: str | None = None  # speaker | global (serfast: speaker, method: global)
     ensemble: int = 2  # serfast: members of each kind
+    stats: str = "mfcc"  # serfast: frames the MLP statistics pool: all | mfcc (NetworkConfig)
+    sequence: bool = False  # serfast: also sequence members over the frames
     epochs: int | None = None  # serfast: 40 fixed; method: at most 100, early stopping
     batch_size: int | None = None  # serfast 32, method 64
     class_weight: bool = True
@@ -186,13 +188,15 @@ def network_config(options: TrainOptions, ds: Dataset) -> NetworkConfig:
                          f"set {ds.spec.name!r} (extract with --features seed or all)")
     frames = ds.frames is not None if serfast else options.extractor == "conv2d"
     n_steps = max((len(f) for f in ds.frames), default=0) if ds.frames is not None else 0
-    kinds = (["stats"] * options.ensemble + (["seq"] * options.ensemble if frames else [])
+    sequence = frames and options.sequence
+    kinds = (["stats"] * options.ensemble + (["seq"] * options.ensemble if sequence else [])
              if serfast else [])
     return NetworkConfig(network=options.network, extractor=options.extractor,
                          classifier=options.classifier,
                          norm=options.norm or ("speaker" if serfast else "global"),
-                         ensemble=options.ensemble, frames=frames, n_steps=n_steps,
-                         members=kinds)
+                         ensemble=options.ensemble, frames=frames,
+                         n_steps=n_steps if sequence or not serfast else 0,
+                         members=kinds, stats=options.stats)
 
 
 def fit_gender(ds: Dataset, rows: np.ndarray) -> GenderClassifier | None:

@@ -1,0 +1,182 @@
+"""Rebuild serfast's shipped default model from the six corpora of ``../shared/corpora``.
+
+Steps (same seed -> same stores, same model, same table):
+
+1. ``serfast extract`` each corpus into ``WORK/<corpus>.npy`` (frames, the whole file:
+   ``--offset 0 --duration 0``), unless a complete store is already there;
+2. leave-one-corpus-out with the recipe of :data:`OPTIONS` (serfast's default network),
+   keeping every held-out probability: per-corpus accuracy, UAR and ECE, before and
+   after temperature calibration (each corpus's temperature is fitted on the other five
+   held-out corpora's probabilities);
+3. the temperature fitted on all six held-out corpora's probabilities;
+4. the final model on every clip of the six corpora, with that temperature, written to
+   ``serfast/model/default/`` (``--out`` to write elsewhere), plus ``loco.json`` beside
+   it and the Markdown table on stdout.
+
+Usage::
+
+    python bench/build_default_model.py [--corpora ../shared/corpora] [--work /tmp/serfast-default]
+                                        [--out serfast/model/default] [--skip-loco]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CORPORA = ("ravdess", "tess", "savee", "nemo", "ased", "emoes")
+CROP = ["--offset", "0", "--duration", "0"]
+
+__all__ = ["CORPORA", "CROP", "extract_stores", "held_out_probabilities", "main"]
+
+
+def options():
+    """The shipped recipe: serfast train's defaults with a fixed seed."""
+    from serfast.model.train import TrainOptions
+
+    return TrainOptions(seed=0)
+
+
+def extract_stores(corpora_dir: str, work: str) -> list[str]:
+    """One store per corpus in ``work`` (extracted unless complete); their paths."""
+    os.makedirs(work, exist_ok=True)
+    stores = []
+    for name in CORPORA:
+        out = os.path.join(work, f"{name}.npy")
+        source = os.path.join(corpora_dir, name)
+        manifest = os.path.join(source, "manifest.csv")
+        if os.path.exists(manifest):
+            source = manifest
+        if not os.path.exists(out):
+            subprocess.run([sys.executable, "-m", "serfast_cli", "extract", source, out,
+                            "--frames", "--quiet", *CROP], check=True)
+        stores.append(out)
+    return stores
+
+
+def held_out_probabilities(ds, opts, progress=print) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Leave-one-corpus-out: {corpus: (test rows, probabilities (n, K))}."""
+    from serfast.model.train import fit
+
+    out = {}
+    for name in sorted(set(ds.corpora)):
+        start = time.perf_counter()
+        held = ds.corpora == name
+        train_rows, test_rows = np.flatnonzero(~held), np.flatnonzero(held)
+        fitted = fit(ds, train_rows, opts)
+        out[name] = (test_rows, fitted.predictor.predict_proba(**ds.subset(test_rows)))
+        progress(f"held out {name}: {time.perf_counter() - start:.0f} s")
+    return out
+
+
+def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T minimising the NLL of ``y`` under p ** (1 / T), renormalised."""
+    from scipy.optimize import minimize_scalar
+
+    from serfast.model.predictor import calibrated
+
+    def nll(log_t: float) -> float:
+        p = calibrated(proba, float(np.exp(log_t)))
+        return float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean())
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-2.5, 2.5), method="bounded").x))
+
+
+def loco_table(ds, held: dict) -> dict:
+    """Per-corpus scores (restricted to each corpus's classes) before and after calibration."""
+    from serfast.model.metrics import expected_calibration_error, restrict, scores
+    from serfast.model.predictor import calibrated
+
+    rows = {}
+    for name, (test_rows, proba) in held.items():
+        others = [n for n in held if n != name]
+        t = fit_temperature(np.concatenate([held[n][1] for n in others]),
+                            np.concatenate([ds.y[held[n][0]] for n in others]))
+        y = ds.y[test_rows]
+        present = np.unique(y)
+        answer = restrict(proba, present)
+        s = scores(y, answer.argmax(1), ds.labels)
+        rows[name] = {"accuracy": s["accuracy"], "uar": s["uar"], "n": s["n"],
+                      "classes": [ds.labels[k] for k in present],
+                      "confusion": s["confusion"],
+                      "ece": expected_calibration_error(answer, y),
+                      "temperature": t,
+                      "ece_calibrated": expected_calibration_error(
+                          restrict(calibrated(proba, t), present), y)}
+    keys = ("accuracy", "uar", "ece", "ece_calibrated")
+    mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
+    return {"corpora": rows, "mean": mean}
+
+
+def markdown(table: dict) -> str:
+    names = list(table["corpora"])
+    lines = ["| held-out corpus | " + " | ".join(names) + " | mean |",
+             "|---|" + "---|" * (len(names) + 1)]
+    for key, label in (("uar", "UAR"), ("accuracy", "accuracy"), ("ece", "ECE"),
+                       ("ece_calibrated", "ECE, calibrated")):
+        lines.append(f"| {label} | " + " | ".join(f"{table['corpora'][n][key]:.3f}" for n in names)
+                     + f" | **{table['mean'][key]:.3f}** |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpora", default=os.path.join(ROOT, "..", "shared", "corpora"))
+    ap.add_argument("--work", default="/tmp/serfast-default")
+    ap.add_argument("--out", default=os.path.join(ROOT, "serfast", "model", "default"))
+    ap.add_argument("--skip-loco", action="store_true",
+                    help="train the final model only (temperature 1)")
+    args = ap.parse_args(argv)
+
+    from dataclasses import replace
+
+    from serfast.model.saved import save_model
+    from serfast.model.train import fit, load_dataset, resolve_classes
+
+    opts = options()
+    start = time.perf_counter()
+    stores = extract_stores(args.corpora, args.work)
+    ds = load_dataset(stores, resolve_classes(opts.classes), need_frames=True)
+    print(f"{len(ds.y)} clips of {len(set(ds.corpora))} corpora, "
+          f"{len(np.unique(ds.speakers))} speakers ({time.perf_counter() - start:.0f} s)")
+    info = {"recipe": {k: v for k, v in vars(opts).items()}, "stores": CORPORA,
+            "crop": CROP, "clips": int(len(ds.y)),
+            "speakers": int(len(np.unique(ds.speakers)))}
+    temperature = 1.0
+    if not args.skip_loco:
+        held = held_out_probabilities(ds, opts)
+        table = loco_table(ds, held)
+        rows = np.concatenate([held[n][0] for n in held])
+        temperature = fit_temperature(np.concatenate([held[n][1] for n in held]), ds.y[rows])
+        info.update(loco=table, temperature=temperature)
+        print(markdown(table))
+        print(f"temperature fitted on all held-out corpora: {temperature:.3f}")
+    t0 = time.perf_counter()
+    final = fit(ds, np.arange(len(ds.y)), opts)
+    info["final_seconds"] = round(time.perf_counter() - t0, 1)
+    final.predictor.config = replace(final.predictor.config, temperature=temperature)
+    info["seconds"] = round(time.perf_counter() - start, 1)
+    save_model(args.out, final.predictor, final.network, final.member_weights,
+               {"training": {"corpora": list(CORPORA), "clips": info["clips"],
+                             "speakers": info["speakers"], "crop": CROP}},
+               write_more=lambda folder: _write_json(os.path.join(folder, "loco.json"), info))
+    print(f"saved -> {args.out} (final fit {info['final_seconds']:.0f} s, "
+          f"all {info['seconds']:.0f} s)")
+    return 0
+
+
+def _write_json(path: str, data: dict) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
