@@ -32,7 +32,8 @@ from .forward import keras_forward, member_arrays
 from .gender import GenderClassifier
 from .inputs import gender_column, moments, network_inputs, stat_block, standardize
 from .predictor import Predictor
-from .saved import load_predictor, model_folder, save_model
+from .clips import clip_ids, load_clip_ids, trained_on
+from .saved import check_model_dir, load_predictor, model_folder, save_model
 from .networks import (average_members, build_method, build_seq_member, build_stats_member,
                        keras_modules, seeded_and_deterministic)
 from ..io.store import open_store
@@ -82,6 +83,10 @@ def resolve_classes(classes: str) -> list[str]:
         return list(CLASS_SETS[classes])
     wanted = [c.strip() for c in classes.split(",") if c.strip()]
     unknown = [c for c in wanted if c not in EMOTIONS]
+    repeated = sorted({c for c in wanted if wanted.count(c) > 1})
+    if repeated:
+        raise TrainError(f"--classes names {', '.join(repeated)} more than once "
+                         f"(got {classes!r})")
     if unknown or len(wanted) < 2:
         raise TrainError(f"--classes: use seed6, all or a comma list of at least two of "
                          f"{', '.join(EMOTIONS)} (got {classes!r})")
@@ -141,7 +146,9 @@ def load_dataset(store_paths: list[str], labels: list[str], need_speakers: bool 
                 left_out += bool(r["label"])
                 continue
             if need_speakers and not r["speaker"]:
-                raise TrainError(f"{path}: row {i} has no speaker; speaker folds need one")
+                raise TrainError(f"{path}: row {i} has no speaker; cross-validation over "
+                                 f"speaker folds (--cv K) needs one for every clip: use "
+                                 f"--cv 0 (or a manifest with speakers)")
             index = len(y)
             if src < 0:
                 kept[i] = index
@@ -575,7 +582,8 @@ def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainO
     if not by_corpus and not (isinstance(options.cv, int) and options.cv >= 0):
         raise TrainError(f"--cv: use a number of speaker folds or 'corpus' (got {options.cv!r})")
     labels = resolve_classes(options.classes)
-    ds = load_dataset(store_paths, labels, need_speakers=not by_corpus,
+    check_model_dir(model_dir)
+    ds = load_dataset(store_paths, labels, need_speakers=not by_corpus and options.cv != 0,
                       need_frames=options.network == "serfast" or options.extractor == "conv2d")
     start = time.perf_counter()
     report = {"stores": list(store_paths), "labels": labels, "options": vars(options).copy(),
@@ -602,9 +610,11 @@ def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainO
     final = fit(ds, all_rows, options)
     report["final_history"] = final.history
     report["seconds"] = round(time.perf_counter() - start, 1)
+    originals = np.flatnonzero(~ds.augmented)
     save_model(model_dir, final.predictor, final.network, final.member_weights,
-               {"training": {k: report[k] for k in ("stores", "rows", "clips", "speakers")}})
-    write_report(model_dir, report)
+               {"training": {k: report[k] for k in ("stores", "rows", "clips", "speakers")}},
+               clips=clip_ids(ds.paths[originals], ds.values[originals]),
+               write_more=lambda folder: write_report(folder, report))
     progress(f"saved the model trained on {len(all_rows)} rows -> {model_dir}")
     return report
 
@@ -614,8 +624,9 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
 
     Per-speaker normalisation groups rows by speaker (by file when the store has none).
     Returns :func:`scores` plus ``ece`` (expected calibration error, 15 bins),
-    ``left_out`` (labelled clips of unknown classes) and ``predictions`` (path, true,
-    predicted, confidence, probabilities).
+    ``left_out`` (labelled clips of unknown classes), ``trained_on`` (how many of the
+    scored clips the model was trained on; None if the model does not record its training
+    clips) and ``predictions`` (path, true, predicted, confidence, probabilities).
     """
     model_dir = model_folder(model_dir)  # "default": the model shipped inside the package
     predictor = load_predictor(model_dir)
@@ -633,6 +644,9 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
     result = scores(ds.y[rows], pred, predictor.labels)
     result["ece"] = expected_calibration_error(proba, ds.y[rows])
     result["left_out"] = ds.left_out
+    model_clips = load_clip_ids(model_dir)
+    result["trained_on"] = None if model_clips is None else int(
+        trained_on(model_clips, clip_ids(ds.paths[rows], ds.values[rows])).sum())
     result["predictions"] = [
         {"path": ds.paths[i], "true": predictor.labels[ds.y[i]],
          "predicted": predictor.labels[p], "confidence": float(pr[p]),
