@@ -22,7 +22,8 @@ from .kernel_cache import njit
 from .librosa_constants import (OCTAVE_ZERO_HZ, PIPTRACK_THRESHOLD, TINY32, VARIANCE_FLOOR,
                                 ZCR_THRESHOLD)
 
-__all__ = ["MEL_BLOCK", "clip_finish", "frame_clip", "spectrum_frames", "time_features"]
+__all__ = ["MEL_BLOCK", "clip_finish", "frame_clip", "spectrum_frames", "time_features",
+           "tuning_bin"]
 
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 #: Samples below this are negative for the zero-crossing rate.
@@ -282,29 +283,39 @@ def _tuning_index(pitches, mags, count, edges, bins_per_octave):
         return zero_index
     threshold = np.median(mags[:count])
     hist = np.zeros(n_bins, np.int64)
-    octave_zero = np.float32(OCTAVE_ZERO_HZ)
-    width = (edges[-1] - edges[0]) / n_bins
     used = 0
     for i in range(count):
-        f = pitches[i]
-        if mags[i] >= threshold and f > 0:
-            octs = np.log2(f / octave_zero)  # librosa.hz_to_octs
-            r = np.float32(np.float32(bins_per_octave) * octs) % np.float32(1.0)
-            if r >= 0.5:
-                r -= np.float32(1.0)
-            x = np.float64(r)
-            j = int((x - edges[0]) / width)
-            j = min(max(j, 0), n_bins - 1)
-            if x < edges[j]:
-                j -= 1
-            elif j != n_bins - 1 and x >= edges[j + 1]:
-                j += 1
-            if 0 <= j < n_bins:
+        if mags[i] >= threshold:
+            j = tuning_bin(pitches[i], edges, bins_per_octave)
+            if j < n_bins:
                 hist[j] += 1
                 used += 1
     if used == 0:
         return zero_index
     return int(np.argmax(hist))
+
+
+@njit(cache=True, inline="always")
+def tuning_bin(f, edges, bins_per_octave):
+    """The ``estimate_tuning`` histogram bin (index into ``edges``) of a piptrack pitch
+    ``f`` (float32 Hz): its residual in fractions of a chroma bin; ``len(edges) - 1`` when
+    the pitch counts in no bin (``f <= 0``, or a residual outside the histogram)."""
+    n_bins = edges.shape[0] - 1
+    if not f > 0:
+        return n_bins
+    octs = np.log2(f / np.float32(OCTAVE_ZERO_HZ))  # librosa.hz_to_octs
+    r = np.float32(np.float32(bins_per_octave) * octs) % np.float32(1.0)
+    if r >= 0.5:
+        r -= np.float32(1.0)
+    x = np.float64(r)
+    width = (edges[-1] - edges[0]) / n_bins
+    j = int((x - edges[0]) / width)
+    j = min(max(j, 0), n_bins - 1)
+    if x < edges[j]:
+        j -= 1
+    elif j != n_bins - 1 and x >= edges[j + 1]:
+        j += 1
+    return j if 0 <= j < n_bins else n_bins
 
 
 @njit(cache=True)

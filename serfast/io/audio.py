@@ -125,8 +125,8 @@ class BlockFilter(Protocol):
 
 def channel_blocks(path: str, channel: int | None, sr_out: int,
                    block_seconds: float = 30.0,
-                   block_filter: Callable[[int], BlockFilter] | None = None
-                   ) -> Iterator[np.ndarray]:
+                   block_filter: Callable[[int], BlockFilter] | None = None,
+                   start: int = 0) -> Iterator[np.ndarray]:
     """Yield one channel of ``path`` as consecutive float32 (n,) blocks at ``sr_out`` Hz.
 
     ``channel`` is a 0-based channel index, or None for the mean of all channels.
@@ -136,7 +136,8 @@ def channel_blocks(path: str, channel: int | None, sr_out: int,
     filter it returns sees the decoded channel at that rate, before resampling (for
     example :class:`serfast.calls.denoise.NoiseReducer`). Raises :class:`AudioError`
     (one-line reason) when the file cannot be decoded, the channel does not exist, or a
-    sample is NaN/inf; blocks already yielded stay valid.
+    sample is NaN/inf; blocks already yielded stay valid. ``start`` input frames are
+    skipped first.
     """
     with open_audio(path) as f:
         sr, n_channels = f.samplerate, f.channels
@@ -146,6 +147,8 @@ def channel_blocks(path: str, channel: int | None, sr_out: int,
         stream = (soxr.ResampleStream(sr, sr_out, 1, dtype="float32", quality="HQ")
                   if sr != sr_out else None)
         filt = block_filter(sr) if block_filter is not None else None
+        if start:
+            f.seek(start)
         while True:
             try:
                 x = f.read(block, dtype="float32", always_2d=True)
