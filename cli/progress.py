@@ -18,7 +18,8 @@ def kernels_cached() -> bool:
     from serfast.features import cpu_kernels
 
     caches = [getattr(d, "_cache", None) for n, d in vars(cpu_kernels).items()
-              if not n.startswith("_")]
+              if not n.startswith("_")  # inlined kernels have no cache of their own:
+              and getattr(d, "targetoptions", {}).get("inline") != "always"]
     try:
         files = [c._cache_file for c in caches if hasattr(c, "_cache_file")]
         return all(f._load_index() for f in files)

@@ -165,11 +165,40 @@ def _decode_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,
     return signals, errors
 
 
+def streamed_rows(task: ClipTask, spec: FeatureSpec) -> list[RowResult]:
+    """The rows of a long whole file (see :func:`serfast.features.long_clips.is_long`),
+    streamed in bounded memory: its own row and no augmented copies."""
+    from .features.long_clips import stream_features  # Numba: only where features run
+    path, [(r, _)] = task
+    try:
+        values, n = stream_features(path, spec)
+    except AudioError as err:
+        return [RowResult(r, error=str(err))]
+    except Exception as err:  # noqa: BLE001 - a bad file must never stop the run
+        return [RowResult(r, error=f"cannot decode: {one_line(err, with_type=True)}")]
+    if not np.isfinite(values).all():
+        return [RowResult(r, error="feature error: non-finite features (NaN or inf)")]
+    return [RowResult(r, values, duration=n / spec.sr)]
+
+
+def _streamed(task: ClipTask, spec: FeatureSpec, frames: bool) -> bool:
+    """Whether ``task`` is one long whole file to stream: no frames asked for and no
+    augmented copies (those still hold the whole file)."""
+    if frames or spec.duration or len(task[1]) != 1 or task[1][0][1]:
+        return False
+    from .features.long_clips import is_long
+    return is_long(task[0], spec)
+
+
 def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool, seed: int,
                    device: str = "cpu", gpu_share: float = 1.0) -> list[RowResult]:
-    """Decode and compute every row of a shard of clips on ``device``."""
-    signals, errors = _decode_shard(shard, spec, frames, seed)
-    return errors + feature_rows(signals, spec, frames, device, gpu_share)
+    """Decode and compute every row of a shard of clips on ``device``; long whole files
+    are streamed on the CPU."""
+    long = [t for t in shard if _streamed(t, spec, frames)]
+    rest = [t for t in shard if t not in long]
+    streamed = [res for t in long for res in streamed_rows(t, spec)]
+    signals, errors = _decode_shard(rest, spec, frames, seed)
+    return streamed + errors + feature_rows(signals, spec, frames, device, gpu_share)
 
 
 def _cluster_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,
