@@ -58,3 +58,17 @@ def test_temperature_keeps_the_ranking_and_spreads_the_probabilities():
     assert (hot.max(1) < p.max(1)).all()
     expected = np.sqrt(p[0]) / np.sqrt(p[0]).sum()
     np.testing.assert_allclose(hot[0], expected, rtol=1e-5)
+
+
+def test_evaluate_default_on_a_store_of_another_crop_names_the_options(good_corpus, tmp_path):
+    """The shipped model reads whole files: a store of the 0.6 + 2.5 s crop is refused in
+    one line that says how to re-extract it."""
+    import pytest
+
+    from serfast.extract import ExtractOptions, extract
+    from serfast.model.train import TrainError, evaluate
+
+    out = str(tmp_path / "crop.npy")
+    extract(str(good_corpus), out, ExtractOptions(workers=1, frames=True))
+    with pytest.raises(TrainError, match="re-extract with --offset 0, --duration 0"):
+        evaluate("default", [out])

@@ -637,7 +637,11 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
                          f"store holds {ds.spec.name!r} (extract with --features "
                          f"{predictor.spec.name})")
     if ds.spec != predictor.spec:
-        raise TrainError("the store was extracted with another feature spec than the model's")
+        want, got = predictor.spec.to_dict(), ds.spec.to_dict()
+        differ = ", ".join(f"--{k.replace('_', '-')} {want[k]:g}" if isinstance(want[k], float)
+                           else f"{k} {want[k]}" for k in want if want[k] != got.get(k))
+        raise TrainError(f"the store was extracted with another feature spec than the "
+                         f"model's: re-extract with {differ}")
     rows = np.flatnonzero(~ds.augmented)
     proba = predictor.predict_proba(**ds.subset(rows))
     pred = proba.argmax(1)
