@@ -93,7 +93,7 @@ class SpeechDetector:
         secs = lambda s: max(1, int(round(s * sr / frame)))  # noqa: E731
         self.chunk = secs(options.floor_seconds)
         self.half = secs(options.swing_seconds) // 2
-        self.gap, self.min_len = secs(options.min_gap), secs(options.min_speech)
+        self.regions = _Regions(secs(options.min_gap), secs(options.min_speech), self._steady)
         self.pad = int(round(options.pad * sr))
         self.sos = self.zi = None
         if options.band_low_hz > 0 and options.band_high_hz > 0:
@@ -104,22 +104,24 @@ class SpeechDetector:
         self.rest = np.zeros(0, np.float32)
         self.chunk_floors: list[float] = []
         self.decided = 0
-        self.open: list[int] | None = None  # [first, last + 1] speech frame of the open region
+
+    def _sample(self, frame: int) -> int:
+        return frame * self.frame
 
     @property
     def decided_sample(self) -> int:
         """Samples before this one are decided: no region can start earlier (minus pad)."""
-        return self.decided * self.frame
+        return self._sample(self.decided)
 
     @property
     def open_start(self) -> int | None:
         """First sample of the region still open (padded), or None."""
-        return None if self.open is None else max(0, self.open[0] * self.frame - self.pad)
+        return self.regions.open_start(self._sample, self.pad)
 
     @property
     def open_end(self) -> int | None:
         """Speech in the open region reaches at least this sample (padded), or None."""
-        return None if self.open is None else self.open[1] * self.frame + self.pad
+        return self.regions.open_end(self._sample, self.pad)
 
     def push(self, y: np.ndarray) -> list[tuple[int, int]]:
         """Add the next block (float32 samples) and return regions that closed."""
@@ -155,23 +157,15 @@ class SpeechDetector:
                       & (self._swing(a, ready) >= opt.min_swing_db))
             edges = np.diff(np.concatenate([[0], speech.astype(np.int8), [0]]))
             for s, e in zip(np.flatnonzero(edges == 1) + a, np.flatnonzero(edges == -1) + a):
-                if self.open is not None and s - self.open[1] < self.gap:
-                    self.open[1] = int(e)
-                else:
-                    closed += self._close()
-                    self.open = [int(s), int(e)]
+                closed += self.regions.add(int(s), int(e))
             self.decided = ready
-        if self.open is not None and (final or self.decided - self.open[1] >= self.gap):
-            closed += self._close()
-        return closed
+        closed += self.regions.close() if final else self.regions.close_if_quiet(self.decided)
+        return [self.regions.samples(r, self._sample, self.pad) for r in closed]
 
-    def _close(self) -> list[tuple[int, int]]:
-        region, self.open = self.open, None
-        if region is None or region[1] - region[0] < self.min_len:
-            return []
-        if np.median(np.abs(np.diff(self.levels[region[0]:region[1]]))) < self.opt.min_flux_db:
-            return []  # a steady sound caught by a step in level: music or noise starting
-        return [(max(0, region[0] * self.frame - self.pad), region[1] * self.frame + self.pad)]
+    def _steady(self, first: int, end: int) -> bool:
+        """Whether frames [first, end) are a steady sound caught by a step in level (music
+        or noise starting), not speech."""
+        return np.median(np.abs(np.diff(self.levels[first:end]))) < self.opt.min_flux_db
 
     def _swing(self, a: int, b: int) -> np.ndarray:
         """Standard deviation (dB) of the level over [t - half, t + half] for t in [a, b)."""
@@ -228,13 +222,12 @@ class SileroDetector:
         self.step = self.model.window_size_samples
         self.stream = soxr.ResampleStream(sr, SILERO_SR, 1, dtype="float32", quality="HQ")
         per_second = SILERO_SR / self.step
-        self.gap = max(1, int(round(options.min_gap * per_second)))
-        self.min_len = max(1, int(round(options.min_speech * per_second)))
+        self.regions = _Regions(max(1, int(round(options.min_gap * per_second))),
+                                max(1, int(round(options.min_speech * per_second))))
         self.pad = int(round(options.pad * sr))
         self.rest = np.zeros(0, np.float32)
         self.decided = 0  # windows scored
         self.speaking = False
-        self.open: list[int] | None = None  # [first, last + 1] speech window of the region
 
     def _sample(self, window: int) -> int:
         """First sample at ``sr`` of Silero window ``window``."""
@@ -248,12 +241,12 @@ class SileroDetector:
     @property
     def open_start(self) -> int | None:
         """First sample of the region still open (padded), or None."""
-        return None if self.open is None else max(0, self._sample(self.open[0]) - self.pad)
+        return self.regions.open_start(self._sample, self.pad)
 
     @property
     def open_end(self) -> int | None:
         """Speech in the open region reaches at least this sample (padded), or None."""
-        return None if self.open is None else self._sample(self.open[1]) + self.pad
+        return self.regions.open_end(self._sample, self.pad)
 
     def push(self, y: np.ndarray) -> list[tuple[int, int]]:
         """Add the next block (float32 samples at ``sr``) and return regions that closed."""
@@ -278,20 +271,51 @@ class SileroDetector:
             t = self.decided
             self.decided += 1
             self.speaking = score >= on or (self.speaking and score >= off)
-            if self.speaking:
-                if self.open is not None and t - self.open[1] < self.gap:
-                    self.open[1] = t + 1
-                else:
-                    closed += self._close()
-                    self.open = [t, t + 1]
-            elif self.open is not None and t + 1 - self.open[1] >= self.gap:
-                closed += self._close()
+            closed += (self.regions.add(t, t + 1) if self.speaking
+                       else self.regions.close_if_quiet(t + 1))
         if final:
-            closed += self._close()
+            closed += self.regions.close()
+        return [self.regions.samples(r, self._sample, self.pad) for r in closed]
+
+
+class _Regions:
+    """Speech runs, in a detector's units (frames, windows), joined into regions: a run
+    that starts less than ``gap`` units after the open region's end joins it; a closed
+    region shorter than ``min_len`` units, or one ``reject(first, end)`` turns down, is
+    dropped. Regions are [first, end) units."""
+
+    def __init__(self, gap: int, min_len: int, reject=lambda first, end: False):
+        self.gap, self.min_len, self.reject = gap, min_len, reject
+        self.open: list[int] | None = None
+
+    def add(self, first: int, end: int) -> list[tuple[int, int]]:
+        """Add the run [first, end); returns the region it closed, if any."""
+        if self.open is not None and first - self.open[1] < self.gap:
+            self.open[1] = end
+            return []
+        closed = self.close()
+        self.open = [first, end]
         return closed
 
-    def _close(self) -> list[tuple[int, int]]:
+    def close_if_quiet(self, now: int) -> list[tuple[int, int]]:
+        """Close the open region when ``now`` is at least ``gap`` units past its end."""
+        if self.open is not None and now - self.open[1] >= self.gap:
+            return self.close()
+        return []
+
+    def close(self) -> list[tuple[int, int]]:
+        """Close the open region; returns it unless it is dropped."""
         region, self.open = self.open, None
-        if region is None or region[1] - region[0] < self.min_len:
+        if region is None or region[1] - region[0] < self.min_len or self.reject(*region):
             return []
-        return [(max(0, self._sample(region[0]) - self.pad), self._sample(region[1]) + self.pad)]
+        return [(region[0], region[1])]
+
+    def samples(self, region: tuple[int, int], to_sample, pad: int) -> tuple[int, int]:
+        """A region as (start, end) samples, padded by ``pad`` (start clipped at 0)."""
+        return max(0, to_sample(region[0]) - pad), to_sample(region[1]) + pad
+
+    def open_start(self, to_sample, pad: int) -> int | None:
+        return None if self.open is None else max(0, to_sample(self.open[0]) - pad)
+
+    def open_end(self, to_sample, pad: int) -> int | None:
+        return None if self.open is None else to_sample(self.open[1]) + pad
