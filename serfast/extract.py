@@ -10,6 +10,7 @@ resume).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from .io.augment import AUGMENTATIONS, augment
 from .io.corpus import Clip, scan
 from .features.device import batch_features, describe, gpu_processes, resolve_device, run_device
 from .features.spec import FeatureSpec
-from .io.store import RowMeta, RowResult, StoreWriter, check_out
+from .io.store import FramesFile, RowMeta, RowResult, StoreWriter, check_out, long_frames_dir
 from .workers import run_tasks, worker_count
 
 __all__ = ["ExtractError", "ExtractOptions", "Summary", "decode_task", "extract", "feature_rows",
@@ -165,63 +166,138 @@ def _decode_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,
     return signals, errors
 
 
-def streamed_rows(task: ClipTask, spec: FeatureSpec) -> list[RowResult]:
+#: The error of an augmented copy of a long whole file (copies hold the whole signal).
+LONG_COPY_ERROR = ("not made: augmented copies of whole files over {:g} s would hold the "
+                   "whole file in memory (the original row is kept)")
+
+
+def streamed_rows(task: ClipTask, spec: FeatureSpec, frames: bool = False,
+                  frames_dir: str = "") -> list[RowResult]:
     """The rows of a long whole file (see :func:`serfast.features.long_clips.is_long`),
-    streamed in bounded memory: its own row and no augmented copies."""
-    from .features.long_clips import stream_features  # Numba: only where features run
-    path, [(r, _)] = task
+    streamed in bounded memory: its own row (with ``frames``, its frame-level features
+    written to ``frames_dir/<row>.f4``, or kept in memory when ``frames_dir`` is "", as
+    on a Dask worker); augmented copies are error rows (:data:`LONG_COPY_ERROR`)."""
+    from .features.long_clips import LONG_SECONDS, stream_features  # Numba: only here
+    path, rows = task
+    out = [RowResult(r, error=LONG_COPY_ERROR.format(LONG_SECONDS)) for r, aug in rows if aug]
+    for r in [r for r, aug in rows if not aug]:
+        out.append(_streamed_row(path, r, spec, frames, frames_dir, stream_features))
+    return out
+
+
+def _streamed_row(path: str, r: int, spec: FeatureSpec, frames: bool, frames_dir: str,
+                  stream_features) -> RowResult:
+    sink = _FrameSink(os.path.join(frames_dir, f"{r}.f4") if frames_dir else "") \
+        if frames else None
     try:
-        values, n = stream_features(path, spec)
+        values, n = stream_features(path, spec, sink)
     except AudioError as err:
-        return [RowResult(r, error=str(err))]
+        return RowResult(r, error=str(err))
     except Exception as err:  # noqa: BLE001 - a bad file must never stop the run
-        return [RowResult(r, error=f"cannot decode: {one_line(err, with_type=True)}")]
-    if not np.isfinite(values).all():
-        return [RowResult(r, error="feature error: non-finite features (NaN or inf)")]
-    return [RowResult(r, values, duration=n / spec.sr)]
+        return RowResult(r, error=f"cannot decode: {one_line(err, with_type=True)}")
+    finally:
+        if sink is not None:
+            sink.close()
+    if not np.isfinite(values).all() or (sink is not None and not sink.finite):
+        if sink is not None:
+            sink.discard()
+        return RowResult(r, error="feature error: non-finite features (NaN or inf)")
+    return RowResult(r, values, duration=n / spec.sr,
+                     frames=None if sink is None else sink.result())
 
 
-def _streamed(task: ClipTask, spec: FeatureSpec, frames: bool) -> bool:
-    """Whether ``task`` is one long whole file to stream: no frames asked for and no
-    augmented copies (those still hold the whole file)."""
-    if frames or spec.duration or len(task[1]) != 1 or task[1][0][1]:
-        return False
+class _FrameSink:
+    """Receives a streamed clip's frame chunks: appended to a raw float32 file at
+    ``path`` (a :class:`FramesFile`), or kept in memory when ``path`` is ""."""
+
+    def __init__(self, path: str):
+        self.path, self.n, self.finite, self.chunks = path, 0, True, []
+        if path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.fh = open(path, "wb") if path else None
+
+    def __call__(self, chunk: np.ndarray) -> None:
+        self.finite = self.finite and bool(np.isfinite(chunk).all())
+        self.n += len(chunk)
+        if self.fh is not None:
+            self.fh.write(np.ascontiguousarray(chunk, "<f4").tobytes())
+        else:
+            self.chunks.append(chunk)
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+    def discard(self) -> None:
+        if self.path and os.path.exists(self.path):
+            os.remove(self.path)
+
+    def result(self) -> "np.ndarray | FramesFile":
+        if self.path:
+            return FramesFile(self.path, self.n)
+        return np.concatenate(self.chunks) if self.chunks else None
+
+
+#: The error of every row of a whole file too long for the prosody sets.
+PROSODY_LONG_ERROR = ("not computed: prosody features of whole files over {:g} s would hold "
+                      "the whole file in memory (extract with --duration, or --features seed)")
+
+
+def _too_long(task: ClipTask, spec: FeatureSpec) -> list[RowResult]:
+    """Error rows for every row of ``task`` when its file is too long for ``spec``'s
+    prosody set (see :func:`serfast.features.long_clips.prosody_too_long`), else []."""
+    from .features.long_clips import PROSODY_MAX_SECONDS, prosody_too_long
+    if not prosody_too_long(task[0], spec):
+        return []
+    return [RowResult(r, error=PROSODY_LONG_ERROR.format(PROSODY_MAX_SECONDS))
+            for r, _ in task[1]]
+
+
+def _streamed(task: ClipTask, spec: FeatureSpec) -> bool:
+    """Whether ``task`` is a long whole file to stream (its augmented copies included:
+    :func:`streamed_rows` refuses them)."""
     from .features.long_clips import is_long
     return is_long(task[0], spec)
 
 
 def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool, seed: int,
-                   device: str = "cpu", gpu_share: float = 1.0) -> list[RowResult]:
+                   frames_dir: str = "", device: str = "cpu",
+                   gpu_share: float = 1.0) -> list[RowResult]:
     """Decode and compute every row of a shard of clips on ``device``; long whole files
-    are streamed on the CPU."""
-    long = [t for t in shard if _streamed(t, spec, frames)]
+    are streamed on the CPU (their frames written to ``frames_dir``, see
+    :func:`streamed_rows`)."""
+    refused = {i: rows for i, t in enumerate(shard) if (rows := _too_long(t, spec))}
+    shard = [t for i, t in enumerate(shard) if i not in refused]
+    long = [t for t in shard if _streamed(t, spec)]
     rest = [t for t in shard if t not in long]
-    streamed = [res for t in long for res in streamed_rows(t, spec)]
+    streamed = [res for t in long for res in streamed_rows(t, spec, frames, frames_dir)]
     signals, errors = _decode_shard(rest, spec, frames, seed)
-    return streamed + errors + feature_rows(signals, spec, frames, device, gpu_share)
+    return ([res for rows in refused.values() for res in rows] + streamed + errors
+            + feature_rows(signals, spec, frames, device, gpu_share))
 
 
 def _cluster_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,
                    seed: int) -> list[RowResult]:
     """A shard on a Dask worker, on that worker's own device (``auto``)."""
-    return _process_shard(shard, spec, frames, seed, resolve_device("auto"))
+    return _process_shard(shard, spec, frames, seed, "", resolve_device("auto"))
 
 
 def _run_shards(tasks: list[ClipTask], options: ExtractOptions, workers: int,
-                shared_gpu: bool) -> Iterable[list[RowResult]]:
+                shared_gpu: bool, frames_dir: str) -> Iterable[list[RowResult]]:
     """Rows of every task, computed by the workers on the CPU, or, with ``shared_gpu``,
     on this machine's GPU: each worker sends its decoded shard through it as one batch
     while the others decode (shards of up to ``GPU_SHARD`` clips, at least four per
-    worker)."""
+    worker); long whole files' frames go through ``frames_dir`` (not on a cluster)."""
     size = options.shard_size
     extra = ()
     if shared_gpu:
         size = min(GPU_SHARD, max(size, len(tasks) // (4 * workers)))
         extra = ("gpu", 1.0 / workers)
     shards = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    args = (options.spec, options.frames, options.seed)
     yield from run_tasks(_cluster_shard if options.cluster else _process_shard, shards,
                          options.spec, workers, options.cluster,
-                         (options.spec, options.frames, options.seed, *extra))
+                         args if options.cluster else (*args, frames_dir, *extra))
 
 
 def _tasks(plan: list[RowMeta], done: dict) -> list[ClipTask]:
@@ -285,7 +361,8 @@ def _run(writer: StoreWriter, plan: list[RowMeta], corpus, device: str,
     shared_gpu = device == "gpu" and not options.cluster  # a cluster picks per worker
     workers = worker_count(options.workers, len(tasks), gpu_processes() if shared_gpu else None)
     try:
-        for results in _run_shards(tasks, options, workers, shared_gpu):
+        for results in _run_shards(tasks, options, workers, shared_gpu,
+                                   long_frames_dir(writer.out)):
             record(results)
     except BrokenProcessPool:
         raise ExtractError(_stopped(writer, plan, "a worker process died (killed by the "

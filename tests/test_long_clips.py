@@ -58,3 +58,53 @@ def test_extract_streams_long_whole_files(tmp_path, monkeypatch):
     store = open_store(out)
     want = compute_batch([load_clip(path, spec)], spec).values[0]
     _close(store.values[0, :-1], want, spec)
+
+
+def test_long_whole_files_stream_their_frames_to_the_store(tmp_path):
+    path = str(tmp_path / "long.wav")
+    _long_file(path)
+    spec = FeatureSpec(offset=0.0, duration=0.0)
+    out = str(tmp_path / "out.npy")
+    summary = extract(path, out, ExtractOptions(spec=spec, workers=1, frames=True))
+    assert summary.ok == 1
+    store = open_store(out)
+    want = compute_batch([load_clip(path, spec)], spec, frames=True)
+    got = np.asarray(store.row_frames(0))
+    assert got.shape == want.frames[0].shape
+    assert np.abs(got - want.frames[0]).max() <= 1e-4 * np.abs(want.frames[0]).max()
+    _close(store.values[0, :-1], want.values[0], spec)
+    assert not (tmp_path / "out.frames.long").exists()  # the workers' frame files are gone
+
+
+def test_augmented_copies_of_long_whole_files_are_refused_one_line(tmp_path):
+    path = str(tmp_path / "long.wav")
+    _long_file(path)
+    spec = FeatureSpec(offset=0.0, duration=0.0)
+    out = str(tmp_path / "out.npy")
+    summary = extract(path, out, ExtractOptions(spec=spec, workers=1, augment=("noise",)))
+    assert (summary.ok, summary.errors) == (1, 1)
+    import csv
+    rows = list(csv.DictReader(open(tmp_path / "out.csv")))
+    assert rows[0]["status"] == "ok" and rows[1]["status"] == "error"
+    assert "augmented copies of whole files over 60 s" in rows[1]["error"]
+    assert "\n" not in rows[1]["error"]
+
+
+def test_whole_files_too_long_for_the_prosody_sets_are_refused_one_line(tmp_path, monkeypatch):
+    import serfast.features.long_clips as long_clips
+    monkeypatch.setattr(long_clips, "PROSODY_MAX_SECONDS", 3.0)
+    path = str(tmp_path / "long.wav")
+    _long_file(path, seconds=4.0)
+    short = str(tmp_path / "short.wav")
+    _long_file(short, seconds=2.0)
+    out = str(tmp_path / "out.npy")
+    spec = FeatureSpec(offset=0.0, duration=0.0, name="all")
+    summary = extract(str(tmp_path), out, ExtractOptions(spec=spec, workers=1))
+    assert (summary.ok, summary.errors) == (1, 1)
+    store = open_store(out)
+    by_path = {r["path"].rsplit("/", 1)[-1]: r for r in store.rows}
+    assert by_path["short.wav"]["status"] == "ok"
+    assert by_path["long.wav"]["error"].startswith(
+        "not computed: prosody features of whole files over 3 s")
+    assert not long_clips.prosody_too_long(path, FeatureSpec(offset=0.0, duration=0.0))
+    assert not long_clips.prosody_too_long(path, FeatureSpec(name="all"))

@@ -17,6 +17,9 @@ depend on all frames before any frame can be reduced:
    16 bits: this gives the median exactly, hence ``estimate_tuning``'s histogram exactly;
 3. chroma with that tuning.
 
+The frame-level columns (clamped log-mel dB, MFCC) are handed out chunk by chunk in pass
+2, once the dB floor is known, for the caller to write where it likes.
+
 Memory: a few chunk buffers (~30 MB) and the candidate counts (at most ~80 MB, usually a
 few MB), whatever the length. Only the seed columns are streamed (pYIN and the prosody
 statistics need the whole clip).
@@ -25,7 +28,7 @@ statistics need the whole clip).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import scipy.fft
@@ -37,11 +40,15 @@ from .librosa_constants import AMIN, TUNING_EDGES, VARIANCE_FLOOR
 from .spec import FeatureSpec, n_frames, pitch_bins
 from ..io.audio import AudioError, audio_info, channel_blocks
 
-__all__ = ["LONG_SECONDS", "is_long", "stream_features"]
+__all__ = ["LONG_SECONDS", "PROSODY_MAX_SECONDS", "is_long", "prosody_too_long",
+           "stream_features"]
 
 #: Whole files (``duration == 0``) longer than this, in seconds after ``offset``, are
 #: streamed.
 LONG_SECONDS = 60.0
+#: The longest whole file (seconds after ``offset``) whose prosody features are computed:
+#: pYIN and the voice measures hold the whole clip (bench/RESULTS.md has the memory).
+PROSODY_MAX_SECONDS = 600.0
 #: Candidates a file may have: the low-bit counts are int32.
 _MAX_CANDIDATES = 2 ** 31 - 1
 
@@ -67,6 +74,18 @@ def is_long(path: str, spec: FeatureSpec) -> bool:
         return False
     try:
         return _samples(path, spec)[1] > LONG_SECONDS * spec.sr
+    except AudioError:
+        return False
+
+
+def prosody_too_long(path: str, spec: FeatureSpec) -> bool:
+    """Whether ``path`` is a whole file (``duration == 0``) longer than
+    :data:`PROSODY_MAX_SECONDS` and ``spec`` a set with prosody, which would hold it
+    whole (False when the header cannot be read)."""
+    if spec.duration or not spec.has_prosody:
+        return False
+    try:
+        return _samples(path, spec)[1] > PROSODY_MAX_SECONDS * spec.sr
     except AudioError:
         return False
 
@@ -165,12 +184,17 @@ def _tuning(high: np.ndarray, low: np.ndarray, highs: np.ndarray, total: int) ->
     return int(np.argmax(hist)) if hist.sum() else n_bins // 2
 
 
-def stream_features(path: str, spec: FeatureSpec) -> tuple[np.ndarray, int]:
+def stream_features(path: str, spec: FeatureSpec,
+                    on_frames: Callable[[np.ndarray], None] | None = None
+                    ) -> tuple[np.ndarray, int]:
     """The row of ``path`` (``spec.n_features,`` float32, as ``compute_batch`` on
     ``load_clip(path, spec)``) and its length in samples at ``spec.sr``, in bounded memory.
 
-    ``spec`` is a whole-file seed spec. Raises :class:`AudioError` (one line) when the
-    file cannot be decoded or holds NaN/inf samples.
+    ``spec`` is a whole-file seed spec. ``on_frames``, when given, receives the clip's
+    frame-level columns in order, one chunk at a time: (k, len(spec.frame_columns))
+    float32, the rows ``compute_batch(..., frames=True)`` returns. Raises
+    :class:`AudioError` (one line) when the file cannot be decoded or holds NaN/inf
+    samples.
     """
     if spec.name != "seed":
         raise ValueError("only the seed set is streamed")
@@ -210,7 +234,10 @@ def stream_features(path: str, spec: FeatureSpec) -> tuple[np.ndarray, int]:
     moments = np.zeros(3)
     for c in _chunks(path, spec, start, n):
         found = fr.compute(c)
-        db_sum += np.maximum(fr.db(c.count), floor).sum(axis=0, dtype=np.float64)
+        clamped = np.maximum(fr.db(c.count), floor)
+        db_sum += clamped.sum(axis=0, dtype=np.float64)
+        if on_frames is not None:
+            on_frames(np.concatenate([clamped, clamped @ fr.banks.dct], axis=1))
         long_kernels.moment_sums(c.new, mean, moments)
         long_kernels.tally_low(fr.pitches, fr.pitch_mags, found, edges, n_chroma,
                                highs.astype(np.int64), low)

@@ -51,8 +51,8 @@ from .files import FileLock, atomic_write, move_into_place
 from .journal import Journal
 from ..features.spec import FeatureSpec
 
-__all__ = ["CSV_FIELDS", "RowMeta", "RowResult", "Store", "StoreError", "StoreWriter",
-           "check_out", "file_stat", "open_store"]
+__all__ = ["CSV_FIELDS", "FramesFile", "RowMeta", "RowResult", "Store", "StoreError",
+           "StoreWriter", "check_out", "file_stat", "long_frames_dir", "open_store"]
 
 CSV_FIELDS = ["row", "path", "status", "error", "dataset", "speaker", "gender", "label",
               "duration", "augment", "source", "frame_start", "n_frames"]
@@ -87,7 +87,18 @@ class RowResult:
     values: np.ndarray | None = None
     error: str = ""
     duration: float = 0.0
-    frames: np.ndarray | None = None
+    frames: "np.ndarray | FramesFile | None" = None
+
+
+@dataclass
+class FramesFile:
+    """A row's frame-level features written by a worker to a file of raw little-endian
+    float32 rows (``n_frames`` of them, already checked finite), in the store's
+    :func:`long_frames_dir`; the writer copies it into the store and removes it. Used for
+    long files, whose frames should not travel through memory."""
+
+    path: str
+    n_frames: int
 
 
 def _paths(out: str) -> dict[str, str]:
@@ -96,8 +107,14 @@ def _paths(out: str) -> dict[str, str]:
         "npy": base + ".npy", "csv": base + ".csv", "json": base + ".json",
         "frames": base + ".frames.npy", "partial": base + ".npy.partial",
         "frames_partial": base + ".frames.partial", "journal": base + ".journal",
-        "lock": base + ".lock",
+        "lock": base + ".lock", "frames_long": base + ".frames.long",
     }
+
+
+def long_frames_dir(out: str) -> str:
+    """The folder beside store ``out`` where workers write :class:`FramesFile` s
+    (``<row>.f4``); the writer creates it and removes it when the store is finished."""
+    return _paths(out)["frames_long"]
 
 
 #: The files of a finished store, in the order :meth:`StoreWriter.finish` writes them
@@ -240,6 +257,7 @@ class StoreWriter:
             self._reopen(fingerprint)
             return
         self._remove(_RUNNING)
+        self._remove_long_frames()
         self._fresh = True
         self.journal = Journal.create(p["journal"], fingerprint)
         self.values = np.lib.format.open_memmap(
@@ -286,8 +304,9 @@ class StoreWriter:
         """Record one finished row (made durable by the next :meth:`flush`)."""
         meta = self.plan[result.row]
         error = result.error
+        spilled = isinstance(result.frames, FramesFile)
         if not error and not (np.isfinite(result.values).all() and (
-                result.frames is None or np.isfinite(result.frames).all())):
+                result.frames is None or spilled or np.isfinite(result.frames).all())):
             error = "feature error: non-finite features (NaN or inf)"
         entry = {"row": result.row, "error": error,
                  "duration": round(float(result.duration), 6), "frames_at": 0, "n_frames": 0,
@@ -299,8 +318,15 @@ class StoreWriter:
             self.values[result.row, -1] = gender_value(meta.gender)
             if self.frames and result.frames is not None:
                 entry["frames_at"] = self.frames_file.tell()
-                entry["n_frames"] = int(result.frames.shape[0])
-                self.frames_file.write(np.ascontiguousarray(result.frames, "<f4").tobytes())
+                if spilled:
+                    entry["n_frames"] = result.frames.n_frames
+                    _copy(result.frames.path, self.frames_file,
+                          result.frames.n_frames * 4 * self.n_frame_cols)
+                else:
+                    entry["n_frames"] = int(result.frames.shape[0])
+                    self.frames_file.write(np.ascontiguousarray(result.frames, "<f4").tobytes())
+        if spilled:
+            os.remove(result.frames.path)
         self._pending.append(entry)
 
     def flush(self) -> None:
@@ -348,8 +374,21 @@ class StoreWriter:
         self.journal.remove()
         self.journal = None
         os.remove(self.paths["frames_partial"])
+        self._remove_long_frames()
         self.close()
         return meta
+
+    def _remove_long_frames(self) -> None:
+        """Remove :func:`long_frames_dir` and the ``<row>.f4`` files workers left in it
+        when a run stopped (nothing else: a folder holding other files stays)."""
+        folder = self.paths["frames_long"]
+        if not os.path.isdir(folder):
+            return
+        for name in os.listdir(folder):
+            if name.removesuffix(".f4").isdigit():
+                os.remove(os.path.join(folder, name))
+        if not os.listdir(folder):
+            os.rmdir(folder)
 
     def close(self) -> None:
         """Close the run's files and release the lock. The run stays resumable; a run
@@ -381,8 +420,26 @@ class StoreWriter:
                 for i in range(len(self.plan)):
                     e = self.done[i]
                     src.seek(e["frames_at"])
-                    dst.write(src.read(e["n_frames"] * row_bytes))
+                    _copy(src, dst, e["n_frames"] * row_bytes)
         return starts
+
+
+#: Bytes copied at a time between frame files (memory stays flat for long rows).
+_COPY_BLOCK = 1 << 24
+
+
+def _copy(src, dst, size: int) -> None:
+    """Copy ``size`` bytes from ``src`` (an open file at its position, or a path) to the
+    open file ``dst``; StoreError if ``src`` holds fewer."""
+    if isinstance(src, str):
+        with open(src, "rb") as fh:
+            return _copy(fh, dst, size)
+    while size > 0:
+        block = src.read(min(size, _COPY_BLOCK))
+        if not block:
+            raise StoreError(f"{getattr(src, 'name', 'frames')}: {size} bytes of frames missing")
+        dst.write(block)
+        size -= len(block)
 
 
 @dataclass
@@ -423,7 +480,17 @@ def open_store(out: str) -> Store:
         with open(p["json"], encoding="utf-8") as fh:
             meta = json.load(fh)
         with open(p["csv"], newline="", encoding="utf-8") as fh:
-            rows = [{k: read_cell(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+            reader = csv.DictReader(fh)
+            lacking = [f for f in CSV_FIELDS if f not in (reader.fieldnames or ())]
+            if lacking:
+                raise StoreError(f"damaged serfast store {out}: {p['csv']} lacks the "
+                                 f"column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}")
+            raw = list(reader)
+        short = next((i for i, r in enumerate(raw) if None in r or None in r.values()), None)
+        if short is not None:
+            raise StoreError(f"damaged serfast store {out}: row {short} of {p['csv']} has "
+                             f"{'more' if None in raw[short] else 'fewer'} cells than its header")
+        rows = [{k: read_cell(v) for k, v in r.items()} for r in raw]
         values = np.load(p["npy"], mmap_mode="r")
         frames = np.load(p["frames"], mmap_mode="r") if meta.get("frames") else None
         FeatureSpec.from_dict(meta["spec"])
