@@ -1,12 +1,11 @@
 """`serfast train` and `serfast evaluate`."""
 
-import csv
 import json
 import os
 
 import click
 
-from serfast.io.files import atomic_write
+from serfast.model.report import write_predictions
 from serfast.io.store import StoreError
 
 
@@ -130,12 +129,7 @@ def evaluate(model_dir, stores, as_json, predictions):
                    err=True)
     if predictions:
         try:
-            with atomic_write(predictions, "w", newline="", encoding="utf-8") as fh:
-                fields = ["path", "true", "predicted", "confidence"] + [
-                    f"p_{lab}" for lab in result["labels"]]
-                writer = csv.DictWriter(fh, fields)
-                writer.writeheader()
-                writer.writerows(rows)
+            write_predictions(predictions, rows, result["labels"])
         except OSError as err:
             raise click.ClickException(f"--predictions {predictions}: {err.strerror}") from None
     if as_json:

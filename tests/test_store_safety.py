@@ -478,3 +478,35 @@ def test_store_csv_text_cannot_be_a_formula_and_reads_back_as_written(tmp_path):
     back = open_store(str(tmp_path / "s.npy")).rows[0]
     assert (back["path"], back["dataset"], back["speaker"], back["label"]) == \
         ("=HYPERLINK(x).wav", "@corpus", "-1", "+angry")
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("drop n_frames column", "lacks the column n_frames"),
+    ("short row", "row 1 of .* has fewer cells than its header"),
+])
+def test_a_store_csv_with_missing_cells_is_one_line(good_corpus, tmp_path, damage, message):
+    from serfast.io.store import open_store
+    out = tmp_path / "s.npy"
+    extract(str(good_corpus), str(out), OPTIONS)
+    path = tmp_path / "s.csv"
+    rows = list(csv.reader(open(path, newline="")))
+    if damage == "drop n_frames column":
+        rows = [r[:-1] for r in rows]
+    else:
+        rows[2] = rows[2][:5]
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    with pytest.raises(StoreError, match=message) as err:
+        open_store(str(out))
+    assert "\n" not in str(err.value) and "damaged serfast store" in str(err.value)
+
+
+def test_evaluate_predictions_quote_formula_like_paths(tmp_path):
+    from serfast.model.report import write_predictions
+    out = tmp_path / "p.csv"
+    write_predictions(str(out), [{"path": "=HYPERLINK(\"x\")", "true": "angry",
+                                  "predicted": "sad", "confidence": 0.5, "p_angry": 0.5,
+                                  "p_sad": 0.5}], ["angry", "sad"])
+    rows = list(csv.reader(open(out, newline="")))
+    assert rows[0] == ["path", "true", "predicted", "confidence", "p_angry", "p_sad"]
+    assert rows[1][0] == "'=HYPERLINK(\"x\")" and rows[1][1:4] == ["angry", "sad", "0.5"]

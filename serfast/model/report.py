@@ -3,12 +3,17 @@ person) and PNGs: confusion matrix, per-fold accuracy, training curves."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 
 import numpy as np
 
-__all__ = ["compare_table", "confusion_table", "loco_table", "markdown", "write_report"]
+from ..io.csv_cells import safe_row
+from ..io.files import atomic_write
+
+__all__ = ["compare_table", "confusion_table", "loco_table", "markdown", "write_predictions",
+           "write_report"]
 
 
 def _pct(summary: dict, key: str) -> str:
@@ -213,3 +218,14 @@ def write_report(model_dir: str, report: dict) -> None:
     pictures = _plots(model_dir, report) if "cv" in report else []
     with open(os.path.join(model_dir, "report.md"), "w", encoding="utf-8") as fh:
         fh.write(markdown(report, pictures))
+
+
+def write_predictions(path: str, rows: list[dict], labels: list[str]) -> None:
+    """Write ``evaluate``'s per-clip predictions (``rows`` of path, true, predicted,
+    confidence, p_<label>) as a CSV at ``path``, atomically; text cells that a
+    spreadsheet would run as formulas are quoted (``serfast.io.csv_cells``)."""
+    fields = ["path", "true", "predicted", "confidence"] + [f"p_{lab}" for lab in labels]
+    with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(fields)
+        writer.writerows(safe_row([r[f] for f in fields]) for r in rows)
