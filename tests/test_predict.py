@@ -704,3 +704,32 @@ def test_timeline_names_channels_and_labels_its_axes(archive, predictor, tmp_pat
     assert [ax.get_ylabel() for ax in named.axes] == ["rep\nprobability", "client\nprobability"]
     mixed = timeline_figure("a.wav", ["mix"], results[:1], EMOTIONS)
     assert mixed.axes[0].get_ylabel() == "mix\nprobability"
+
+
+def test_a_model_of_the_all_set_labels_calls_with_prosody_windows(tmp_path):
+    """A model trained on the ``all`` set gets every window's seed and prosody columns,
+    each window computed whole (pYIN needs it); a ``prosody``-only model is refused."""
+    from serfast.calls.predict import load_model
+    from serfast.model.config import ModelError
+
+    spec = FeatureSpec(name="all")
+    seed_part = fit_predictor()
+    clips = [resample(telephone(synth_clip(e, 1, 0, 22050, 3.0)), SR, spec.sr)[:int(2.5 * spec.sr)]
+             for e in EMOTIONS]
+    values = compute_batch(clips, spec).values
+    mean, std = values.mean(axis=0), values.std(axis=0) + 1e-6
+    z = (values - mean) / std
+    model = CentroidPredictor(spec, z, mean, std)
+    root = tmp_path / "calls"
+    root.mkdir()
+    sf.write(str(root / "a.wav"), call(PLAN[:2], 11.0), SR, subtype="ULAW")
+    rep = run([root], model, tmp_path / "labels.csv")
+    assert (rep.files, rep.channels, rep.errors) == (1, 2, 0)
+    rows = [r for r in read_csv(tmp_path / "labels.csv") if r["label"]]
+    assert rows and model.calls  # predict_proba asserted the all set's column count
+    for ch, emotion, _, start in PLAN[:2]:
+        assert any(r["channel"] == str(ch) and float(r["start"]) < start + 3.5 for r in rows)
+    assert load_model(model) is model and load_model(seed_part) is seed_part
+    prosody = CentroidPredictor(FeatureSpec(name="prosody"), z, mean, std)
+    with pytest.raises(ModelError, match="needs a set with the seed columns"):
+        load_model(prosody)

@@ -124,8 +124,10 @@ class _Labeller:
         self.planned: list[int] = []  # window starts not yet cut
         self.open_emitted: set[int] = set()  # starts already planned in the open region
         self.pending: list[tuple[int, int]] = []  # windows cut, features not computed
-        self.channel_frames = (ChannelFrames(self.spec)
-                               if resolve_device(options.device) == "cpu" else None)
+        # windows from frames computed once: the seed set on the CPU; otherwise each
+        # window is computed whole (prosody: pYIN and the voice measures need the window)
+        self.channel_frames = (ChannelFrames(self.spec) if self.spec.name == "seed"
+                               and resolve_device(options.device) == "cpu" else None)
         self.spans: list[tuple[int, int]] = []
         self.values: list[np.ndarray] = []  # features of windows not yet scored
         self.frames: list[np.ndarray] = []
@@ -149,7 +151,7 @@ class _Labeller:
         self._plan(self.vad.push(y))
         self._cut(final=False)
         keep = min([self.vad.decided_sample - self.win] + self.planned)
-        if self.vad.open is not None:  # later windows start after those planned already,
+        if self.vad.open_start is not None:  # later windows start after those planned already,
             # or the region may stay short and get a centred window
             keep = min(keep, max(self.open_emitted) if self.open_emitted
                        else self.vad.open_start - max(self.win, *self.leads))
@@ -238,7 +240,7 @@ class _Labeller:
             self.planned += [s for s in region_windows(a, b, self.win, self.hop, self.leads)
                              if s not in self.open_emitted]
             self.open_emitted = set()
-        if self.vad.open is not None:  # windows certain to exist in a long open region
+        if self.vad.open_start is not None:  # windows certain to exist in a long open region
             a, b = self.vad.open_start, self.vad.open_end
             for s in range(a, b - self.win + 1, self.hop):
                 if s not in self.open_emitted:

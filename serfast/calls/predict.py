@@ -96,18 +96,18 @@ def list_archive(sources: list[str]) -> list[str]:
 
 def load_model(model):
     """A Predictor: ``model`` itself, or the one saved in the folder ``model``; ModelError
-    (one line) for a model trained on another feature set than ``seed``, the one the call
-    windows are computed with."""
+    (one line) for a model whose feature set lacks the seed columns (``prosody``): the
+    windows' MFCC means find the speaker turns."""
     if isinstance(model, (str, os.PathLike)):
         from ..model.saved import load_predictor
 
         model = load_predictor(os.fspath(model))
-    if model.spec.name != "seed":
+    if not model.spec.has_seed:
         from ..model.config import ModelError
 
         raise ModelError(f"the model was trained on feature set {model.spec.name!r}; predict "
-                         "computes the seed set on call windows (train on a --features seed "
-                         "store)")
+                         "needs a set with the seed columns (train on a --features seed or "
+                         "all store)")
     return model
 
 
