@@ -34,6 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CORPORA = ("ravdess", "tess", "savee", "nemo", "ased", "emoes")
 CROP = ["--offset", "0", "--duration", "0"]
+#: The feature set of the shipped model's stores.
+FEATURES = "seed"
 
 __all__ = ["CORPORA", "CROP", "extract_stores", "held_out_probabilities", "main"]
 
@@ -45,8 +47,9 @@ def options():
     return TrainOptions(seed=0)
 
 
-def extract_stores(corpora_dir: str, work: str) -> list[str]:
-    """One store per corpus in ``work`` (extracted unless complete); their paths."""
+def extract_stores(corpora_dir: str, work: str, features: str = "seed") -> list[str]:
+    """One store per corpus in ``work`` (extracted with the feature set ``features``
+    unless complete); their paths."""
     os.makedirs(work, exist_ok=True)
     stores = []
     for name in CORPORA:
@@ -57,7 +60,8 @@ def extract_stores(corpora_dir: str, work: str) -> list[str]:
             source = manifest
         if not os.path.exists(out):
             subprocess.run([sys.executable, "-m", "serfast_cli", "extract", source, out,
-                            "--frames", "--quiet", *CROP], check=True)
+                            "--frames", "--quiet", "--features", features, *CROP],
+                           check=True)
         stores.append(out)
     return stores
 
@@ -132,6 +136,8 @@ def main(argv=None) -> int:
     ap.add_argument("--corpora", default=os.path.join(ROOT, "..", "shared", "corpora"))
     ap.add_argument("--work", default="/tmp/serfast-default")
     ap.add_argument("--out", default=os.path.join(ROOT, "serfast", "model", "default"))
+    ap.add_argument("--features", default=FEATURES, choices=("seed", "prosody", "all"),
+                    help="the stores' feature set (serfast extract --features)")
     ap.add_argument("--skip-loco", action="store_true",
                     help="train the final model only (temperature 1)")
     args = ap.parse_args(argv)
@@ -143,12 +149,12 @@ def main(argv=None) -> int:
 
     opts = options()
     start = time.perf_counter()
-    stores = extract_stores(args.corpora, args.work)
+    stores = extract_stores(args.corpora, args.work, args.features)
     ds = load_dataset(stores, resolve_classes(opts.classes), need_frames=True)
     print(f"{len(ds.y)} clips of {len(set(ds.corpora))} corpora, "
           f"{len(np.unique(ds.speakers))} speakers ({time.perf_counter() - start:.0f} s)")
     info = {"recipe": {k: v for k, v in vars(opts).items()}, "stores": CORPORA,
-            "crop": CROP, "clips": int(len(ds.y)),
+            "crop": CROP, "features": args.features, "clips": int(len(ds.y)),
             "speakers": int(len(np.unique(ds.speakers)))}
     temperature = 1.0
     if not args.skip_loco:
