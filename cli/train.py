@@ -53,6 +53,8 @@ def _library_errors():
               help="Feature normalisation [serfast: speaker, method: global].")
 @click.option("--ensemble", type=click.IntRange(1), default=2, show_default=True,
               help="Serfast: members of each kind (statistics MLP, frame CNN).")
+@click.option("--linear", type=click.IntRange(0), default=0, show_default=True,
+              help="Serfast: also this many logistic-regression members over the statistics.")
 @click.option("--epochs", type=click.IntRange(1), default=None,
               help="Epochs [serfast: 40; method: at most 100 with early stopping].")
 @click.option("--class-weight/--no-class-weight", default=True, show_default=True,
@@ -66,14 +68,15 @@ def _library_errors():
 @click.option("--seed", type=int, default=0, show_default=True, help="Folds and weights seed.")
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, ensemble,
-          epochs, class_weight, no_augmented, compare_baselines, compare_limit, seed, quiet):
+          linear, epochs, class_weight, no_augmented, compare_baselines, compare_limit, seed, quiet):
     """Cross-validate over speaker folds (or leave one corpus out), then train on all rows
     of STORES (.npy feature stores) and save the model, report.md, report.json and plots
     in --model DIR."""
     from serfast.model.train import TrainOptions, train as run_train
 
     options = TrainOptions(classes=classes, cv=cv, network=network, extractor=extractor,
-                           classifier=classifier, norm=norm, ensemble=ensemble, epochs=epochs,
+                           classifier=classifier, norm=norm, ensemble=ensemble, linear=linear,
+                           epochs=epochs,
                            class_weight=class_weight, augmented=not no_augmented, seed=seed,
                            compare_limit=compare_limit)
     try:

@@ -121,7 +121,7 @@ def test_evaluate_refuses_a_store_of_another_set(trained_model, good_corpus, tmp
 
     out = str(tmp_path / "prosody.npy")
     extract(str(good_corpus), out, ExtractOptions(spec=PROSODY, frames=True, workers=1))
-    with pytest.raises(TrainError, match="trained on feature set 'seed'; the store holds "
-                                         "'prosody'") as err:
+    with pytest.raises(TrainError, match="another feature spec than the model's: "
+                                         "re-extract with --features seed$") as err:
         evaluate(trained_model, [out])
     assert "\n" not in str(err.value)

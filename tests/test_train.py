@@ -535,7 +535,7 @@ def test_default_names_the_shipped_model_wherever_a_model_folder_is_read(
 
     model_dir, _ = trained
     by_path = CliRunner().invoke(main, ["evaluate", model_dir, stores["plain"], "--json"])
-    monkeypatch.setattr(saved, "shipped_model", lambda: model_dir)
+    monkeypatch.setattr(saved, "shipped_model", lambda name="default": model_dir)
     by_name = CliRunner().invoke(main, ["evaluate", "default", stores["plain"], "--json"])
     assert by_name.exit_code == 0, by_name.output
     assert json.loads(by_name.stdout) == json.loads(by_path.stdout)
@@ -554,10 +554,45 @@ def test_default_names_the_shipped_model_wherever_a_model_folder_is_read(
 def test_default_without_a_shipped_model_is_one_line(stores, tmp_path, monkeypatch):
     import serfast.model.saved as saved
 
-    monkeypatch.setattr(saved, "shipped_model", lambda: str(tmp_path / "missing"))
+    monkeypatch.setattr(saved, "shipped_model", lambda name="default": str(tmp_path / name))
     for args in (["evaluate", "default", stores["plain"]],
                  ["predict", stores["root"] / "corpus", "--out", tmp_path / "l.csv"]):
         result = CliRunner().invoke(main, [str(a) for a in args])
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert "no default model" in result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_linear_members_are_a_logistic_regression_saved_and_run_in_numpy(stores, tmp_path):
+    """``--linear`` adds logistic-regression members: their weights are scikit-learn's fit
+    on the same standardised statistics, the NumPy forward pass equals the safe Keras
+    load, and a model of linear members only trains too."""
+    from sklearn.linear_model import LogisticRegression
+
+    from serfast.model.inputs import network_inputs
+    from serfast.model.train import fit_norm, network_config, sample_weights
+
+    model_dir = str(tmp_path / "lin")
+    train([stores["plain"]], model_dir, TrainOptions(cv=0, ensemble=0, linear=1, seed=3))
+    meta = json.load(open(os.path.join(model_dir, "model.json")))
+    assert meta["config"]["members"] == ["linear"]
+    store = open_store(stores["plain"])
+    frames = [store.row_frames(i) for i in range(len(store.rows))]
+    groups = np.array([r["speaker"] for r in store.rows])
+    fast, slow = load_predictor(model_dir), load_predictor(model_dir, use_keras=True)
+    p_fast = fast.predict_proba(store.values, frames, groups)
+    assert np.allclose(p_fast, slow.predict_proba(store.values, frames, groups), atol=1e-5)
+    ds = load_dataset([stores["plain"]], resolve_classes("seed6"), need_frames=True)
+    rows = np.arange(len(ds.y))
+    opts = TrainOptions(cv=0, ensemble=0, linear=1, seed=3)
+    config = network_config(opts, ds)
+    x = network_inputs(config, fit_norm(config, ds, rows), ds.spec, **ds.subset(rows),
+                       gender=None)["stats"]
+    lr = LogisticRegression(C=opts.linear_c, max_iter=3000).fit(
+        x, ds.y, sample_weight=sample_weights(ds.y, ds.corpora))
+    assert (lr.predict_proba(x).argmax(1) == fast.predict_proba(**ds.subset(rows)).argmax(1)).mean() > 0.95
+    both = str(tmp_path / "both")
+    train([stores["plain"]], both, TrainOptions(cv=0, ensemble=1, linear=1, epochs=3, seed=3))
+    assert json.load(open(os.path.join(both, "model.json")))["config"]["members"] == ["stats", "linear"]
+    with pytest.raises(TrainError, match="at least one member"):
+        train([stores["plain"]], str(tmp_path / "none"), TrainOptions(cv=0, ensemble=0))

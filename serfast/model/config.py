@@ -3,10 +3,10 @@ the saved-model format number and the error every model function raises.
 
 Two networks:
 
-* ``serfast`` (the default): an ensemble of MLPs over per-speaker standardised utterance
-  statistics of the frame-level features (plus the store's 168 values and gender) and
-  small Conv1D sequence models over per-speaker normalised frames; member probabilities
-  are averaged. Needs a store extracted with ``--frames`` (without frames it falls back to
+* ``serfast`` (the default): an ensemble of MLPs (and optionally logistic regressions,
+  "linear" members) over per-speaker standardised utterance statistics of the frame-level
+  features (plus the store's values and gender) and small Conv1D sequence models over
+  per-speaker normalised frames; member probabilities are averaged. Needs a store extracted with ``--frames`` (without frames it falls back to
   MLPs over the 168 values).
 * ``method``: the SER-FusionNet method's exact network: a Conv1D (or Conv2D over the
   frame log-mel) extractor -> Dense 32 deep features, fused with the six statistical
@@ -47,7 +47,7 @@ class NetworkConfig:
     ensemble: int = 2
     frames: bool = True
     n_steps: int = 0
-    members: list[str] = field(default_factory=list)  # "stats" / "seq" per member
+    members: list[str] = field(default_factory=list)  # "stats" / "linear" / "seq" per member
     stats: str = "all"
     temperature: float = 1.0
 

@@ -11,7 +11,8 @@ __all__ = ["member_arrays", "numpy_member", "numpy_forward", "keras_forward"]
 
 def member_arrays(member, kind: str) -> dict[str, np.ndarray]:
     """A serfast member's weights as plain arrays, keyed ``layer/i``."""
-    names = ["hidden", "out"] + (["conv0", "bn0", "conv1", "bn1"] if kind == "seq" else [])
+    names = (["out"] if kind == "linear" else
+             ["hidden", "out"] + (["conv0", "bn0", "conv1", "bn1"] if kind == "seq" else []))
     return {f"{n}/{i}": np.asarray(w) for n in names
             for i, w in enumerate(member.get_layer(n).get_weights())}
 
@@ -37,6 +38,8 @@ def _conv_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 def numpy_member(kind: str, w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Inference of one serfast member in NumPy (dropout is the identity): (n, classes)."""
+    if kind == "linear":
+        return _softmax(x @ w["out/0"] + w["out/1"])
     if kind == "seq":
         for k in range(2):
             kernel, bias = w[f"conv{k}/0"], w[f"conv{k}/1"]  # (5, c_in, c_out)
@@ -58,6 +61,6 @@ def keras_forward(network) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
 def numpy_forward(kinds: list[str], weights: list[dict]) -> Callable:
     """Forward pass of a serfast ensemble without TensorFlow: mean member probabilities."""
     def forward(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return np.mean([numpy_member(k, w, inputs["stats" if k == "stats" else "seq"])
+        return np.mean([numpy_member(k, w, inputs["seq" if k == "seq" else "stats"])
                         for k, w in zip(kinds, weights)], axis=0)
     return forward

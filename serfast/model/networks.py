@@ -15,7 +15,8 @@ from typing import Iterator
 from .config import NetworkConfig
 
 __all__ = ["tensorflow", "keras_modules", "seeded_and_deterministic", "build_stats_member",
-           "build_seq_member", "build_method", "average_members"]
+           "build_linear_member", "build_seq_member", "build_method", "average_members",
+           "member_input"]
 
 
 def tensorflow():
@@ -126,6 +127,20 @@ def build_stats_member(n_in: int, n_classes: int, name: str):
     return keras.Model({"stats": x_in}, out, name=name)
 
 
+def build_linear_member(n_in: int, n_classes: int, name: str):
+    """Serfast linear member: softmax of one Dense layer over the statistics (its weights
+    are a logistic regression's, set by the trainer)."""
+    keras, layers = keras_modules()
+    x_in = keras.Input((n_in,), name="stats")
+    out = layers.Dense(n_classes, activation="softmax", name="out")(x_in)
+    return keras.Model({"stats": x_in}, out, name=name)
+
+
+def member_input(kind: str) -> str:
+    """The network input a serfast member of ``kind`` ("stats", "linear", "seq") reads."""
+    return "seq" if kind == "seq" else "stats"
+
+
 def build_seq_member(n_steps: int, n_feat: int, n_classes: int, name: str):
     """Serfast sequence model over (n_steps, n_feat) frames: 2 x [Conv1D 64 k5, BN, ReLU,
     max-pool 2] -> mean+max pooling over time -> Dense 64 ReLU -> softmax."""
@@ -174,11 +189,11 @@ def build_method(config: NetworkConfig, shapes: dict[str, tuple], n_classes: int
 
 
 def average_members(members: list, kinds: list[str], shapes: dict[str, tuple]):
-    """One Keras model averaging the serfast members' probabilities; member ``j`` reads
-    the input named ``kinds[j]`` ("stats" or "seq")."""
+    """One Keras model averaging the serfast members' probabilities; member ``j`` of kind
+    ``kinds[j]`` reads the input :func:`member_input` names."""
     keras, layers = keras_modules()
     inputs = {name: keras.Input(shape, name=name) for name, shape in shapes.items()}
-    outs = [m({k: inputs[k]}) for m, k in zip(members, kinds)]
+    outs = [m({member_input(k): inputs[member_input(k)]}) for m, k in zip(members, kinds)]
     if len(outs) == 1:
         return keras.Model(inputs, outs[0], name="ensemble")
     return keras.Model(inputs, layers.Average()(outs), name="ensemble")

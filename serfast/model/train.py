@@ -34,8 +34,8 @@ from .inputs import gender_column, moments, network_inputs, stat_block, standard
 from .predictor import Predictor
 from .clips import clip_ids, load_clip_ids, trained_on
 from .saved import check_model_dir, load_predictor, model_folder, save_model
-from .networks import (average_members, build_method, build_seq_member, build_stats_member,
-                       keras_modules, seeded_and_deterministic)
+from .networks import (average_members, build_linear_member, build_method, build_seq_member,
+                       build_stats_member, keras_modules, seeded_and_deterministic)
 from ..io.store import open_store
 
 __all__ = ["CLASS_SETS", "SEED6", "Dataset", "Fitted", "TrainError", "TrainOptions",
@@ -65,7 +65,9 @@ class TrainOptions:
     extractor: str = "conv1d"  # method: conv1d | conv2d
     classifier: str = "mlp"  # method: mlp | lstm | bilstm
     norm: str | None = None  # speaker | global (serfast: speaker, method: global)
-    ensemble: int = 2  # serfast: members of each kind
+    ensemble: int = 2  # serfast: MLP (and sequence) members
+    linear: int = 0  # serfast: logistic-regression members over the same statistics
+    linear_c: float = 0.003  # their inverse L2 strength (scikit-learn's C)
     stats: str = "mfcc"  # serfast: frames the MLP statistics pool: all | mfcc (NetworkConfig)
     sequence: bool = False  # serfast: also sequence members over the frames
     epochs: int | None = None  # serfast: 40 fixed; method: at most 100, early stopping
@@ -196,8 +198,10 @@ def network_config(options: TrainOptions, ds: Dataset) -> NetworkConfig:
     frames = ds.frames is not None if serfast else options.extractor == "conv2d"
     n_steps = max((len(f) for f in ds.frames), default=0) if ds.frames is not None else 0
     sequence = frames and options.sequence
-    kinds = (["stats"] * options.ensemble + (["seq"] * options.ensemble if sequence else [])
-             if serfast else [])
+    kinds = (["stats"] * options.ensemble + ["linear"] * options.linear
+             + (["seq"] * options.ensemble if sequence else []) if serfast else [])
+    if serfast and not kinds:
+        raise TrainError("the serfast network needs at least one member (--ensemble or --linear)")
     return NetworkConfig(network=options.network, extractor=options.extractor,
                          classifier=options.classifier,
                          norm=options.norm or ("speaker" if serfast else "global"),
@@ -263,6 +267,28 @@ class Fitted:
     history: list[dict] = field(default_factory=list)  # one per member: loss/accuracy
 
 
+#: Logit of a class no training row has, in a linear member (its probability ~1e-13).
+ABSENT_LOGIT = -30.0
+
+
+def fit_linear(member, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
+               n_classes: int, c: float) -> None:
+    """Set a linear member's weights to a multinomial logistic regression (scikit-learn,
+    L-BFGS, inverse L2 strength ``c``) of ``y`` on ``x`` (n, d), rows weighted by
+    ``weights``; a class absent from ``y`` gets :data:`ABSENT_LOGIT`."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=c, max_iter=3000).fit(x, y, sample_weight=weights)
+    kernel = np.zeros((x.shape[1], n_classes), np.float32)
+    bias = np.full(n_classes, ABSENT_LOGIT, np.float32)
+    classes = lr.classes_.astype(int)
+    if len(classes) == 2:  # scikit-learn's binary form: one logit for classes_[1]
+        kernel[:, classes[1]], bias[classes] = lr.coef_[0], (0.0, lr.intercept_[0])
+    else:
+        kernel[:, classes], bias[classes] = lr.coef_.T, lr.intercept_
+    member.get_layer("out").set_weights([kernel, bias])
+
+
 def fit(ds: Dataset, rows: np.ndarray, options: TrainOptions) -> Fitted:
     """Train one model (all ensemble members) on dataset ``rows`` (indices), with
     TensorFlow's op determinism on and the caller's random generators restored after
@@ -285,6 +311,11 @@ def _fit(ds: Dataset, rows: np.ndarray, options: TrainOptions) -> Fitted:
     if config.network == "serfast":
         for j, kind in enumerate(config.members):
             keras.utils.set_random_seed(options.seed * 1000 + j)
+            if kind == "linear":
+                member = build_linear_member(shapes["stats"][0], n_classes, f"linear{j}")
+                fit_linear(member, inputs["stats"], y, weights, n_classes, options.linear_c)
+                members.append(member)
+                continue
             member = (build_stats_member(shapes["stats"][0], n_classes, f"stats{j}")
                       if kind == "stats" else
                       build_seq_member(*shapes["seq"], n_classes, f"seq{j}"))
@@ -632,14 +663,12 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
     predictor = load_predictor(model_dir)
     ds = load_dataset(store_paths, predictor.labels, need_speakers=False,
                       need_frames=predictor.needs_frames)
-    if ds.spec.name != predictor.spec.name:
-        raise TrainError(f"the model was trained on feature set {predictor.spec.name!r}; the "
-                         f"store holds {ds.spec.name!r} (extract with --features "
-                         f"{predictor.spec.name})")
     if ds.spec != predictor.spec:
         want, got = predictor.spec.to_dict(), ds.spec.to_dict()
-        differ = ", ".join(f"--{k.replace('_', '-')} {want[k]:g}" if isinstance(want[k], float)
-                           else f"{k} {want[k]}" for k in want if want[k] != got.get(k))
+        differ = ", ".join(
+            f"--{'features' if k == 'name' else k.replace('_', '-')} "
+            + (f"{want[k]:g}" if isinstance(want[k], float) else f"{want[k]}")
+            for k in want if want[k] != got.get(k))
         raise TrainError(f"the store was extracted with another feature spec than the "
                          f"model's: re-extract with {differ}")
     rows = np.flatnonzero(~ds.augmented)
