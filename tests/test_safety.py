@@ -4,6 +4,7 @@ calling process's settings, or load a model that names code it does not know."""
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -124,6 +125,26 @@ def test_library_train_and_evaluate_leave_the_callers_settings(tmp_path):
         "op determinism: False", "owned: False"]
 
 
+def test_serfast_train_prints_only_its_own_lines(tmp_path):
+    """The CLI imports TensorFlow with its start-up notices hidden (absl, CPU-feature
+    guard), however the first import is reached (the trainer's determinism switch)."""
+    from serfast.demo import make_demo_corpus
+    from serfast.extract import ExtractOptions, extract
+
+    make_demo_corpus(str(tmp_path / "corpus"), speakers=2, takes=1)
+    store = str(tmp_path / "store.npy")
+    extract(str(tmp_path / "corpus"), store, ExtractOptions(frames=True, workers=1))
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "serfast_cli", "train", store, "--model",
+                           str(tmp_path / "m"), "--cv", "0", "--ensemble", "1", "--epochs",
+                           "1", "--quiet"], capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and re.fullmatch(rf"model and report -> {re.escape(str(tmp_path / 'm'))} "
+                                            r"\(\d+ s\)", lines[0]), lines
+
+
 def test_a_dask_workers_thread_limits_are_restored_after_each_task():
     code = r"""
 from threadpoolctl import threadpool_info
@@ -162,12 +183,14 @@ def _edit_config(model_dir, **changes):
     path.write_text(json.dumps(meta))
 
 
-@pytest.mark.parametrize("config", [{"network": "evil"}, {"network": "serfast", "hook": 1}])
+@pytest.mark.parametrize("config", [{"network": "evil"}, {"network": "serfast", "hook": 1},
+                                    {"members": ["stats", "evil"]}])
 def test_a_model_naming_an_unknown_network_is_refused(trained_model, tmp_path, config):
     model_dir = tmp_path / "model"
     shutil.copytree(trained_model, model_dir)
     _edit_config(model_dir, **config)
-    with pytest.raises(ModelError, match="unknown network 'evil'|not serfast's"):
+    with pytest.raises(ModelError, match="unknown network 'evil'|not serfast's|"
+                                         "unknown ensemble member kind 'evil'"):
         load_predictor(str(model_dir))
 
 

@@ -100,9 +100,9 @@ def seeded_and_deterministic(seed: int) -> Iterator[None]:
     import random
 
     import numpy as np
-    from tensorflow.python.framework import config as tf_config
 
-    keras, _ = keras_modules()
+    keras, _ = keras_modules()  # TensorFlow imported quietly first (tensorflow())
+    from tensorflow.python.framework import config as tf_config
     was_deterministic = tf_config.is_op_determinism_enabled()
     python_state, numpy_state = random.getstate(), np.random.get_state()
     tf_config.enable_op_determinism()

@@ -35,37 +35,44 @@ from .gender import GenderClassifier
 from .networks import keras_modules
 from .predictor import Predictor
 
-__all__ = ["DEFAULT_MODEL", "NETWORKS", "check_model_dir", "load_predictor", "model_folder",
+__all__ = ["DEFAULT_MODEL", "NETWORKS", "SHIPPED_MODELS", "check_model_dir", "load_predictor", "model_folder",
            "read_meta", "save_model", "shipped_model"]
 
 #: The name that stands for the model shipped inside the package, wherever a model folder
 #: is read (``serfast evaluate default …``, ``predict`` without ``--model``). A folder of
 #: that name in the working directory is ``./default``.
 DEFAULT_MODEL = "default"
+#: The models shipped inside the package, by the name that stands for each: ``default``
+#: (the ``all`` feature set: seed + prosody, the best across corpora) and ``fast`` (the
+#: seed set: about 3x faster on call archives, weaker on unseen corpora). README's model
+#: card has their leave-one-corpus-out tables.
+SHIPPED_MODELS = (DEFAULT_MODEL, "fast")
 
 
 def model_folder(model_dir: str | os.PathLike) -> str:
-    """The folder a model argument names: :data:`DEFAULT_MODEL` is the package's
-    ``serfast/model/default/`` (ModelError, one line, when this installation has none);
-    any other path is returned as it is."""
+    """The folder a model argument names: a name of :data:`SHIPPED_MODELS` is the
+    package's ``serfast/model/<name>/`` (ModelError, one line, when this installation
+    lacks it); any other path is returned as it is."""
     model_dir = os.fspath(model_dir)
-    if model_dir != DEFAULT_MODEL:
+    if model_dir not in SHIPPED_MODELS:
         return model_dir
-    folder = shipped_model()
+    folder = shipped_model(model_dir)
     if not os.path.isfile(os.path.join(folder, "model.json")):
-        raise ModelError("this serfast installation has no default model (serfast/model/"
-                         "default/ is missing); pass the folder of a model you trained")
+        raise ModelError(f"this serfast installation has no {model_dir} model (serfast/model/"
+                         f"{model_dir}/ is missing); pass the folder of a model you trained")
     return folder
 
 
-def shipped_model() -> str:
-    """Where the package keeps its default model: ``serfast/model/default/``."""
+def shipped_model(name: str = DEFAULT_MODEL) -> str:
+    """Where the package keeps its shipped model ``name``: ``serfast/model/<name>/``."""
     from importlib.resources import files
 
-    return os.fspath(files(__package__) / DEFAULT_MODEL)
+    return os.fspath(files(__package__) / name)
 
 #: The networks a model DIR may name; any other is refused before a file is opened.
 NETWORKS = ("serfast", "method")
+#: The kinds of serfast ensemble member a model DIR may name.
+MEMBER_KINDS = ("stats", "linear", "seq")
 #: What a model DIR written before ``model.json`` listed its files may hold (+ ``*.png``).
 _KNOWN_FILES = {"model.json", "network.keras", "norm.npz", "weights.npz", CLIPS_FILE,
                 "report.json", "report.md"}
@@ -221,6 +228,10 @@ def _config(meta: dict, path: str) -> NetworkConfig:
     if config.network not in NETWORKS:
         raise ModelError(f"{path}: unknown network {config.network!r} "
                          f"(this serfast loads {' and '.join(NETWORKS)})")
+    unknown = sorted(set(config.members) - set(MEMBER_KINDS))
+    if unknown:
+        raise ModelError(f"{path}: unknown ensemble member kind {unknown[0]!r} (this serfast "
+                         f"loads {', '.join(MEMBER_KINDS)})")
     return config
 
 
