@@ -31,7 +31,9 @@ def _audio(seconds: float) -> str:
 @click.command()
 @click.argument("archive", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--model", "model_dir", default="default", show_default=True,
-              help="Folder of a trained model; 'default' = the model shipped with serfast.")
+              help="Folder of a trained model; 'default' = the model shipped with serfast "
+                   "(seed + prosody features), 'fast' = the shipped seed-set model (about "
+                   "3x faster, less accurate).")
 @click.option("--out", required=True, type=click.Path(),
               help="Labels CSV (e.g. day1.csv): one row per window of speech.")
 @click.option("--summary", default="", type=click.Path(),

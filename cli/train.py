@@ -51,7 +51,7 @@ def _library_errors():
               show_default=True, help="Method network: classifier head.")
 @click.option("--norm", type=click.Choice(["speaker", "global"]), default=None,
               help="Feature normalisation [serfast: speaker, method: global].")
-@click.option("--ensemble", type=click.IntRange(1), default=2, show_default=True,
+@click.option("--ensemble", type=click.IntRange(0), default=2, show_default=True,
               help="Serfast: members of each kind (statistics MLP, frame CNN).")
 @click.option("--linear", type=click.IntRange(0), default=0, show_default=True,
               help="Serfast: also this many logistic-regression members over the statistics.")

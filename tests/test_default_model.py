@@ -1,4 +1,5 @@
-"""The model shipped inside the package loads without TensorFlow and gives probabilities."""
+"""The models shipped inside the package (``default``: the all set; ``fast``: the seed set)
+load without TensorFlow and give probabilities."""
 
 import json
 import os
@@ -6,11 +7,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import serfast.model
 from serfast.model.predictor import calibrated
 
 DEFAULT = os.path.join(os.path.dirname(serfast.model.__file__), "default")
+SHIPPED = {name: os.path.join(os.path.dirname(serfast.model.__file__), name)
+           for name in ("default", "fast")}
 
 
 def _rows(spec, n: int, seed: int = 0):
@@ -18,18 +22,22 @@ def _rows(spec, n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     values = rng.normal(0, 1, (n, len(spec.columns))).astype(np.float32)
     values[:, -1] = np.nan  # gender unknown: the model's gender classifier fills it
-    n_cols = spec.n_mels + spec.n_mfcc
+    n_cols = len(spec.frame_columns)
     frames = [rng.normal(-40, 10, (int(rng.integers(20, 120)), n_cols)).astype(np.float32)
               for _ in range(n)]
     return values, frames
 
 
-def test_default_model_loads_and_predicts_finite_probabilities():
-    from serfast.model.saved import load_predictor
+@pytest.mark.parametrize("name, feature_set", [("default", "all"), ("fast", "seed")])
+def test_shipped_models_load_and_predict_finite_probabilities(name, feature_set):
+    from serfast.model.saved import SHIPPED_MODELS, load_predictor, model_folder
 
-    meta = json.load(open(os.path.join(DEFAULT, "model.json")))
+    assert name in SHIPPED_MODELS and model_folder(name) == SHIPPED[name]
+    meta = json.load(open(os.path.join(SHIPPED[name], "model.json")))
     assert meta["labels"] == ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
-    predictor = load_predictor(DEFAULT)
+    predictor = load_predictor(name)
+    assert predictor.spec.name == feature_set
+    assert (predictor.spec.offset, predictor.spec.duration) == (0.0, 0.0)
     values, frames = _rows(predictor.spec, 12)
     proba = predictor.predict_proba(values, frames, groups=np.repeat([0, 1], 6))
     assert proba.shape == (12, 6)
@@ -39,11 +47,13 @@ def test_default_model_loads_and_predicts_finite_probabilities():
     assert one.shape == (1, 6) and np.isfinite(one).all()
 
 
-def test_default_model_is_small_and_loads_without_tensorflow():
-    size = sum(os.path.getsize(os.path.join(DEFAULT, f)) for f in os.listdir(DEFAULT))
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_shipped_models_are_small_and_load_without_tensorflow(name):
+    folder = SHIPPED[name]
+    size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
     assert size < 8e6
     code = ("import sys; from serfast.model.saved import load_predictor; "
-            f"load_predictor({DEFAULT!r}); print('tensorflow' in sys.modules)")
+            f"load_predictor({folder!r}); print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()[-1]
     assert out == "False"
@@ -61,14 +71,13 @@ def test_temperature_keeps_the_ranking_and_spreads_the_probabilities():
 
 
 def test_evaluate_default_on_a_store_of_another_crop_names_the_options(good_corpus, tmp_path):
-    """The shipped model reads whole files: a store of the 0.6 + 2.5 s crop is refused in
-    one line that says how to re-extract it."""
-    import pytest
-
+    """The shipped model reads whole files of the all set: a seed store of the 0.6 + 2.5 s
+    crop is refused in one line that says how to re-extract it."""
     from serfast.extract import ExtractOptions, extract
     from serfast.model.train import TrainError, evaluate
 
     out = str(tmp_path / "crop.npy")
     extract(str(good_corpus), out, ExtractOptions(workers=1, frames=True))
-    with pytest.raises(TrainError, match="re-extract with --offset 0, --duration 0"):
+    with pytest.raises(TrainError, match="re-extract with --offset 0, --duration 0, "
+                                         "--features all$"):
         evaluate("default", [out])
