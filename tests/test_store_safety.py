@@ -351,7 +351,8 @@ def test_a_killed_worker_is_one_line_and_the_run_resumes(good_corpus, tmp_path, 
     corpus = tmp_path / "corpus"
     shutil.copytree(good_corpus, corpus)
     (corpus / "zz").mkdir()
-    shutil.copy(next(good_corpus.rglob("*.wav")), corpus / "zz" / "kill.wav")
+    for name in ("kill1.wav", "kill2.wav"):  # two: a resume of one task would run in-process
+        shutil.copy(next(good_corpus.rglob("*.wav")), corpus / "zz" / name)
     ref = tmp_path / "ref" / "s.npy"
     ref.parent.mkdir()
     extract(str(corpus), str(ref), OPTIONS)
