@@ -173,7 +173,7 @@ LONG_COPY_ERROR = ("not made: augmented copies of whole files over {:g} s would 
 
 def streamed_rows(task: ClipTask, spec: FeatureSpec, frames: bool = False,
                   frames_dir: str = "") -> list[RowResult]:
-    """The rows of a long whole file (see :func:`serfast.features.long_clips.is_long`),
+    """The rows of a long whole file (see :func:`serfast.features.long_clips.long_route`),
     streamed in bounded memory: its own row (with ``frames``, its frame-level features
     written to ``frames_dir/<row>.f4``, or kept in memory when ``frames_dir`` is "", as
     on a Dask worker); augmented copies are error rows (:data:`LONG_COPY_ERROR`)."""
@@ -243,37 +243,21 @@ PROSODY_LONG_ERROR = ("not computed: prosody features of whole files over {:g} s
                       "the whole file in memory (extract with --duration, or --features seed)")
 
 
-def _too_long(task: ClipTask, spec: FeatureSpec) -> list[RowResult]:
-    """Error rows for every row of ``task`` when its file is too long for ``spec``'s
-    prosody set (see :func:`serfast.features.long_clips.prosody_too_long`), else []."""
-    from .features.long_clips import PROSODY_MAX_SECONDS, prosody_too_long
-    if not prosody_too_long(task[0], spec):
-        return []
-    return [RowResult(r, error=PROSODY_LONG_ERROR.format(PROSODY_MAX_SECONDS))
-            for r, _ in task[1]]
-
-
-def _streamed(task: ClipTask, spec: FeatureSpec) -> bool:
-    """Whether ``task`` is a long whole file to stream (its augmented copies included:
-    :func:`streamed_rows` refuses them)."""
-    from .features.long_clips import is_long
-    return is_long(task[0], spec)
-
-
 def _process_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool, seed: int,
                    frames_dir: str = "", device: str = "cpu",
                    gpu_share: float = 1.0) -> list[RowResult]:
     """Decode and compute every row of a shard of clips on ``device``; long whole files
     are streamed on the CPU (their frames written to ``frames_dir``, see
     :func:`streamed_rows`)."""
-    refused = {i: rows for i, t in enumerate(shard) if (rows := _too_long(t, spec))}
-    shard = [t for i, t in enumerate(shard) if i not in refused]
-    long = [t for t in shard if _streamed(t, spec)]
-    rest = [t for t in shard if t not in long]
-    streamed = [res for t in long for res in streamed_rows(t, spec, frames, frames_dir)]
-    signals, errors = _decode_shard(rest, spec, frames, seed)
-    return ([res for rows in refused.values() for res in rows] + streamed + errors
-            + feature_rows(signals, spec, frames, device, gpu_share))
+    from .features.long_clips import PROSODY_MAX_SECONDS, REFUSE, STREAM, long_route
+    routes = [long_route(path, spec) for path, _ in shard]
+    refused = [RowResult(r, error=PROSODY_LONG_ERROR.format(PROSODY_MAX_SECONDS))
+               for t, route in zip(shard, routes) if route == REFUSE for r, _ in t[1]]
+    streamed = [res for t, route in zip(shard, routes) if route == STREAM
+                for res in streamed_rows(t, spec, frames, frames_dir)]
+    signals, errors = _decode_shard([t for t, route in zip(shard, routes) if not route],
+                                    spec, frames, seed)
+    return refused + streamed + errors + feature_rows(signals, spec, frames, device, gpu_share)
 
 
 def _cluster_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,

@@ -5,7 +5,7 @@ import soundfile as sf
 
 from serfast.extract import ExtractOptions, extract
 from serfast.features import FeatureSpec, compute_batch
-from serfast.features.long_clips import LONG_SECONDS, is_long, stream_features
+from serfast.features.long_clips import LONG_SECONDS, REFUSE, STREAM, long_route, stream_features
 from serfast.io import load_clip
 from serfast.io.store import open_store
 
@@ -35,7 +35,7 @@ def test_a_long_whole_file_streams_to_the_whole_file_row(tmp_path):
     path = str(tmp_path / "long.wav")
     _long_file(path)
     spec = FeatureSpec(offset=0.0, duration=0.0)
-    assert is_long(path, spec) and not is_long(path, FeatureSpec())
+    assert long_route(path, spec) == STREAM and long_route(path, FeatureSpec()) == ""
     want = compute_batch([load_clip(path, spec)], spec).values[0]
     got, n = stream_features(path, spec)
     assert n == len(load_clip(path, spec))
@@ -106,5 +106,6 @@ def test_whole_files_too_long_for_the_prosody_sets_are_refused_one_line(tmp_path
     assert by_path["short.wav"]["status"] == "ok"
     assert by_path["long.wav"]["error"].startswith(
         "not computed: prosody features of whole files over 3 s")
-    assert not long_clips.prosody_too_long(path, FeatureSpec(offset=0.0, duration=0.0))
-    assert not long_clips.prosody_too_long(path, FeatureSpec(name="all"))
+    assert long_route(path, spec) == REFUSE
+    assert long_route(path, FeatureSpec(offset=0.0, duration=0.0)) == ""  # seed: 4 s is short
+    assert long_route(path, FeatureSpec(name="all")) == ""  # a crop

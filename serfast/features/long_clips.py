@@ -40,7 +40,7 @@ from .librosa_constants import AMIN, TUNING_EDGES, VARIANCE_FLOOR
 from .spec import FeatureSpec, n_frames, pitch_bins
 from ..io.audio import AudioError, audio_info, channel_blocks
 
-__all__ = ["LONG_SECONDS", "PROSODY_MAX_SECONDS", "is_long", "prosody_too_long",
+__all__ = ["LONG_SECONDS", "PROSODY_MAX_SECONDS", "REFUSE", "STREAM", "long_route",
            "stream_features"]
 
 #: Whole files (``duration == 0``) longer than this, in seconds after ``offset``, are
@@ -66,28 +66,24 @@ def _samples(path: str, spec: FeatureSpec) -> tuple[int, int]:
     return start, n
 
 
-def is_long(path: str, spec: FeatureSpec) -> bool:
-    """Whether :func:`stream_features` computes ``path``'s row: a whole-file spec
-    (``duration == 0``) of the seed set and more than :data:`LONG_SECONDS` of audio (by
-    the file's header; False when the header cannot be read)."""
-    if spec.duration or spec.name != "seed":
-        return False
-    try:
-        return _samples(path, spec)[1] > LONG_SECONDS * spec.sr
-    except AudioError:
-        return False
+#: How :func:`long_route` says a whole file is computed.
+STREAM, REFUSE = "stream", "refuse"
 
 
-def prosody_too_long(path: str, spec: FeatureSpec) -> bool:
-    """Whether ``path`` is a whole file (``duration == 0``) longer than
-    :data:`PROSODY_MAX_SECONDS` and ``spec`` a set with prosody, which would hold it
-    whole (False when the header cannot be read)."""
-    if spec.duration or not spec.has_prosody:
-        return False
+def long_route(path: str, spec: FeatureSpec) -> str:
+    """How ``path``'s rows are computed, by its header (read only for a whole-file spec,
+    ``duration == 0``): :data:`STREAM` for the seed set over :data:`LONG_SECONDS`
+    (:func:`stream_features`), :data:`REFUSE` for a set with prosody over
+    :data:`PROSODY_MAX_SECONDS` (it would hold the file whole), else "" (whole, in
+    memory; also when the header cannot be read, so the decode reports it)."""
+    if spec.duration:
+        return ""
+    limit, route = ((PROSODY_MAX_SECONDS, REFUSE) if spec.has_prosody
+                    else (LONG_SECONDS, STREAM))
     try:
-        return _samples(path, spec)[1] > PROSODY_MAX_SECONDS * spec.sr
+        return route if _samples(path, spec)[1] > limit * spec.sr else ""
     except AudioError:
-        return False
+        return ""
 
 
 @dataclass
