@@ -26,7 +26,6 @@ import tempfile
 import time
 from collections import defaultdict
 
-import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from serfast.calls.denoise import DenoiseOptions, NoiseReducer  # noqa: E402

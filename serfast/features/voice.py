@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 from .kernel_cache import njit
-from .pitch import FMIN, HOP_LENGTH, PITCH_COLUMNS, pitch_stats, pitch_tracks
+from .pitch import FMIN, HOP_LENGTH, pitch_stats, pitch_tracks
 
 __all__ = ["VOICE_COLUMNS", "voice_stats", "voice_row", "voice_rows", "pitch_voice_row"]
 
