@@ -24,7 +24,8 @@ from .io.augment import AUGMENTATIONS, augment
 from .io.corpus import Clip, scan
 from .features.device import batch_features, describe, gpu_processes, resolve_device, run_device
 from .features.spec import FeatureSpec
-from .io.store import FramesFile, RowMeta, RowResult, StoreWriter, check_out, long_frames_dir
+from .io.spilled_frames import FrameSink
+from .io.store import RowMeta, RowResult, StoreWriter, check_out, long_frames_dir
 from .workers import run_tasks, worker_count
 
 __all__ = ["ExtractError", "ExtractOptions", "Summary", "decode_task", "extract", "feature_rows",
@@ -187,55 +188,25 @@ def streamed_rows(task: ClipTask, spec: FeatureSpec, frames: bool = False,
 
 def _streamed_row(path: str, r: int, spec: FeatureSpec, frames: bool, frames_dir: str,
                   stream_features) -> RowResult:
-    sink = _FrameSink(os.path.join(frames_dir, f"{r}.f4") if frames_dir else "") \
+    sink = FrameSink(os.path.join(frames_dir, f"{r}.f4") if frames_dir else "") \
         if frames else None
     try:
         values, n = stream_features(path, spec, sink)
+        error = "" if np.isfinite(values).all() and (sink is None or sink.finite) else \
+            "feature error: non-finite features (NaN or inf)"
     except AudioError as err:
-        return RowResult(r, error=str(err))
+        error = str(err)
     except Exception as err:  # noqa: BLE001 - a bad file must never stop the run
-        return RowResult(r, error=f"cannot decode: {one_line(err, with_type=True)}")
+        error = f"cannot decode: {one_line(err, with_type=True)}"
     finally:
         if sink is not None:
             sink.close()
-    if not np.isfinite(values).all() or (sink is not None and not sink.finite):
+    if error:
         if sink is not None:
             sink.discard()
-        return RowResult(r, error="feature error: non-finite features (NaN or inf)")
+        return RowResult(r, error=error)
     return RowResult(r, values, duration=n / spec.sr,
                      frames=None if sink is None else sink.result())
-
-
-class _FrameSink:
-    """Receives a streamed clip's frame chunks: appended to a raw float32 file at
-    ``path`` (a :class:`FramesFile`), or kept in memory when ``path`` is ""."""
-
-    def __init__(self, path: str):
-        self.path, self.n, self.finite, self.chunks = path, 0, True, []
-        if path:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        self.fh = open(path, "wb") if path else None
-
-    def __call__(self, chunk: np.ndarray) -> None:
-        self.finite = self.finite and bool(np.isfinite(chunk).all())
-        self.n += len(chunk)
-        if self.fh is not None:
-            self.fh.write(np.ascontiguousarray(chunk, "<f4").tobytes())
-        else:
-            self.chunks.append(chunk)
-
-    def close(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-
-    def discard(self) -> None:
-        if self.path and os.path.exists(self.path):
-            os.remove(self.path)
-
-    def result(self) -> "np.ndarray | FramesFile":
-        if self.path:
-            return FramesFile(self.path, self.n)
-        return np.concatenate(self.chunks) if self.chunks else None
 
 
 #: The error of every row of a whole file too long for the prosody sets.

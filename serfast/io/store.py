@@ -45,10 +45,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import __version__
+from ..errors import one_line
 from .corpus import gender_value, is_url
 from .csv_cells import read_cell, safe_row
 from .files import FileLock, atomic_write, move_into_place
 from .journal import Journal
+from .spilled_frames import FramesFile, copy_bytes, remove_spills, spill_dir
 from ..features.spec import FeatureSpec
 
 __all__ = ["CSV_FIELDS", "FramesFile", "RowMeta", "RowResult", "Store", "StoreError",
@@ -90,30 +92,19 @@ class RowResult:
     frames: "np.ndarray | FramesFile | None" = None
 
 
-@dataclass
-class FramesFile:
-    """A row's frame-level features written by a worker to a file of raw little-endian
-    float32 rows (``n_frames`` of them, already checked finite), in the store's
-    :func:`long_frames_dir`; the writer copies it into the store and removes it. Used for
-    long files, whose frames should not travel through memory."""
-
-    path: str
-    n_frames: int
-
-
 def _paths(out: str) -> dict[str, str]:
     base = out[:-4] if out.endswith(".npy") else out
     return {
         "npy": base + ".npy", "csv": base + ".csv", "json": base + ".json",
         "frames": base + ".frames.npy", "partial": base + ".npy.partial",
         "frames_partial": base + ".frames.partial", "journal": base + ".journal",
-        "lock": base + ".lock", "frames_long": base + ".frames.long",
+        "lock": base + ".lock", "frames_long": spill_dir(base),
     }
 
 
 def long_frames_dir(out: str) -> str:
-    """The folder beside store ``out`` where workers write :class:`FramesFile` s
-    (``<row>.f4``); the writer creates it and removes it when the store is finished."""
+    """The folder beside store ``out`` where workers spill long files' frames
+    (:mod:`serfast.io.spilled_frames`); the writer removes it when the store is finished."""
     return _paths(out)["frames_long"]
 
 
@@ -320,13 +311,16 @@ class StoreWriter:
                 entry["frames_at"] = self.frames_file.tell()
                 if spilled:
                     entry["n_frames"] = result.frames.n_frames
-                    _copy(result.frames.path, self.frames_file,
-                          result.frames.n_frames * 4 * self.n_frame_cols)
+                    try:
+                        result.frames.copy_into(self.frames_file, 4 * self.n_frame_cols)
+                    except OSError as err:
+                        raise StoreError(f"spilled frames of row {result.row}: "
+                                         f"{one_line(err)}") from None
                 else:
                     entry["n_frames"] = int(result.frames.shape[0])
                     self.frames_file.write(np.ascontiguousarray(result.frames, "<f4").tobytes())
         if spilled:
-            os.remove(result.frames.path)
+            result.frames.remove()
         self._pending.append(entry)
 
     def flush(self) -> None:
@@ -379,16 +373,7 @@ class StoreWriter:
         return meta
 
     def _remove_long_frames(self) -> None:
-        """Remove :func:`long_frames_dir` and the ``<row>.f4`` files workers left in it
-        when a run stopped (nothing else: a folder holding other files stays)."""
-        folder = self.paths["frames_long"]
-        if not os.path.isdir(folder):
-            return
-        for name in os.listdir(folder):
-            if name.removesuffix(".f4").isdigit():
-                os.remove(os.path.join(folder, name))
-        if not os.listdir(folder):
-            os.rmdir(folder)
+        remove_spills(self.paths["frames_long"])
 
     def close(self) -> None:
         """Close the run's files and release the lock. The run stays resumable; a run
@@ -420,26 +405,11 @@ class StoreWriter:
                 for i in range(len(self.plan)):
                     e = self.done[i]
                     src.seek(e["frames_at"])
-                    _copy(src, dst, e["n_frames"] * row_bytes)
+                    try:
+                        copy_bytes(src, dst, e["n_frames"] * row_bytes)
+                    except OSError as err:
+                        raise StoreError(one_line(err)) from None
         return starts
-
-
-#: Bytes copied at a time between frame files (memory stays flat for long rows).
-_COPY_BLOCK = 1 << 24
-
-
-def _copy(src, dst, size: int) -> None:
-    """Copy ``size`` bytes from ``src`` (an open file at its position, or a path) to the
-    open file ``dst``; StoreError if ``src`` holds fewer."""
-    if isinstance(src, str):
-        with open(src, "rb") as fh:
-            return _copy(fh, dst, size)
-    while size > 0:
-        block = src.read(min(size, _COPY_BLOCK))
-        if not block:
-            raise StoreError(f"{getattr(src, 'name', 'frames')}: {size} bytes of frames missing")
-        dst.write(block)
-        size -= len(block)
 
 
 @dataclass
