@@ -1,6 +1,8 @@
 """Rebuild serfast's shipped models from the six corpora of ``../shared/corpora``:
-``default`` (feature set ``all``, the defaults below) and ``fast`` (``--features seed --out
-serfast/model/fast --work /tmp/serfast-fast``).
+``default`` (feature set ``all``, the defaults below), ``fast`` (``--features seed --out
+serfast/model/fast --work /tmp/serfast-fast``) and ``telephone`` (``--augment telephone
+--out serfast/model/telephone --work /tmp/serfast-tel``: trained on every clip and a
+telephone copy of it, for call audio).
 
 Steps (same seed -> same stores, same model, same table):
 
@@ -11,7 +13,10 @@ Steps (same seed -> same stores, same model, same table):
    keeping every held-out probability: per-corpus accuracy, UAR and ECE, before and
    after temperature calibration (each corpus's temperature is fitted on the other five
    held-out corpora's probabilities);
-3. the temperature fitted on all six held-out corpora's probabilities;
+   With ``--augment``, the same folds are scored again on the held-out corpora's
+   augmented copies (a second table);
+3. the temperature fitted on all six held-out corpora's probabilities (originals and
+   copies);
 4. the final model on every clip of the six corpora, with that temperature, written to
    ``serfast/model/default/`` (``--out`` to write elsewhere), plus ``loco.json`` beside
    it and the Markdown table on stdout.
@@ -20,7 +25,7 @@ Usage::
 
     python bench/build_default_model.py [--corpora ../shared/corpora] [--work /tmp/serfast-default]
                                         [--out serfast/model/default] [--features all]
-                                        [--skip-loco]
+                                        [--augment telephone] [--skip-loco]
 """
 
 from __future__ import annotations
@@ -55,9 +60,11 @@ def options(ensemble: int = ENSEMBLE, linear: int = LINEAR):
     return TrainOptions(seed=0, ensemble=ensemble, linear=linear)
 
 
-def extract_stores(corpora_dir: str, work: str, features: str = "seed") -> list[str]:
+def extract_stores(corpora_dir: str, work: str, features: str = "seed",
+                   augment: str = "") -> list[str]:
     """One store per corpus in ``work`` (extracted with the feature set ``features``
-    unless complete); their paths."""
+    and, with ``augment``, one copy of every clip per augmentation, unless complete);
+    their paths."""
     os.makedirs(work, exist_ok=True)
     stores = []
     for name in CORPORA:
@@ -68,21 +75,27 @@ def extract_stores(corpora_dir: str, work: str, features: str = "seed") -> list[
             source = manifest
         if not os.path.exists(out):
             subprocess.run([sys.executable, "-m", "serfast_cli", "extract", source, out,
-                            "--frames", "--quiet", "--features", features, *CROP],
+                            "--frames", "--quiet", "--features", features, *CROP,
+                            *(["--augment", augment] if augment else [])],
                            check=True)
         stores.append(out)
     return stores
 
 
-def held_out_probabilities(ds, opts, progress=print) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Leave-one-corpus-out: {corpus: (test rows, probabilities (n, K))}."""
+def held_out_probabilities(ds, opts, copies: bool = False,
+                           progress=print) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Leave-one-corpus-out: {corpus: (test rows, probabilities (n, K))}; the test rows
+    are the held-out corpus's original clips, or with ``copies`` its augmented copies
+    (which never train: they belong to their source clip's corpus)."""
     from serfast.model.train import fit
 
+    corpus_of = ds.corpora[ds.source]
     out = {}
     for name in sorted(set(ds.corpora)):
         start = time.perf_counter()
-        held = ds.corpora == name
-        train_rows, test_rows = np.flatnonzero(~held), np.flatnonzero(held)
+        held = corpus_of == name
+        train_rows = np.flatnonzero(~held & (opts.augmented | ~ds.augmented))
+        test_rows = np.flatnonzero(held & (ds.augmented if copies else ~ds.augmented))
         fitted = fit(ds, train_rows, opts)
         out[name] = (test_rows, fitted.predictor.predict_proba(**ds.subset(test_rows)))
         progress(f"held out {name}: {time.perf_counter() - start:.0f} s")
@@ -150,6 +163,10 @@ def main(argv=None) -> int:
                     help="MLP members (serfast train --ensemble)")
     ap.add_argument("--linear", type=int, default=LINEAR,
                     help="logistic-regression members (serfast train --linear)")
+    ap.add_argument("--augment", default="",
+                    help="train on one copy of every clip per augmentation too (serfast "
+                         "extract --augment; the telephone model: telephone); the table is "
+                         "then also scored on the held-out corpora's copies")
     ap.add_argument("--skip-loco", action="store_true",
                     help="train the final model only (temperature 1)")
     args = ap.parse_args(argv)
@@ -162,22 +179,33 @@ def main(argv=None) -> int:
 
     opts = options(args.ensemble, args.linear)
     start = time.perf_counter()
-    stores = extract_stores(args.corpora, args.work, args.features)
+    stores = extract_stores(args.corpora, args.work, args.features, args.augment)
     ds = load_dataset(stores, resolve_classes(opts.classes), need_frames=True)
-    print(f"{len(ds.y)} clips of {len(set(ds.corpora))} corpora, "
-          f"{len(np.unique(ds.speakers))} speakers ({time.perf_counter() - start:.0f} s)")
+    n_copies = int(ds.augmented.sum())
+    print(f"{len(ds.y) - n_copies} clips and {n_copies} augmented copies of "
+          f"{len(set(ds.corpora))} corpora, {len(np.unique(ds.speakers))} speakers "
+          f"({time.perf_counter() - start:.0f} s)")
     info = {"recipe": {k: v for k, v in vars(opts).items()}, "stores": CORPORA,
-            "crop": CROP, "features": args.features, "clips": int(len(ds.y)),
+            "crop": CROP, "features": args.features, "augment": args.augment,
+            "clips": int(len(ds.y) - n_copies), "copies": n_copies,
             "speakers": int(len(np.unique(ds.speakers)))}
     temperature = 1.0
     if not args.skip_loco:
         held = held_out_probabilities(ds, opts)
         table = loco_table(ds, held)
+        info["loco"] = table
+        print(markdown(table))
+        if n_copies:  # the same folds scored on the held-out corpora's copies
+            held_copies = held_out_probabilities(ds, opts, copies=True)
+            info["loco_copies"] = loco_table(ds, held_copies)
+            print(f"on the held-out corpora's {args.augment} copies:")
+            print(markdown(info["loco_copies"]))
+            held = {n: (np.concatenate([held[n][0], held_copies[n][0]]),
+                        np.concatenate([held[n][1], held_copies[n][1]])) for n in held}
         rows = np.concatenate([held[n][0] for n in held])
         temperature = fit_temperature(np.concatenate([held[n][1] for n in held]), ds.y[rows])
-        info.update(loco=table, temperature=temperature)
-        print(markdown(table))
-        print(f"temperature fitted on all held-out corpora: {temperature:.3f}")
+        info["temperature"] = temperature
+        print(f"temperature fitted on all held-out rows: {temperature:.3f}")
     t0 = time.perf_counter()
     final = fit(ds, np.arange(len(ds.y)), opts)
     info["final_seconds"] = round(time.perf_counter() - t0, 1)
@@ -186,6 +214,7 @@ def main(argv=None) -> int:
     originals = np.flatnonzero(~ds.augmented)
     save_model(args.out, final.predictor, final.network, final.member_weights,
                {"training": {"corpora": list(CORPORA), "clips": info["clips"],
+                             "copies": n_copies, "augment": args.augment,
                              "speakers": info["speakers"], "crop": CROP}},
                clips=clip_ids(ds.paths[originals], ds.values[originals]),
                write_more=lambda folder: _write_json(os.path.join(folder, "loco.json"), info))
