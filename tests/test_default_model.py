@@ -1,5 +1,5 @@
-"""The models shipped inside the package (``default``: the all set; ``fast``: the seed set)
-load without TensorFlow and give probabilities."""
+"""The models shipped inside the package (``default`` and ``telephone``: the all set;
+``fast``: the seed set) load without TensorFlow and give probabilities."""
 
 import json
 import os
@@ -14,7 +14,7 @@ from serfast.model.predictor import calibrated
 
 DEFAULT = os.path.join(os.path.dirname(serfast.model.__file__), "default")
 SHIPPED = {name: os.path.join(os.path.dirname(serfast.model.__file__), name)
-           for name in ("default", "fast")}
+           for name in ("default", "telephone", "fast")}
 
 
 def _rows(spec, n: int, seed: int = 0):
@@ -28,7 +28,8 @@ def _rows(spec, n: int, seed: int = 0):
     return values, frames
 
 
-@pytest.mark.parametrize("name, feature_set", [("default", "all"), ("fast", "seed")])
+@pytest.mark.parametrize("name, feature_set",
+                         [("default", "all"), ("telephone", "all"), ("fast", "seed")])
 def test_shipped_models_load_and_predict_finite_probabilities(name, feature_set):
     from serfast.model.saved import SHIPPED_MODELS, load_predictor, model_folder
 
@@ -47,7 +48,7 @@ def test_shipped_models_load_and_predict_finite_probabilities(name, feature_set)
     assert one.shape == (1, 6) and np.isfinite(one).all()
 
 
-@pytest.mark.parametrize("name", ["default", "fast"])
+@pytest.mark.parametrize("name", ["default", "telephone", "fast"])
 def test_shipped_models_are_small_and_load_without_tensorflow(name):
     folder = SHIPPED[name]
     size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
