@@ -11,7 +11,7 @@ from serfast.calls.vad import METHODS, VadOptions, silero_available
 from serfast.features.device import DEVICES, DeviceError
 from serfast.calls.html_report import DEFAULT_CHANNELS
 from serfast.calls.labels import OutputError, output_paths
-from serfast.calls.predict import PredictOptions, predict_archive
+from serfast.calls.predict import AUTO_MODEL, PredictOptions, predict_archive
 from serfast.features.spec import FeatureSpec
 from serfast.workers import ClusterError
 
@@ -30,10 +30,12 @@ def _audio(seconds: float) -> str:
 
 @click.command()
 @click.argument("archive", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--model", "model_dir", default="default", show_default=True,
-              help="Folder of a trained model; 'default' = the model shipped with serfast "
-                   "(seed + prosody features), 'fast' = the shipped seed-set model (about "
-                   "3x faster, less accurate).")
+@click.option("--model", "model_dir", default=AUTO_MODEL, show_default=True,
+              help="Folder of a trained model, or a model shipped with serfast: 'default' "
+                   "(seed + prosody features), 'telephone' (the same, trained on telephone "
+                   "copies too: for call audio), 'fast' (seed features: about 3x faster, "
+                   "less accurate); 'auto' = 'telephone' when every recording is sampled "
+                   "at 8 kHz or less, else 'default'.")
 @click.option("--out", required=True, type=click.Path(),
               help="Labels CSV (e.g. day1.csv): one row per window of speech.")
 @click.option("--summary", default="", type=click.Path(),
@@ -101,6 +103,8 @@ def predict(archive, model_dir, out, summary, segments, plots, channel_names, mi
                f"on {f'Dask cluster {cluster}' if cluster else f'{rep.workers} worker(s)'}"
                f"{'' if rep.device == 'CPU' else f' with {rep.device}'}, "
                f"{rep.errors:,} failed -> {out}")
+    if rep.chosen:
+        click.echo(f"model: {rep.chosen}")
     if rep.skipped:
         click.echo(f"resumed: {rep.skipped:,} files were already done")
     if rep.errors:

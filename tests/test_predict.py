@@ -733,3 +733,40 @@ def test_a_model_of_the_all_set_labels_calls_with_prosody_windows(tmp_path):
     prosody = CentroidPredictor(FeatureSpec(name="prosody"), z, mean, std)
     with pytest.raises(ModelError, match="needs a set with the seed columns"):
         load_model(prosody)
+
+
+def test_auto_chooses_the_telephone_model_for_8_khz_archives_only(tmp_path):
+    from serfast.calls.predict import choose_model, read_headers
+    from serfast.io.audio import AudioError
+
+    call, wide = tmp_path / "call.wav", tmp_path / "wide.wav"
+    sf.write(str(call), np.zeros((SR, 2), np.float32), SR)
+    sf.write(str(wide), np.zeros(16000, np.float32), 16000)
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    headers = read_headers([str(call), str(tmp_path / "bad.wav")])
+    assert isinstance(headers[str(tmp_path / "bad.wav")], AudioError)
+    assert choose_model(headers)[0] == "telephone"  # an unreadable file does not count
+    assert choose_model(read_headers([str(call), str(wide)])) == (
+        "default", "1 recording is sampled above 8000 Hz")
+    assert choose_model(read_headers([str(tmp_path / "bad.wav")]))[0] == "default"
+
+
+def test_predict_without_a_model_labels_a_call_with_the_shipped_telephone_model(tmp_path):
+    from click.testing import CliRunner
+
+    from serfast_cli.main import main
+
+    voice = [resample(synth_clip(e, 1, 0, 22050, 2.0), 22050, SR) for e in ("sad", "angry")]
+    call = np.stack([np.concatenate([np.zeros(SR), voice[0], np.zeros(SR)]),
+                     np.concatenate([np.zeros(SR), voice[1], np.zeros(SR)])], axis=1)
+    sf.write(str(tmp_path / "call.wav"), call, SR)
+    out = tmp_path / "labels.csv"
+    res = CliRunner().invoke(main, ["predict", str(tmp_path / "call.wav"), "--out", str(out),
+                                    "--workers", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "model: telephone (every recording is sampled at 8000 Hz or less)" in res.output
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["channel"] for r in rows} == {"0", "1"}
+    assert {r["label"] for r in rows} <= {"neutral", "happy", "sad", "angry", "fearful",
+                                          "disgust"}

@@ -547,6 +547,7 @@ def test_default_names_the_shipped_model_wherever_a_model_folder_is_read(
     result = CliRunner().invoke(main, ["predict", str(call), "--out", str(out),
                                        "--workers", "1", "--quiet"])  # no --model
     assert result.exit_code == 0, result.output
+    assert "model: default (1 recording is sampled above 8000 Hz)" in result.output
     with open(out, newline="") as fh:
         assert len(list(csv.DictReader(fh))) >= 1
 

@@ -29,13 +29,18 @@ from . import labels as labels_csv
 from .labels import LabelWriter
 from ..workers import loaded, run_tasks, worker_count
 
-__all__ = ["LIST_EXTENSIONS", "PredictOptions", "PredictReport", "list_archive", "load_model",
-           "model_fingerprint", "predict_archive", "run_task"]
+__all__ = ["AUTO_MODEL", "LIST_EXTENSIONS", "TELEPHONE_RATE", "PredictOptions", "PredictReport",
+           "choose_model", "list_archive", "load_model", "model_fingerprint", "predict_archive",
+           "read_headers", "run_task"]
 
 #: progress(audio seconds done, audio seconds in total, files done, files failed)
 Progress = Callable[[float, float, int, int], None]
 #: Files of a list file (one path a line) have one of these extensions.
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
+#: The model argument that lets the archive choose a shipped model (:func:`choose_model`).
+AUTO_MODEL = "auto"
+#: Recordings sampled at this rate (Hz) or less hold telephone-band audio at most.
+TELEPHONE_RATE = 8000
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class PredictReport:
     seconds: float
     workers: int
     device: str = "CPU"  # where window features were computed, in words
+    chosen: str = ""  # with model "auto": the shipped model chosen and why, in words
 
 
 def list_archive(sources: list[str]) -> list[str]:
@@ -92,6 +98,30 @@ def list_archive(sources: list[str]) -> list[str]:
         else:
             files.append(path)
     return list(dict.fromkeys(f if is_url(f) else os.path.abspath(f) for f in files))
+
+
+def choose_model(headers: dict) -> tuple[str, str]:
+    """The shipped model for an archive, from its files' headers (``{path: (sr, frames,
+    channels)}``, an AudioError where unreadable): ``telephone`` when every readable
+    recording is sampled at :data:`TELEPHONE_RATE` or less (call audio: the telephone
+    model leads on it), else ``default``; and why, in words."""
+    rates = [h[0] for h in headers.values() if not isinstance(h, AudioError)]
+    if rates and max(rates) <= TELEPHONE_RATE:
+        return "telephone", f"every recording is sampled at {TELEPHONE_RATE} Hz or less"
+    wide = sum(r > TELEPHONE_RATE for r in rates)
+    return "default", (f"{wide:,} recording{'s are' if wide > 1 else ' is'} sampled above "
+                       f"{TELEPHONE_RATE} Hz" if wide else "no recording could be read")
+
+
+def read_headers(files: list[str]) -> dict:
+    """``{path: (sr, frames, channels)}``, an AudioError where a header cannot be read."""
+    headers = {}
+    for path in files:
+        try:
+            headers[path] = audio_info(path)
+        except AudioError as err:
+            headers[path] = err
+    return headers
 
 
 def load_model(model):
@@ -163,9 +193,10 @@ class _ArchiveRun:
     """The files of a run and their channels: results arrive in any order; each file's
     rows are written once it and every file before it are done."""
 
-    def __init__(self, files: list[str], labels: list[str], writer: LabelWriter, mix: bool,
-                 plots: str, plot_names: dict[str, str], channel_names: tuple[str, ...],
-                 progress: Progress | None, min_confidence: float = 0.0):
+    def __init__(self, files: list[str], headers: dict, labels: list[str], writer: LabelWriter,
+                 mix: bool, plots: str, plot_names: dict[str, str],
+                 channel_names: tuple[str, ...], progress: Progress | None,
+                 min_confidence: float = 0.0):
         self.files, self.labels, self.writer = files, labels, writer
         self.min_confidence = min_confidence
         self.plots, self.plot_names, self.progress = plots, plot_names, progress
@@ -175,23 +206,23 @@ class _ArchiveRun:
         self.durations: list[float] = []  # per file: seconds of audio
         self.tasks: list[tuple] = []  # (file, channel index, path, channel or None)
         for i, path in enumerate(files):
-            self._plan(i, path, mix)
+            self._plan(i, path, headers[path], mix)
         self.total = sum(self.durations)
         self.next = 0  # the first file not yet written
         self.done_seconds, self.written, self.channels, self.errors = 0.0, 0, 0, 0
         self.speech, self.windows = 0.0, 0
 
-    def _plan(self, i: int, path: str, mix: bool) -> None:
-        """Tasks of file ``i``; a header that cannot be read is its one result."""
-        try:
-            sr, frames, n_channels = audio_info(path)
-        except AudioError as err:
+    def _plan(self, i: int, path: str, header, mix: bool) -> None:
+        """Tasks of file ``i`` from its header; a header that could not be read (an
+        AudioError) is its one result."""
+        if isinstance(header, AudioError):
             self.names.append([""])
             self.results.append([ChannelResult(np.zeros(0), np.zeros(0),
                                                np.zeros((0, len(self.labels))),
-                                               error=str(err))])
+                                               error=str(header))])
             self.durations.append(0.0)
             return
+        sr, frames, n_channels = header
         channels = [None] if mix else list(range(n_channels))
         self.names.append(["mix" if c is None else str(c) for c in channels])
         self.results.append([None] * len(channels))
@@ -245,7 +276,8 @@ class _ArchiveRun:
 def predict_archive(sources: list[str], model, out: str,
                     options: PredictOptions = PredictOptions(),
                     progress: Progress | None = None) -> PredictReport:
-    """Label every file of ``sources`` with ``model`` (a Predictor or a model folder);
+    """Label every file of ``sources`` with ``model`` (a Predictor, a model folder, the
+    name of a shipped model, or :data:`AUTO_MODEL`: :func:`choose_model` picks one);
     writes ``out`` (the labels CSV), the summary and, if asked, segments and plots.
     ``resume`` continues an interrupted run only if the model folder's files, the list of
     archive files and the options are those it started with (else OutputError).
@@ -255,16 +287,21 @@ def predict_archive(sources: list[str], model, out: str,
     """
     start = time.perf_counter()
     device = run_device(options.device, options.cluster)
+    all_files = list_archive(sources)
+    headers = read_headers(all_files)
+    chosen = ""
     if isinstance(model, (str, os.PathLike)):
         from ..model.saved import model_folder
 
+        if os.fspath(model) == AUTO_MODEL:
+            model, why = choose_model(headers)
+            chosen = f"{model} ({why})"
         model = model_folder(model)  # "default": the model shipped inside the package
     predictor = load_model(model)
     labels, spec = list(predictor.labels), predictor.spec
     wopts = replace(options.windows.sized(spec),
                     device="auto" if options.cluster else device)
     summary_path = options.summary or labels_csv.output_paths(out).summary
-    all_files = list_archive(sources)
     fingerprint = {"model": model_fingerprint(model), "labels": labels,
                    "spec": spec.to_dict(), "mix": options.mix, "window": asdict(wopts),
                    "min_confidence": options.min_confidence,
@@ -273,7 +310,7 @@ def predict_archive(sources: list[str], model, out: str,
                          options.segments)
     try:
         files = [f for f in all_files if f not in writer.done]
-        run = _ArchiveRun(files, labels, writer, options.mix, options.plots,
+        run = _ArchiveRun(files, headers, labels, writer, options.mix, options.plots,
                           _plot_names(all_files), options.channel_names, progress,
                           options.min_confidence)
         run.record_header_errors()
@@ -289,4 +326,4 @@ def predict_archive(sources: list[str], model, out: str,
     writer.finish(options.segments)
     return PredictReport(len(files), run.channels, run.errors, len(all_files) - len(files),
                          run.total, run.speech, run.windows, time.perf_counter() - start,
-                         workers, describe(device))
+                         workers, describe(device), chosen)
