@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from serfast.calls.vad import silero_available, start_silero
 from serfast.demo import synth_clip
+
+if silero_available():
+    start_silero()  # before any test imports TensorFlow, as predict does (see start_silero)
 
 #: The real corpus beside the checkout, or where SERFAST_RAVDESS says (a copy elsewhere).
 RAVDESS = Path(os.environ.get("SERFAST_RAVDESS") or

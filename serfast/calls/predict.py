@@ -141,6 +141,16 @@ def load_model(model):
     return model
 
 
+def _load_in_worker(model, silero: bool):
+    """A worker's model (:func:`load_model`), Silero started first when the run uses it
+    (:func:`serfast.calls.vad.start_silero`: it must come before TensorFlow)."""
+    if silero:
+        from .vad import start_silero
+
+        start_silero()
+    return load_model(model)
+
+
 def model_fingerprint(model) -> str:
     """What identifies ``model`` for a resumed run: the SHA-256 of a model folder's
     files (their names relative to it and their bytes), or a Predictor's class name."""
@@ -297,7 +307,8 @@ def predict_archive(sources: list[str], model, out: str,
             model, why = choose_model(headers)
             chosen = f"{model} ({why})"
         model = model_folder(model)  # "default": the model shipped inside the package
-    predictor = load_model(model)
+    silero = options.windows.vad.method == "silero"
+    predictor = _load_in_worker(model, silero)
     labels, spec = list(predictor.labels), predictor.spec
     wopts = replace(options.windows.sized(spec),
                     device="auto" if options.cluster else device)
@@ -317,7 +328,7 @@ def predict_archive(sources: list[str], model, out: str,
         workers = worker_count(options.workers, len(run.tasks))
         model_ref = model if isinstance(model, str) else predictor  # workers load a folder
         for i, k, res in run_tasks(_label_task, run.tasks, spec, workers, options.cluster,
-                                   (wopts,), load=load_model, shared=(model_ref,),
+                                   (wopts,), load=_load_in_worker, shared=(model_ref, silero),
                                    loaded_here=predictor, may_start=run.may_start):
             run.record(i, k, res)
     except BaseException:

