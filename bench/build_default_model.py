@@ -13,8 +13,8 @@ Steps (same seed -> same stores, same model, same table):
    keeping every held-out probability: per-corpus accuracy, UAR and ECE, before and
    after temperature calibration (each corpus's temperature is fitted on the other five
    held-out corpora's probabilities);
-   With ``--augment``, the same folds are scored again on the held-out corpora's
-   augmented copies (a second table);
+   With ``--augment``, the same fits also score the held-out corpora's augmented
+   copies (a second table);
 3. the temperature fitted on all six held-out corpora's probabilities (originals and
    copies);
 4. the final model on every clip of the six corpora, with that temperature, written to
@@ -82,24 +82,26 @@ def extract_stores(corpora_dir: str, work: str, features: str = "seed",
     return stores
 
 
-def held_out_probabilities(ds, opts, copies: bool = False,
-                           progress=print) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Leave-one-corpus-out: {corpus: (test rows, probabilities (n, K))}; the test rows
-    are the held-out corpus's original clips, or with ``copies`` its augmented copies
-    (which never train: they belong to their source clip's corpus)."""
+def held_out_probabilities(ds, opts, progress=print) -> tuple[dict, dict]:
+    """Leave-one-corpus-out, one fit per held-out corpus: ``(originals, copies)``, each
+    {corpus: (test rows, probabilities (n, K))} for the held-out corpus's original clips
+    and for its augmented copies (which never train: they belong to their source clip's
+    corpus; ``copies`` is empty when the stores hold none)."""
     from serfast.model.train import fit
 
     corpus_of = ds.corpora[ds.source]
-    out = {}
+    originals, copies = {}, {}
     for name in sorted(set(ds.corpora)):
         start = time.perf_counter()
         held = corpus_of == name
-        train_rows = np.flatnonzero(~held & (opts.augmented | ~ds.augmented))
-        test_rows = np.flatnonzero(held & (ds.augmented if copies else ~ds.augmented))
-        fitted = fit(ds, train_rows, opts)
-        out[name] = (test_rows, fitted.predictor.predict_proba(**ds.subset(test_rows)))
+        fitted = fit(ds, np.flatnonzero(~held & (opts.augmented | ~ds.augmented)), opts)
+        for out, pick in ((originals, ~ds.augmented), (copies, ds.augmented)):
+            test_rows = np.flatnonzero(held & pick)
+            if len(test_rows):
+                out[name] = (test_rows,
+                             fitted.predictor.predict_proba(**ds.subset(test_rows)))
         progress(f"held out {name}: {time.perf_counter() - start:.0f} s")
-    return out
+    return originals, copies
 
 
 def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
@@ -191,12 +193,11 @@ def main(argv=None) -> int:
             "speakers": int(len(np.unique(ds.speakers)))}
     temperature = 1.0
     if not args.skip_loco:
-        held = held_out_probabilities(ds, opts)
+        held, held_copies = held_out_probabilities(ds, opts)
         table = loco_table(ds, held)
         info["loco"] = table
         print(markdown(table))
-        if n_copies:  # the same folds scored on the held-out corpora's copies
-            held_copies = held_out_probabilities(ds, opts, copies=True)
+        if held_copies:  # the same folds scored on the held-out corpora's copies
             info["loco_copies"] = loco_table(ds, held_copies)
             print(f"on the held-out corpora's {args.augment} copies:")
             print(markdown(info["loco_copies"]))

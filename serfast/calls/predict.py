@@ -141,8 +141,9 @@ def load_model(model):
     return model
 
 
-def _load_in_worker(model, silero: bool):
-    """A worker's model (:func:`load_model`), Silero started first when the run uses it
+def _load_for_run(model, silero: bool):
+    """The run's model in this process or a worker (:func:`load_model`), Silero started
+    first when the run uses it
     (:func:`serfast.calls.vad.start_silero`: it must come before TensorFlow)."""
     if silero:
         from .vad import start_silero
@@ -308,7 +309,7 @@ def predict_archive(sources: list[str], model, out: str,
             chosen = f"{model} ({why})"
         model = model_folder(model)  # "default": the model shipped inside the package
     silero = options.windows.vad.method == "silero"
-    predictor = _load_in_worker(model, silero)
+    predictor = _load_for_run(model, silero)
     labels, spec = list(predictor.labels), predictor.spec
     wopts = replace(options.windows.sized(spec),
                     device="auto" if options.cluster else device)
@@ -328,7 +329,7 @@ def predict_archive(sources: list[str], model, out: str,
         workers = worker_count(options.workers, len(run.tasks))
         model_ref = model if isinstance(model, str) else predictor  # workers load a folder
         for i, k, res in run_tasks(_label_task, run.tasks, spec, workers, options.cluster,
-                                   (wopts,), load=_load_in_worker, shared=(model_ref, silero),
+                                   (wopts,), load=_load_for_run, shared=(model_ref, silero),
                                    loaded_here=predictor, may_start=run.may_start):
             run.record(i, k, res)
     except BaseException:
