@@ -13,6 +13,7 @@ from serfast.features.cpu import compute_batch
 from serfast.features.spec import FeatureSpec
 
 SPEC = FeatureSpec()
+ALL = FeatureSpec(name="all")
 SR, HOP = SPEC.sr, SPEC.hop_length
 WIN = int(round(SPEC.duration * SR))
 CORPORA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpora")
@@ -29,11 +30,15 @@ def voice(seconds: float, seed: int = 0) -> np.ndarray:
     return (0.2 * y * on + 1e-4 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-def assert_close(got, want):
-    """Every column within 1e-4 of that column's scale (largest |value|)."""
+def assert_close(got, want, spec=SPEC):
+    """Every column within 1e-4 of that column's scale (largest |value|); with prosody,
+    the pitch and voice columns exactly equal (the same observations and decode)."""
     scale = np.abs(want).max(axis=0) + 1e-30
     worst = (np.abs(got - want) / scale).max(axis=0)
-    assert worst.max() <= 1e-4, SPEC.columns[int(worst.argmax())]
+    assert worst.max() <= 1e-4, spec.columns[int(worst.argmax())]
+    if spec.has_prosody:
+        at = slice(spec.slices["pitch"].start, spec.slices["voice"].stop)
+        np.testing.assert_array_equal(got[:, at], want[:, at])
 
 
 def test_inside_frames_are_those_without_padding():
@@ -44,27 +49,29 @@ def test_inside_frames_are_those_without_padding():
     assert inside_frames(1000, SPEC)[1] <= inside_frames(1000, SPEC)[0]
 
 
+@pytest.mark.parametrize("spec", [SPEC, ALL], ids=["seed", "all"])
 @pytest.mark.parametrize("frames", [False, True])
-def test_windows_equal_the_per_window_computation(frames):
+def test_windows_equal_the_per_window_computation(frames, spec):
     y = voice(20.0)
     starts = [0, 7 * HOP, 100 * HOP, 101 * HOP, 400 * HOP, (len(y) - WIN) // HOP * HOP]
     ends = [s + WIN for s in starts]
     starts += [len(y) // HOP * HOP - 60 * HOP, 200 * HOP]  # shorter windows
     ends += [len(y), 200 * HOP + 3000]  # the second has no inside frame
-    got = ChannelFrames(SPEC).features(y, 0, starts, ends, frames)
-    want = compute_batch([y[a:b] for a, b in zip(starts, ends)], SPEC, frames=frames)
-    assert_close(got.values, want.values)
+    got = ChannelFrames(spec).features(y, 0, starts, ends, frames)
+    want = compute_batch([y[a:b] for a, b in zip(starts, ends)], spec, frames=frames)
+    assert_close(got.values, want.values, spec)
     if frames:
         for g, w in zip(got.frames, want.frames):
             assert g.shape == w.shape
             np.testing.assert_allclose(g, w, rtol=0, atol=1e-3)
 
 
-def test_streamed_and_trimmed_audio_gives_the_same_windows():
+@pytest.mark.parametrize("spec", [SPEC, ALL], ids=["seed", "all"])
+def test_streamed_and_trimmed_audio_gives_the_same_windows(spec):
     """The channel held in pieces (older audio dropped) gives the same rows as whole."""
     y = voice(30.0, seed=1)
-    whole = ChannelFrames(SPEC)
-    streamed = ChannelFrames(SPEC)
+    whole = ChannelFrames(spec)
+    streamed = ChannelFrames(spec)
     rows_whole, rows_streamed = [], []
     step = 54 * HOP
     for s in range(0, len(y) - WIN, step):
@@ -74,29 +81,33 @@ def test_streamed_and_trimmed_audio_gives_the_same_windows():
         rows_streamed.append(streamed.features(held, base, [s], [s + WIN], False).values)
         rows_whole.append(whole.features(y, 0, [s], [s + WIN], False).values)
     np.testing.assert_array_equal(np.concatenate(rows_streamed), np.concatenate(rows_whole))
-    want = compute_batch([y[s:s + WIN] for s in range(0, len(y) - WIN, step)], SPEC).values
-    assert_close(np.concatenate(rows_whole), want)
+    want = compute_batch([y[s:s + WIN] for s in range(0, len(y) - WIN, step)], spec).values
+    assert_close(np.concatenate(rows_whole), want, spec)
     assert len(streamed.done) < len(whole.done) / 2  # the streamed one kept less
+    if spec.has_prosody:
+        assert len(streamed.pitch.done) < len(whole.pitch.done) / 2
 
 
-def test_silence_and_a_constant_window():
+@pytest.mark.parametrize("spec", [SPEC, ALL], ids=["seed", "all"])
+def test_silence_and_a_constant_window(spec):
     y = np.zeros(4 * WIN, np.float32)
     y[WIN:2 * WIN] = 0.25
     starts = [0, WIN // HOP * HOP, 3 * WIN // HOP * HOP]
-    got = ChannelFrames(SPEC).features(y, 0, starts, [s + WIN for s in starts], False)
-    want = compute_batch([y[s:s + WIN] for s in starts], SPEC).values
+    got = ChannelFrames(spec).features(y, 0, starts, [s + WIN for s in starts], False)
+    want = compute_batch([y[s:s + WIN] for s in starts], spec).values
     assert np.isfinite(got.values).all()
-    assert_close(got.values, want)
+    assert_close(got.values, want, spec)
 
 
 @pytest.mark.skipif(not glob.glob(os.path.join(CORPORA, "ravdess", "*", "*.flac")),
                     reason="no RAVDESS under ../shared/corpora")
-def test_real_speech():
+@pytest.mark.parametrize("spec", [SPEC, ALL], ids=["seed", "all"])
+def test_real_speech(spec):
     import librosa
 
     files = sorted(glob.glob(os.path.join(CORPORA, "ravdess", "*", "*.flac")))[:8]
     y = np.concatenate([librosa.load(f, sr=SR)[0] for f in files]).astype(np.float32)
     starts = list(range(0, len(y) - WIN, 27 * HOP))
-    got = ChannelFrames(SPEC).features(y, 0, starts, [s + WIN for s in starts], False)
-    want = compute_batch([y[s:s + WIN] for s in starts], SPEC).values
-    assert_close(got.values, want)
+    got = ChannelFrames(spec).features(y, 0, starts, [s + WIN for s in starts], False)
+    want = compute_batch([y[s:s + WIN] for s in starts], spec).values
+    assert_close(got.values, want, spec)

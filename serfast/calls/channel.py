@@ -124,9 +124,9 @@ class _Labeller:
         self.planned: list[int] = []  # window starts not yet cut
         self.open_emitted: set[int] = set()  # starts already planned in the open region
         self.pending: list[tuple[int, int]] = []  # windows cut, features not computed
-        # windows from frames computed once: the seed set on the CPU; otherwise each
-        # window is computed whole (prosody: pYIN and the voice measures need the window)
-        self.channel_frames = (ChannelFrames(self.spec) if self.spec.name == "seed"
+        # windows from frames computed once on the CPU (sets with the seed columns);
+        # otherwise each window is computed whole
+        self.channel_frames = (ChannelFrames(self.spec) if self.spec.has_seed
                                and resolve_device(options.device) == "cpu" else None)
         self.spans: list[tuple[int, int]] = []
         self.values: list[np.ndarray] = []  # features of windows not yet scored

@@ -25,6 +25,18 @@ each column's scale; bench/RESULTS.md). Then:
 * moments: central moments from the window's power sums (blocks plus the partial block
   at its end).
 
+Sets with prosody (``all``) add, per window:
+
+* pitch and voice quality: the window's pYIN track from observations of the channel's
+  pitch frames computed once (:class:`serfast.calls.window_prosody.ChannelPitch`) and its
+  own Viterbi decode, so these columns equal the per-window computation's exactly; the
+  voice measures from the window's samples;
+* spectral shape: what each frame gives alone (contrast bands' peaks and valleys,
+  flatness, roll-off: ``shape.frame_shape``) kept per frame, and per window the dB
+  clamping, onset strength and the frame statistics;
+* loudness: the frame RMS summed from the window's samples as the per-window computation
+  sums it.
+
 Windows too short to have an inside frame are computed whole. Frames are kept only for
 the audio the caller still holds (:meth:`ChannelFrames.trim`).
 """
@@ -34,12 +46,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from ..features import cpu_kernels
+from ..features import cpu_kernels, shape
 from ..features.cpu import compute_batch
 from ..features.filterbanks import filter_banks
 from ..features.librosa_constants import (AMIN, PIPTRACK_THRESHOLD, TINY32, TUNING_EDGES,
                                           VARIANCE_FLOOR, ZCR_THRESHOLD)
 from ..features.spec import BatchFeatures, FeatureSpec, n_frames, pitch_bins
+from .window_prosody import ChannelPitch
 
 __all__ = ["ChannelFrames", "inside_frames"]
 
@@ -66,6 +79,8 @@ class _Frames:
         self.peaks = np.zeros(count, np.int64)  # piptrack candidates of the frame
         self.pitch = np.zeros((count, max_peaks), np.float32)
         self.pitch_mag = np.zeros((count, max_peaks), np.float32)
+        # what the shape tracks take from the frame alone (sets with prosody)
+        self.shape = np.zeros((count, shape.FRAME_SHAPE_COLUMNS if spec.has_prosody else 0))
 
     def take(self, keep: slice) -> None:
         for name, value in vars(self).items():
@@ -100,6 +115,7 @@ class ChannelFrames:
         self.frames = _Frames(0, spec, self.max_peaks)
         self.done = np.zeros(0, bool)
         self.powers = np.zeros((0, 4), np.float64)  # per block: sums of y .. y^4
+        self.pitch = ChannelPitch(spec.sr) if spec.has_prosody else None
 
     def trim(self, base: int) -> None:
         """Forget frames and blocks before sample ``base`` (a multiple of hop)."""
@@ -109,14 +125,17 @@ class ChannelFrames:
             self.frames.take(keep)
             self.done, self.powers = self.done[keep], self.powers[keep]
             self.first += drop
+        if self.pitch is not None:
+            self.pitch.trim(base)
 
     def features(self, audio: np.ndarray, base: int, starts: list[int], ends: list[int],
                  with_frames: bool) -> BatchFeatures:
-        """Seed features of the windows [starts[i], ends[i]) (samples; starts multiples of
+        """Features of the windows [starts[i], ends[i]) (samples; starts multiples of
         hop, at or after ``base``, ends at most ``base + len(audio)``).
 
         Returns values (n, spec.n_features) float32 and, when ``with_frames``, each
-        window's frames: (n_frames, n_mels + n_mfcc) float32 clamped dB mel and MFCC.
+        window's frames: (n_frames, len(spec.frame_columns)) float32, clamped dB mel,
+        MFCC and (sets with prosody) F0, voicing probability and RMS dB.
         """
         spec = self.spec
         self._reach(base + len(audio))
@@ -129,12 +148,18 @@ class ChannelFrames:
             f0 = starts[i] // self.hop - self.first
             self._compute(audio, base, f0 + grids[i][0], f0 + grids[i][1])
         edges = self._edges([clips[i] for i in framed], [grids[i] for i in framed])
-        for i, edge in zip(framed, edges):
+        tracks = (self.pitch.tracks(audio, base, [starts[i] for i in framed],
+                                    [ends[i] for i in framed])
+                  if self.pitch is not None else [None] * len(framed))
+        for i, edge, track in zip(framed, edges, tracks):
             t0, t1 = grids[i]
-            logmel = self._window(clips[i], starts[i] // self.hop - self.first, t0, t1, edge,
-                                  values[i], with_frames)
+            f0 = starts[i] // self.hop - self.first
+            logmel = self._window(clips[i], f0, t0, t1, edge, values[i],
+                                  with_frames or track is not None)
+            extra = [] if track is None else [
+                self._prosody(clips[i], f0, t0, t1, edge, logmel, track, values[i])]
             if with_frames:
-                frames[i] = np.concatenate([logmel, logmel @ self.banks.dct], axis=1)
+                frames[i] = np.concatenate([logmel, logmel @ self.banks.dct] + extra, axis=1)
         for i in sorted(set(range(len(starts))) - set(framed)):
             batch = compute_batch([clips[i]], spec, frames=with_frames)
             values[i] = batch.values[0]
@@ -213,6 +238,8 @@ class ChannelFrames:
         db *= np.float32(10.0)
         out.mag[rows], out.melpow[rows], out.db[rows], out.stats[rows] = mag, melpow, db, stats
         out.peaks[rows] = peaks
+        if spec.has_prosody:
+            out.shape[rows] = shape.frame_shape(mag[None], spec, np)[0]
         frame_of = np.repeat(np.arange(count), peaks)
         slot = np.arange(found) - np.repeat(np.cumsum(peaks) - peaks, peaks)
         out.pitch[rows[frame_of], slot] = pitches[:found]
@@ -289,6 +316,24 @@ class ChannelFrames:
         if not with_frames:
             return np.zeros((0, spec.n_mels), np.float32)
         return np.concatenate([edge_db[:t0], inner_db, edge_db[t0:]])
+
+    def _prosody(self, y: np.ndarray, f0: int, t0: int, t1: int, edge: _Frames,
+                 logmel: np.ndarray, track, row: np.ndarray) -> np.ndarray:
+        """The prosody columns of one window (into ``row``) from its pYIN ``track``, its
+        frames' shape values, its samples and its clamped dB frames ``logmel``; returns
+        its F0, voicing probability and RMS dB frames ((n_frames, 3) float32)."""
+        spec, at = self.spec, self.spec.slices
+        inner = slice(f0 + t0, f0 + t1)
+        row[at["pitch"].start:at["voice"].stop], pitch_frames = shape.pitch_voice_tracks(
+            y, spec, track)
+        framed = np.concatenate([edge.shape[:t0], self.frames.shape[inner], edge.shape[t0:]])
+        # the frame RMS as the per-window computation sums it: the loudness slopes count
+        # every rise, so they follow its rounding in frames near the dB floor
+        rms = shape.frame_rms(y[None], np.array([len(y)]), n_frames(len(y), spec), spec, np)
+        values, rms_db = shape.spectral_values(framed[None], logmel[None], rms,
+                                               self.banks.dct, spec, np)
+        row[at["loudness"].start:at["mfcc_delta"].stop] = values[0]
+        return np.concatenate([pitch_frames, rms_db[0, :, None].astype(np.float32)], axis=1)
 
     def _chroma(self, fr: _Frames, inner: slice, edge: _Frames, n: int) -> np.ndarray:
         """Mean normalised chroma with the window's own tuning estimate."""

@@ -90,7 +90,8 @@ def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, starts: 
     at = spec.slices
     out[at["pitch"].start:at["voice"].stop], pitch_frames = shape.pitch_voice(y, spec)
     rms = shape.frame_rms(y[None], np.array([len(y)]), count, spec, np)
-    values, rms_db = shape.spectral_values(mag[None], logmel[None], rms, banks.dct, spec, np)
+    values, rms_db = shape.spectral_values(shape.frame_shape(mag[None], spec, np), logmel[None],
+                                          rms, banks.dct, spec, np)
     out[at["loudness"].start:at["mfcc_delta"].stop] = values[0]
     if not frames:
         return None

@@ -7,17 +7,13 @@ of chroma banks indexed by estimated tuning).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from dataclasses import asdict, dataclass
-from importlib.metadata import version
 
 import numpy as np
 
-from ..io.files import atomic_write
 from .librosa_constants import TUNING_EDGES
 from .spec import FeatureSpec
+from .table_cache import cached_tables
 
 __all__ = ["FilterBanks", "cached_filter_banks", "filter_banks", "install_filter_banks"]
 
@@ -83,23 +79,9 @@ def filter_banks(spec: FeatureSpec) -> FilterBanks:
 
 def cached_filter_banks(spec: FeatureSpec) -> FilterBanks:
     """The banks for ``spec`` from the disk cache, else built with librosa and saved there
-    (atomically; a cache that cannot be written only costs the rebuild)."""
-    key = json.dumps([spec.to_dict(), version("librosa"), 1], sort_keys=True)
-    folder = os.environ.get("SERFAST_CACHE", os.path.expanduser("~/.cache/serfast"))
-    path = os.path.join(folder, f"banks-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz")
-    try:
-        with np.load(path) as data:
-            return FilterBanks(**{k: data[k] for k in data.files})
-    except (OSError, ValueError, TypeError, KeyError):
-        pass
-    banks = _build(spec)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with atomic_write(path, "wb") as fh:
-            np.savez(fh, **asdict(banks))
-    except OSError:
-        pass  # a read-only home only costs the rebuild
-    return banks
+    (:func:`serfast.features.table_cache.cached_tables`)."""
+    tables = cached_tables("banks", [spec.to_dict(), 1], lambda: asdict(_build(spec)))
+    return FilterBanks(**tables)
 
 
 def _build(spec: FeatureSpec) -> FilterBanks:

@@ -211,7 +211,8 @@ def _bucket_features(y, lengths, spec: FeatureSpec, banks: DeviceBanks, xp, fuse
     extra = None
     if spec.has_prosody:
         at = spec.slices
-        values, rms_db = shape.spectral_values(mag, logmel, rms, banks.dct, spec, xp)
+        values, rms_db = shape.spectral_values(shape.frame_shape(mag, spec, xp), logmel, rms,
+                                               banks.dct, spec, xp)
         rows[:, at["loudness"].start:at["mfcc_delta"].stop] = values
         extra = rms_db[..., None].astype(xp.float32) if frames else None
     if not spec.has_seed:

@@ -33,16 +33,18 @@ std, range, slope and delta 0; slope needs two voiced frames and delta one voice
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 
 import numpy as np
 import scipy.fft
 
 from . import pitch_kernels
+from .table_cache import cached_tables
 
-__all__ = ["FMIN", "FMAX", "FRAME_LENGTH", "HOP_LENGTH", "PITCH_COLUMNS", "pitch_track",
-           "yin_track", "pitch_tracks", "pitch_stats", "pitch_row", "pitch_rows"]
+__all__ = ["FMIN", "FMAX", "FRAME_LENGTH", "HOP_LENGTH", "PITCH_COLUMNS", "Observations",
+           "decode", "observe", "pitch_track", "yin_track", "pitch_tracks", "pitch_stats",
+           "pitch_row", "pitch_rows"]
 
 #: pYIN/YIN search range in Hz.
 FMIN, FMAX = 60.0, 500.0
@@ -57,7 +59,7 @@ _RESOLUTION = 0.1
 _MAX_TRANSITION_RATE = 35.92
 _SWITCH_PROB = 0.01
 _NO_TROUGH_PROB = 0.01
-#: Frames per autocorrelation batch (bounds the FFT buffers to ~12 MB).
+#: Frames per autocorrelation batch (bounds the FFT buffers and observations to ~15 MB).
 _CHUNK = 1024
 #: Frames whose Viterbi values are held at once (~1.5 MB at 22,050 Hz).
 _SEGMENT = 256
@@ -86,16 +88,32 @@ class _Model:
     log_p_init: float
 
 
+#: The fields of :class:`_Model` that are numbers, not tables.
+_INTS = ("sr", "min_period", "max_period", "n_fft", "n_bins", "bins_per_octave")
+_FLOATS = ("log_trans_off", "log_p_init")
+
+
 @cache
 def _model(sr: int) -> _Model:
     """The tables of ``librosa.pyin(fmin=FMIN, fmax=FMAX, frame_length=FRAME_LENGTH,
-    hop_length=HOP_LENGTH)`` at ``sr``, built with librosa's and SciPy's own functions."""
-    import librosa
-    import scipy.stats
-
+    hop_length=HOP_LENGTH)`` at ``sr``, built with librosa's and SciPy's own functions
+    once per user (:func:`serfast.features.table_cache.cached_tables`)."""
     if not FMAX <= sr / 2 or sr / FMIN >= FRAME_LENGTH - 1:
         raise ValueError(f"sample rate {sr} Hz cannot hold pitch {FMIN:g}-{FMAX:g} Hz "
                          f"in {FRAME_LENGTH}-sample frames")
+    key = [sr, FMIN, FMAX, FRAME_LENGTH, HOP_LENGTH, _N_THRESHOLDS, _BETA, _BOLTZMANN,
+           _RESOLUTION, _MAX_TRANSITION_RATE, _SWITCH_PROB, 1]
+    tables = cached_tables("pyin", key, lambda: asdict(_build_model(sr)))
+    return _Model(**{name: int(value) if name in _INTS else
+                     float(value) if name in _FLOATS else value
+                     for name, value in tables.items()})
+
+
+def _build_model(sr: int) -> _Model:
+    """:func:`_model`'s tables, built."""
+    import librosa
+    import scipy.stats
+
     min_period = int(np.floor(sr / FMAX))
     max_period = min(int(np.ceil(sr / FMIN)), FRAME_LENGTH - 1)
     n_lags = max_period - min_period + 1
@@ -140,40 +158,105 @@ def _model(sr: int) -> _Model:
         log_p_init=float(np.log(1.0 / (2 * n_bins) + tiny)))
 
 
-def _observations(y: np.ndarray, model: _Model):
-    """YIN's F0, pYIN's voicing probability and its candidates of every frame (see
-    ``pitch_kernels.yin_frames``): frame ``t``'s at ``offsets[t]:offsets[t + 1]`` of the
-    flat bin and log-probability arrays. Memory: ~20 bytes a frame beyond ~12 MB."""
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    count = 1 + len(y) // HOP_LENGTH
-    n_lags = model.max_period - model.min_period + 1
-    yin_f0 = np.empty(count)
-    voiced_prob = np.empty(count)
-    n_cand = np.empty(count, np.int64)
-    chunk_frames = min(count, _CHUNK)
-    most = n_lags // 2 + 2  # troughs of a frame: local minima, so every other lag at most
+def observe(pieces, sr: int) -> Observations:
+    """pYIN's and YIN's per-frame observations of the frames of ``pieces``, in order:
+    each piece ``(y, first, count)`` stands for frames ``first .. first + count - 1`` of a
+    clip ``y`` ((n,) float32) padded as :func:`pitch_track` pads it, so a frame's
+    observations are the same whichever clip around it is framed. Memory: about 2 KB a
+    frame; callers pass at most a few thousand frames at once."""
+    model = _model(sr)
+    count = sum(c for _, _, c in pieces)
+    out = Observations.empty(count, sr)
     # frames zero-padded to the FFT size in place, so the FFT reads them without a copy
-    padded = np.zeros((chunk_frames, model.n_fft), np.float32)
-    chunk_bin = np.empty((chunk_frames, most), np.int32)
-    chunk_logp = np.empty((chunk_frames, most))
-    bins, logps = [], []
-    for t0 in range(0, count, _CHUNK):
-        t1 = min(t0 + _CHUNK, count)
-        chunk = padded[:t1 - t0, :FRAME_LENGTH]
-        pitch_kernels.frame_padded(y, t0, FRAME_LENGTH, HOP_LENGTH, chunk)
-        spectrum = scipy.fft.rfft(padded[:t1 - t0], axis=1, workers=1)
-        power = spectrum.real ** 2 + spectrum.imag ** 2
-        acf = scipy.fft.irfft(power, n=model.n_fft, axis=1, workers=1)[:, :model.max_period + 1]
-        pitch_kernels.yin_frames(
-            chunk, acf, model.sr, FMIN, model.min_period,
-            model.max_period, _TROUGH_THRESHOLD, model.thresholds, model.beta_probs,
-            model.boltzmann_pmf, _NO_TROUGH_PROB, model.n_bins, model.bins_per_octave,
-            yin_f0[t0:t1], voiced_prob[t0:t1], chunk_bin, chunk_logp, n_cand[t0:t1])
-        kept = np.arange(most) < n_cand[t0:t1, None]  # the candidates, frame by frame
-        bins.append(chunk_bin[:t1 - t0][kept])
-        logps.append(chunk_logp[:t1 - t0][kept])
+    padded = np.zeros((count, model.n_fft), np.float32)
+    frames = padded[:, :FRAME_LENGTH]
+    at = 0
+    for y, first, c in pieces:
+        pitch_kernels.frame_padded(np.ascontiguousarray(y, dtype=np.float32), first,
+                                   FRAME_LENGTH, HOP_LENGTH, frames[at:at + c])
+        at += c
+    spectrum = scipy.fft.rfft(padded, axis=1, workers=1)
+    power = spectrum.real ** 2 + spectrum.imag ** 2
+    acf = scipy.fft.irfft(power, n=model.n_fft, axis=1, workers=1)[:, :model.max_period + 1]
+    pitch_kernels.yin_frames(
+        frames, acf, model.sr, FMIN, model.min_period, model.max_period,
+        _TROUGH_THRESHOLD, model.thresholds, model.beta_probs, model.boltzmann_pmf,
+        _NO_TROUGH_PROB, model.n_bins, model.bins_per_octave, out.yin_f0, out.voiced_prob,
+        out.cand_bin, out.cand_logp, out.n_cand)
+    return out
+
+
+@dataclass
+class Observations:
+    """Per-frame observations of :func:`observe`, T frames.
+
+    yin_f0 : (T,) float64 Hz, ``librosa.yin``'s F0.  voiced_prob : (T,) float64.
+    n_cand : (T,) int64; cand_bin (T, K) int32 and cand_logp (T, K) float64: frame t's
+    ``n_cand[t]`` voiced pitch bins with a non-zero observation probability, increasing,
+    and their ``log(p + tiny)`` in its first ``n_cand[t]`` entries.
+    """
+
+    yin_f0: np.ndarray
+    voiced_prob: np.ndarray
+    n_cand: np.ndarray
+    cand_bin: np.ndarray
+    cand_logp: np.ndarray
+
+    @staticmethod
+    def empty(count: int, sr: int) -> Observations:
+        """Room for ``count`` frames at ``sr`` (zeros: frames without a candidate)."""
+        model = _model(sr)
+        # a frame's troughs are local minima of its lags: every other lag at most
+        most = (model.max_period - model.min_period + 1) // 2 + 2
+        return Observations(np.zeros(count), np.zeros(count), np.zeros(count, np.int64),
+                            np.zeros((count, most), np.int32), np.zeros((count, most)))
+
+    def take(self, index) -> Observations:
+        """The frames ``index`` (a slice or an index array)."""
+        return Observations(*(value[index] for value in vars(self).values()))
+
+    def flat(self):
+        """``(yin_f0, voiced_prob, n_cand, cand_bin, cand_logp)`` with only the candidates
+        kept, one after another (frame t's at ``sum(n_cand[:t])``)."""
+        kept = np.arange(self.cand_bin.shape[1]) < self.n_cand[:, None]
+        return (self.yin_f0, self.voiced_prob, self.n_cand, self.cand_bin[kept],
+                self.cand_logp[kept])
+
+    @staticmethod
+    def join(parts: list[Observations]) -> Observations:
+        """The frames of ``parts`` one after another."""
+        return Observations(*(np.concatenate([vars(p)[name] for p in parts])
+                              for name in vars(parts[0])))
+
+
+def _observations(y: np.ndarray, sr: int):
+    """:func:`observe` of every frame of a clip, ``_CHUNK`` frames at a time, with the
+    candidates kept flat (about 20 bytes a frame): ``(yin_f0, voiced_prob, n_cand,
+    cand_bin, cand_logp)``, frame t's candidates at ``sum(n_cand[:t])`` of the last two."""
+    count = 1 + len(y) // HOP_LENGTH
+    parts = [observe([(y, t0, min(t0 + _CHUNK, count) - t0)], sr).flat()
+             for t0 in range(0, count, _CHUNK)]
+    return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+def decode(obs: Observations, sr: int):
+    """pYIN's track from a clip's observations (its frames in order): ``(f0, voiced_flag,
+    voiced_prob, yin_f0)`` as :func:`pitch_tracks` returns them."""
+    return _decode(*obs.flat(), sr)
+
+
+def _decode(yin_f0, voiced_prob, n_cand, cand_bin, cand_logp, sr: int):
+    """:func:`decode` of observations in :func:`_observations`' flat form."""
+    model = _model(sr)
     offsets = np.concatenate([[0], np.cumsum(n_cand)])
-    return yin_f0, voiced_prob, offsets, np.concatenate(bins), np.concatenate(logps)
+    states = np.empty(len(voiced_prob), np.int64)
+    pitch_kernels.viterbi_states(model.log_trans_band, model.log_trans_src,
+                                 model.log_trans_off, model.log_p_init, model.n_bins,
+                                 offsets, cand_bin, cand_logp, voiced_prob, _SEGMENT, states)
+    voiced = states < model.n_bins
+    f0 = model.freqs[states % model.n_bins]
+    f0[~voiced] = np.nan
+    return f0, voiced, voiced_prob, yin_f0
 
 
 def yin_track(y: np.ndarray, sr: int) -> np.ndarray:
@@ -182,7 +265,7 @@ def yin_track(y: np.ndarray, sr: int) -> np.ndarray:
 
     y : (n,) float32, n >= 1.  Returns (1 + n // HOP_LENGTH,) float64.
     """
-    return _observations(y, _model(sr))[0]
+    return _observations(y, sr)[0]
 
 
 def pitch_track(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -198,16 +281,7 @@ def pitch_track(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 def pitch_tracks(y: np.ndarray, sr: int):
     """:func:`pitch_track` and :func:`yin_track` from one pass over the clip:
     ``(f0, voiced_flag, voiced_prob, yin_f0)``."""
-    model = _model(sr)
-    yin_f0, voiced_prob, offsets, cand_bin, cand_logp = _observations(y, model)
-    states = np.empty(len(voiced_prob), np.int64)
-    pitch_kernels.viterbi_states(model.log_trans_band, model.log_trans_src, model.log_trans_off, model.log_p_init,
-                                 model.n_bins, offsets, cand_bin, cand_logp, voiced_prob,
-                                 _SEGMENT, states)
-    voiced = states < model.n_bins
-    f0 = model.freqs[states % model.n_bins]
-    f0[~voiced] = np.nan
-    return f0, voiced, voiced_prob, yin_f0
+    return _decode(*_observations(y, sr), sr)
 
 
 def pitch_stats(f0: np.ndarray, voiced_flag: np.ndarray, voiced_prob: np.ndarray,

@@ -45,9 +45,11 @@ import numpy as np
 from .librosa_constants import AMIN
 from .spec import FeatureSpec, n_frames
 
-__all__ = ["CONTRAST_BANDS", "CONTRAST_FMIN", "DELTA_WIDTH", "LOUDNESS_SMOOTH",
-           "ROLL_PERCENT", "contrast_bands", "pitch_frame_index", "pitch_voice", "delta", "frame_rms", "loudness_db",
-           "loudness_stats", "shape_tracks", "spectral_values", "track_stats"]
+__all__ = ["CONTRAST_BANDS", "CONTRAST_FMIN", "DELTA_WIDTH", "FRAME_SHAPE_COLUMNS",
+           "LOUDNESS_SMOOTH", "ROLL_PERCENT", "contrast_bands", "delta", "frame_rms",
+           "frame_shape", "loudness_db", "loudness_stats", "pitch_frame_index", "pitch_voice",
+           "pitch_voice_tracks", "shape_tracks", "spectral_values", "track_stats",
+           "tracks_from_frames"]
 
 #: ``spectral_contrast(n_bands=6, fmin=200.0, quantile=0.02)``: 7 rows.
 CONTRAST_BANDS, CONTRAST_FMIN, CONTRAST_QUANTILE = 6, 200.0, 0.02
@@ -88,37 +90,55 @@ def _power_db(x, xp):
     return xp.maximum(db, db.max(axis=axes, keepdims=True) - _TOP_DB)
 
 
-def shape_tracks(mag, logmel, spec: FeatureSpec, xp):
-    """Per-frame shape tracks (B, T, len(SHAPE_TRACKS)) float64: contrast of 7 bands (dB),
-    flatness, roll-off (Hz), onset strength (dB), from ``mag`` (B, T, n_bins) float32 and
-    ``logmel`` (B, T, n_mels) float32 (module docstring)."""
+#: Columns of :func:`frame_shape`: each contrast band's peak and valley, flatness, roll-off.
+FRAME_SHAPE_COLUMNS = 2 * (CONTRAST_BANDS + 1) + 2
+
+
+def frame_shape(mag, spec: FeatureSpec, xp):
+    """What the shape tracks take from each frame alone: (B, T, FRAME_SHAPE_COLUMNS)
+    float64 of ``mag`` (B, T, n_bins) float32 |X|: the mean magnitude of each contrast
+    band's top and bottom quantile (7 + 7), flatness, roll-off (Hz). A frame's values do
+    not depend on the clip around it (:func:`tracks_from_frames` adds what does)."""
     n_clips, t, n_bins = mag.shape
     bands = contrast_bands(spec)
-    valley = xp.empty((n_clips, t, len(bands)), xp.float64)
-    peak = xp.empty_like(valley)
+    out = xp.empty((n_clips, t, FRAME_SHAPE_COLUMNS), xp.float64)
     for k, (lo, hi, count) in enumerate(bands):
         width = hi - lo
         ranked = xp.partition(mag[..., lo:hi], (count - 1, width - count), axis=2)
-        valley[..., k] = ranked[..., :count].mean(axis=2)
-        peak[..., k] = ranked[..., width - count:].mean(axis=2)
-    contrast = _power_db(peak, xp) - _power_db(valley, xp)
+        out[..., k] = ranked[..., width - count:].mean(axis=2)
+        out[..., len(bands) + k] = ranked[..., :count].mean(axis=2)
 
     power = xp.maximum(mag * mag, xp.float32(AMIN))
-    flatness = (xp.exp(xp.log(power).mean(axis=2, dtype=xp.float64))
-                / power.mean(axis=2, dtype=xp.float64))
+    out[..., -2] = (xp.exp(xp.log(power).mean(axis=2, dtype=xp.float64))
+                    / power.mean(axis=2, dtype=xp.float64))
 
     energy = xp.cumsum(mag, axis=2)
     below = (energy < xp.float32(ROLL_PERCENT) * energy[..., -1:]).sum(axis=2)
     freqs = xp.asarray(np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sr))
-    rolloff = freqs[xp.minimum(below, n_bins - 1)]
+    out[..., -1] = freqs[xp.minimum(below, n_bins - 1)]
+    return out
 
+
+def tracks_from_frames(framed, logmel, spec: FeatureSpec, xp):
+    """Per-frame shape tracks (B, T, len(SHAPE_TRACKS)) float64 of a clip: contrast of 7
+    bands (dB, clamped at the clip's max - 80 dB), flatness, roll-off (Hz), onset strength
+    (dB), from :func:`frame_shape`'s ``framed`` and ``logmel`` (B, T, n_mels) float32."""
+    n_clips, t = framed.shape[:2]
+    n = CONTRAST_BANDS + 1
+    contrast = _power_db(framed[..., :n], xp) - _power_db(framed[..., n:2 * n], xp)
     onset = xp.zeros((n_clips, t), xp.float64)
     lead = 1 + spec.n_fft // (2 * spec.hop_length)  # librosa's lag + centring shift
     if t > lead:
         rise = xp.maximum(logmel[:, 1:t - lead + 1] - logmel[:, :t - lead], 0)
         onset[:, lead:] = rise.mean(axis=2, dtype=xp.float64)
-    return xp.concatenate([contrast, flatness[..., None], rolloff[..., None],
-                           onset[..., None]], axis=2)
+    return xp.concatenate([contrast, framed[..., 2 * n:], onset[..., None]], axis=2)
+
+
+def shape_tracks(mag, logmel, spec: FeatureSpec, xp):
+    """Per-frame shape tracks (B, T, len(SHAPE_TRACKS)) float64: contrast of 7 bands (dB),
+    flatness, roll-off (Hz), onset strength (dB), from ``mag`` (B, T, n_bins) float32 and
+    ``logmel`` (B, T, n_mels) float32 (module docstring)."""
+    return tracks_from_frames(frame_shape(mag, spec, xp), logmel, spec, xp)
 
 
 def delta(x, xp):
@@ -186,16 +206,16 @@ def loudness_stats(db, spec: FeatureSpec, xp):
     return xp.stack(out, axis=1)
 
 
-def spectral_values(mag, logmel, rms, dct, spec: FeatureSpec, xp):
+def spectral_values(framed, logmel, rms, dct, spec: FeatureSpec, xp):
     """The prosody columns computed from the STFT and the frame RMS, groups ``loudness``
     to ``mfcc_delta`` of ``spec.slices`` in store order: (B, 75) float64 by default.
 
-    mag (B, T, n_bins) float32, logmel (B, T, n_mels) float32 clamped dB, rms (B, T)
+    framed (B, T, FRAME_SHAPE_COLUMNS) float64 (:func:`frame_shape` of |X|), logmel (B, T, n_mels) float32 clamped dB, rms (B, T)
     float64, dct (n_mels, n_mfcc) float32. Also returns the frame dB (B, T) float64."""
     db = loudness_db(rms, xp)
     mfcc = logmel @ dct
     return xp.concatenate([loudness_stats(db, spec, xp),
-                           track_stats(shape_tracks(mag, logmel, spec, xp), xp),
+                           track_stats(tracks_from_frames(framed, logmel, spec, xp), xp),
                            track_stats(mfcc, xp, with_mean=False)], axis=1), db
 
 
@@ -211,10 +231,19 @@ def pitch_voice(y: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarra
     """Groups ``pitch`` and ``voice`` of one clip ((13,) float32, finite) and its F0 (Hz,
     0 where unvoiced) and voicing probability on the spec's frame grid ((T, 2) float32,
     T = ``n_frames(len(y), spec)``). y : (n,) float32, n >= 1, at ``spec.sr``."""
-    from .pitch import pitch_stats, pitch_tracks  # SciPy and Numba: only with prosody
+    from .pitch import pitch_tracks  # SciPy and Numba: only with prosody
+
+    return pitch_voice_tracks(y, spec, pitch_tracks(y, spec.sr))
+
+
+def pitch_voice_tracks(y: np.ndarray, spec: FeatureSpec, tracks) -> tuple[np.ndarray,
+                                                                          np.ndarray]:
+    """:func:`pitch_voice` of a clip whose pYIN and YIN tracks are known: ``tracks`` is
+    ``pitch.pitch_tracks(y, spec.sr)``'s ``(f0, voiced_flag, voiced_prob, yin_f0)``."""
+    from .pitch import pitch_stats
     from .voice import voice_stats
 
-    f0, voiced, prob, yin_f0 = pitch_tracks(y, spec.sr)
+    f0, voiced, prob, yin_f0 = tracks
     row = np.concatenate([pitch_stats(f0, voiced, prob, spec.sr),
                           voice_stats(y, spec.sr, f0, voiced, yin_f0)])
     at = pitch_frame_index(n_frames(len(y), spec), spec)
