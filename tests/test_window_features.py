@@ -111,3 +111,25 @@ def test_real_speech(spec):
     got = ChannelFrames(spec).features(y, 0, starts, [s + WIN for s in starts], False)
     want = compute_batch([y[s:s + WIN] for s in starts], spec).values
     assert_close(got.values, want, spec)
+
+
+def test_channel_pitch_tracks_equal_the_per_window_tracks():
+    """Shared pitch-frame observations + each window's own decode = pitch_tracks of the
+    window, also for windows too short to have an inside pitch frame."""
+    from serfast.calls.window_prosody import ChannelPitch, inside_pitch_frames
+    from serfast.features.pitch import HOP_LENGTH, pitch_tracks
+
+    assert inside_pitch_frames(WIN) == (2, 214)
+    assert inside_pitch_frames(300)[1] <= inside_pitch_frames(300)[0]
+    y = voice(12.0, seed=3)
+    starts = [0, 2 * HOP, 3 * HOP, 90 * HOP, 91 * HOP, 300 * HOP]
+    ends = [s + WIN for s in starts[:4]] + [91 * HOP + 300, 300 * HOP + 700]
+    channel = ChannelPitch(SR)
+    for got, a, b in zip(channel.tracks(y, 0, starts, ends), starts, ends):
+        for g, w in zip(got, pitch_tracks(y[a:b], SR)):
+            np.testing.assert_array_equal(g, w)
+    inside = set()  # each inside pitch frame was observed once, for every window
+    for a, b in zip(starts, ends):
+        p0, p1 = inside_pitch_frames(b - a)
+        inside |= set(range(a // HOP_LENGTH + p0, a // HOP_LENGTH + p1))
+    assert set(np.flatnonzero(channel.done)) == inside

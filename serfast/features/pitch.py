@@ -59,7 +59,7 @@ _RESOLUTION = 0.1
 _MAX_TRANSITION_RATE = 35.92
 _SWITCH_PROB = 0.01
 _NO_TROUGH_PROB = 0.01
-#: Frames per autocorrelation batch (bounds the FFT buffers and observations to ~15 MB).
+#: Frames per autocorrelation batch (bounds the FFT buffers and observations to ~30 MB).
 _CHUNK = 1024
 #: Frames whose Viterbi values are held at once (~1.5 MB at 22,050 Hz).
 _SEGMENT = 256
@@ -158,34 +158,6 @@ def _build_model(sr: int) -> _Model:
         log_p_init=float(np.log(1.0 / (2 * n_bins) + tiny)))
 
 
-def observe(pieces, sr: int) -> Observations:
-    """pYIN's and YIN's per-frame observations of the frames of ``pieces``, in order:
-    each piece ``(y, first, count)`` stands for frames ``first .. first + count - 1`` of a
-    clip ``y`` ((n,) float32) padded as :func:`pitch_track` pads it, so a frame's
-    observations are the same whichever clip around it is framed. Memory: about 2 KB a
-    frame; callers pass at most a few thousand frames at once."""
-    model = _model(sr)
-    count = sum(c for _, _, c in pieces)
-    out = Observations.empty(count, sr)
-    # frames zero-padded to the FFT size in place, so the FFT reads them without a copy
-    padded = np.zeros((count, model.n_fft), np.float32)
-    frames = padded[:, :FRAME_LENGTH]
-    at = 0
-    for y, first, c in pieces:
-        pitch_kernels.frame_padded(np.ascontiguousarray(y, dtype=np.float32), first,
-                                   FRAME_LENGTH, HOP_LENGTH, frames[at:at + c])
-        at += c
-    spectrum = scipy.fft.rfft(padded, axis=1, workers=1)
-    power = spectrum.real ** 2 + spectrum.imag ** 2
-    acf = scipy.fft.irfft(power, n=model.n_fft, axis=1, workers=1)[:, :model.max_period + 1]
-    pitch_kernels.yin_frames(
-        frames, acf, model.sr, FMIN, model.min_period, model.max_period,
-        _TROUGH_THRESHOLD, model.thresholds, model.beta_probs, model.boltzmann_pmf,
-        _NO_TROUGH_PROB, model.n_bins, model.bins_per_octave, out.yin_f0, out.voiced_prob,
-        out.cand_bin, out.cand_logp, out.n_cand)
-    return out
-
-
 @dataclass
 class Observations:
     """Per-frame observations of :func:`observe`, T frames.
@@ -227,6 +199,34 @@ class Observations:
         """The frames of ``parts`` one after another."""
         return Observations(*(np.concatenate([vars(p)[name] for p in parts])
                               for name in vars(parts[0])))
+
+
+def observe(pieces, sr: int) -> Observations:
+    """pYIN's and YIN's per-frame observations of the frames of ``pieces``, in order:
+    each piece ``(y, first, count)`` stands for frames ``first .. first + count - 1`` of a
+    clip ``y`` ((n,) float32) padded as :func:`pitch_track` pads it, so a frame's
+    observations are the same whichever clip around it is framed. Memory: about 2 KB a
+    frame; callers pass at most a few thousand frames at once."""
+    model = _model(sr)
+    count = sum(c for _, _, c in pieces)
+    out = Observations.empty(count, sr)
+    # frames zero-padded to the FFT size in place, so the FFT reads them without a copy
+    padded = np.zeros((count, model.n_fft), np.float32)
+    frames = padded[:, :FRAME_LENGTH]
+    at = 0
+    for y, first, c in pieces:
+        pitch_kernels.frame_padded(np.ascontiguousarray(y, dtype=np.float32), first,
+                                   FRAME_LENGTH, HOP_LENGTH, frames[at:at + c])
+        at += c
+    spectrum = scipy.fft.rfft(padded, axis=1, workers=1)
+    power = spectrum.real ** 2 + spectrum.imag ** 2
+    acf = scipy.fft.irfft(power, n=model.n_fft, axis=1, workers=1)[:, :model.max_period + 1]
+    pitch_kernels.yin_frames(
+        frames, acf, model.sr, FMIN, model.min_period, model.max_period,
+        _TROUGH_THRESHOLD, model.thresholds, model.beta_probs, model.boltzmann_pmf,
+        _NO_TROUGH_PROB, model.n_bins, model.bins_per_octave, out.yin_f0, out.voiced_prob,
+        out.cand_bin, out.cand_logp, out.n_cand)
+    return out
 
 
 def _observations(y: np.ndarray, sr: int):
