@@ -52,7 +52,14 @@ def _library_errors():
 @click.option("--norm", type=click.Choice(["speaker", "global"]), default=None,
               help="Feature normalisation [serfast: speaker, method: global].")
 @click.option("--ensemble", type=click.IntRange(0), default=2, show_default=True,
-              help="Serfast: members of each kind (statistics MLP, frame CNN).")
+              help="Serfast: statistics-MLP members (and as many sequence members with "
+                   "--sequence).")
+@click.option("--sequence", is_flag=True,
+              help="Serfast: also Conv1D sequence members over the frames (a store with "
+                   "frames; slower to train, better within one corpus).")
+@click.option("--stats", type=click.Choice(["mfcc", "all"]), default="mfcc", show_default=True,
+              help="Serfast: frames the statistics pool: the mean log-mel and MFCCs, or "
+                   "every log-mel band too.")
 @click.option("--linear", type=click.IntRange(0), default=0, show_default=True,
               help="Serfast: also this many logistic-regression members over the statistics.")
 @click.option("--epochs", type=click.IntRange(1), default=None,
@@ -68,15 +75,15 @@ def _library_errors():
 @click.option("--seed", type=int, default=0, show_default=True, help="Folds and weights seed.")
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, ensemble,
-          linear, epochs, class_weight, no_augmented, compare_baselines, compare_limit, seed, quiet):
+          sequence, stats, linear, epochs, class_weight, no_augmented, compare_baselines, compare_limit, seed, quiet):
     """Cross-validate over speaker folds (or leave one corpus out), then train on all rows
     of STORES (.npy feature stores) and save the model, report.md, report.json and plots
     in --model DIR."""
     from serfast.model.train import TrainOptions, train as run_train
 
     options = TrainOptions(classes=classes, cv=cv, network=network, extractor=extractor,
-                           classifier=classifier, norm=norm, ensemble=ensemble, linear=linear,
-                           epochs=epochs,
+                           classifier=classifier, norm=norm, ensemble=ensemble,
+                           sequence=sequence, stats=stats, linear=linear, epochs=epochs,
                            class_weight=class_weight, augmented=not no_augmented, seed=seed,
                            compare_limit=compare_limit)
     try:

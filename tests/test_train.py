@@ -597,3 +597,19 @@ def test_linear_members_are_a_logistic_regression_saved_and_run_in_numpy(stores,
     assert json.load(open(os.path.join(both, "model.json")))["config"]["members"] == ["stats", "linear"]
     with pytest.raises(TrainError, match="at least one member"):
         train([stores["plain"]], str(tmp_path / "none"), TrainOptions(cv=0, ensemble=0))
+
+
+def test_cli_sequence_and_stats_options_reach_the_saved_model(stores, tmp_path):
+    """``--sequence`` adds as many Conv1D sequence members as ``--ensemble``; ``--stats all``
+    pools every log-mel band; the model predicts from the store."""
+    model_dir = str(tmp_path / "seq")
+    result = CliRunner().invoke(main, ["train", stores["plain"], "--model", model_dir,
+                                       "--cv", "0", "--ensemble", "1", "--epochs", "2",
+                                       "--sequence", "--stats", "all", "--quiet"])
+    assert result.exit_code == 0, result.output
+    config = json.load(open(os.path.join(model_dir, "model.json")))["config"]
+    assert config["members"] == ["stats", "seq"] and config["stats"] == "all"
+    store = open_store(stores["plain"])
+    frames = [store.row_frames(i) for i in range(len(store.rows))]
+    probs = load_predictor(model_dir).predict_proba(store.values, frames)
+    assert probs.shape == (len(store.rows), 6) and np.allclose(probs.sum(1), 1, atol=1e-5)
