@@ -33,7 +33,7 @@ def _audio(seconds: float) -> str:
 @click.option("--model", "model_dir", default=AUTO_MODEL, show_default=True,
               help="Folder of a trained model, or a model shipped with serfast: 'default' "
                    "(seed + prosody features), 'telephone' (the same, trained on telephone "
-                   "copies too: for call audio), 'fast' (seed features: about 3x faster, "
+                   "copies too: for call audio), 'fast' (seed features: about 2x faster, "
                    "less accurate); 'auto' = 'telephone' when every recording is sampled "
                    "at 8 kHz or less, else 'default'.")
 @click.option("--out", required=True, type=click.Path(),

@@ -45,7 +45,7 @@ DEFAULT_MODEL = "default"
 #: The models shipped inside the package, by the name that stands for each: ``default``
 #: (the ``all`` feature set: seed + prosody, the best across corpora on wide-band audio),
 #: ``telephone`` (the same, trained on a telephone copy of every clip too: the best on
-#: call audio) and ``fast`` (the seed set: about 3x faster on call archives, weaker on
+#: call audio) and ``fast`` (the seed set: about 2x faster on call archives, weaker on
 #: unseen corpora). README's model card has their leave-one-corpus-out tables.
 SHIPPED_MODELS = (DEFAULT_MODEL, "telephone", "fast")
 
