@@ -188,3 +188,24 @@ def test_pyin_matches_librosa_on_real_speech(speech_clips):
         np.testing.assert_array_less(np.abs(1200 * np.log2(yin / librosa.yin(y, **ARGS))), 1.0)
     assert both > 0.2 * frames  # real speech: a good share of voiced frames
     assert agree / frames >= 0.99 and within / both >= 0.99
+
+
+def test_pyin_tables_disk_cache_round_trips(tmp_path, monkeypatch):
+    """pYIN's tables are built once per user and read back equal, numbers as numbers, so a
+    fresh process decodes exactly as the one that built them."""
+    monkeypatch.setenv("SERFAST_CACHE", str(tmp_path))
+    y = np.sin(2 * np.pi * 180 * np.arange(11025) / 22050).astype(np.float32)
+    pitch._model.cache_clear()
+    try:
+        built = pitch._model(22050)
+        assert len(list(tmp_path.glob("pyin-*.npz"))) == 1
+        first = pitch.pitch_tracks(y, 22050)
+        pitch._model.cache_clear()
+        loaded = pitch._model(22050)
+        for name in built.__dataclass_fields__:
+            a, b = getattr(built, name), getattr(loaded, name)
+            assert type(a) is type(b) and np.array_equal(a, b), name
+        for a, b in zip(first, pitch.pitch_tracks(y, 22050)):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        pitch._model.cache_clear()
