@@ -31,7 +31,6 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.signal
 
 __all__ = ["METHODS", "SileroDetector", "SpeechDetector", "VadOptions", "frame_levels",
            "silero_available", "speech_detector", "start_silero"]
@@ -98,9 +97,12 @@ class SpeechDetector:
         self.pad = int(round(options.pad * sr))
         self.sos = self.zi = None
         if options.band_low_hz > 0 and options.band_high_hz > 0:
+            import scipy.signal  # 0.8 s to import: only where a channel is labelled
+
             band = [options.band_low_hz, min(options.band_high_hz, 0.45 * sr)]
             self.sos = scipy.signal.butter(2, band, btype="bandpass", fs=sr, output="sos")
             self.zi = np.zeros((len(self.sos), 2))
+            self.sosfilt = scipy.signal.sosfilt
         self.levels = np.zeros(0)
         self.rest = np.zeros(0, np.float32)
         self.chunk_floors: list[float] = []
@@ -127,7 +129,7 @@ class SpeechDetector:
     def push(self, y: np.ndarray) -> list[tuple[int, int]]:
         """Add the next block (float32 samples) and return regions that closed."""
         if self.sos is not None:  # filter state carries over: blocks sizes do not matter
-            y, self.zi = scipy.signal.sosfilt(self.sos, y, zi=self.zi)
+            y, self.zi = self.sosfilt(self.sos, y, zi=self.zi)
         y = np.concatenate([self.rest, y]) if len(self.rest) else y
         whole = len(y) // self.frame * self.frame
         self.rest = y[whole:].copy()
