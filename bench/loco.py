@@ -118,6 +118,7 @@ RECIPES = {
     "net-mfcc-ep20": Recipe(model="net", features="mfcc", epochs=20),
     "net-mfcc-cal": Recipe(model="net", features="mfcc", calibrate=True),
     "net-mfcc-seq": Recipe(model="net", features="mfcc", sequence=True),
+    "net-all-seq": Recipe(model="net", features="all", sequence=True),
 }
 
 
