@@ -75,7 +75,8 @@ def _library_errors():
 @click.option("--seed", type=int, default=0, show_default=True, help="Folds and weights seed.")
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, ensemble,
-          sequence, stats, linear, epochs, class_weight, no_augmented, compare_baselines, compare_limit, seed, quiet):
+          sequence, stats, linear, epochs, class_weight, no_augmented, compare_baselines,
+          compare_limit, seed, quiet):
     """Cross-validate over speaker folds (or leave one corpus out), then train on all rows
     of STORES (.npy feature stores) and save the model, report.md, report.json and plots
     in --model DIR."""

@@ -51,7 +51,8 @@ from ..features.cpu import compute_batch
 from ..features.filterbanks import filter_banks
 from ..features.librosa_constants import (AMIN, PIPTRACK_THRESHOLD, TINY32, TUNING_EDGES,
                                           VARIANCE_FLOOR, ZCR_THRESHOLD)
-from ..features.spec import BatchFeatures, FeatureSpec, n_frames, pitch_bins
+from ..features.spec import (BatchFeatures, FeatureSpec, inside_frame_range, n_frames,
+                             pitch_bins)
 from .window_prosody import ChannelPitch
 
 __all__ = ["ChannelFrames", "inside_frames"]
@@ -60,10 +61,7 @@ __all__ = ["ChannelFrames", "inside_frames"]
 def inside_frames(length: int, spec: FeatureSpec) -> tuple[int, int]:
     """Frames [t0, t1) of a ``length``-sample clip's centred STFT that lie wholly inside
     it (t1 <= t0: none)."""
-    half, hop = spec.n_fft // 2, spec.hop_length
-    t0 = -(-half // hop)
-    t1 = (length - half) // hop + 1 if length >= half else 0
-    return t0, min(t1, n_frames(length, spec))
+    return inside_frame_range(length, spec.n_fft, spec.hop_length)
 
 
 class _Frames:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..features.pitch import FRAME_LENGTH, HOP_LENGTH, Observations, decode, observe
+from ..features.spec import inside_frame_range
 
 __all__ = ["ChannelPitch", "inside_pitch_frames"]
 
@@ -22,10 +23,7 @@ __all__ = ["ChannelPitch", "inside_pitch_frames"]
 def inside_pitch_frames(length: int) -> tuple[int, int]:
     """Pitch frames [p0, p1) of a ``length``-sample clip that lie wholly inside it
     (p1 <= p0: none)."""
-    half = FRAME_LENGTH // 2
-    p0 = -(-half // HOP_LENGTH)
-    p1 = (length - half) // HOP_LENGTH + 1 if length >= half else 0
-    return p0, min(p1, 1 + length // HOP_LENGTH)
+    return inside_frame_range(length, FRAME_LENGTH, HOP_LENGTH)
 
 
 class ChannelPitch:
@@ -62,17 +60,16 @@ class ChannelPitch:
             self.done = np.concatenate([self.done, np.zeros(extra, bool)])
         clips = [audio[s - base:e - base] for s, e in zip(starts, ends)]
         grids = [inside_pitch_frames(len(y)) for y in clips]
+        counts = [1 + len(y) // HOP_LENGTH for y in clips]
         firsts = [s // HOP_LENGTH - self.first for s in starts]
         self._observe(audio, base, [(f + p0, f + p1) for f, (p0, p1) in zip(firsts, grids)
                                     if p1 > p0])
         pieces = []
-        for y, (p0, p1) in zip(clips, grids):
-            count = 1 + len(y) // HOP_LENGTH
+        for y, count, (p0, p1) in zip(clips, counts, grids):
             pieces += [(y, 0, p0), (y, p1, count - p1)] if p1 > p0 else [(y, 0, count)]
         edges = observe(pieces, self.sr)
         out, at = [], 0
-        for y, f, (p0, p1) in zip(clips, firsts, grids):
-            count = 1 + len(y) // HOP_LENGTH
+        for count, f, (p0, p1) in zip(counts, firsts, grids):
             if p1 > p0:
                 parts = [edges.take(slice(at, at + p0)), self.obs.take(slice(f + p0, f + p1)),
                          edges.take(slice(at + p0, at + p0 + count - p1))]

@@ -70,7 +70,7 @@ def filter_banks(spec: FeatureSpec) -> FilterBanks:
 
     Building them imports librosa and asks it for 100 chroma banks (about half a second),
     so they are cached under ``$SERFAST_CACHE`` (default ``~/.cache/serfast``), keyed by
-    the spec and the librosa version, like Numba caches compiled kernels.
+    the spec and the librosa and SciPy versions (:mod:`serfast.features.table_cache`).
     """
     if spec not in _BUILT:
         _BUILT[spec] = cached_filter_banks(spec)

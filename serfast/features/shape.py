@@ -210,8 +210,9 @@ def spectral_values(framed, logmel, rms, dct, spec: FeatureSpec, xp):
     """The prosody columns computed from the STFT and the frame RMS, groups ``loudness``
     to ``mfcc_delta`` of ``spec.slices`` in store order: (B, 75) float64 by default.
 
-    framed (B, T, FRAME_SHAPE_COLUMNS) float64 (:func:`frame_shape` of |X|), logmel (B, T, n_mels) float32 clamped dB, rms (B, T)
-    float64, dct (n_mels, n_mfcc) float32. Also returns the frame dB (B, T) float64."""
+    framed (B, T, FRAME_SHAPE_COLUMNS) float64 (:func:`frame_shape` of |X|), logmel
+    (B, T, n_mels) float32 clamped dB, rms (B, T) float64, dct (n_mels, n_mfcc) float32.
+    Also returns the frame dB (B, T) float64."""
     db = loudness_db(rms, xp)
     mfcc = logmel @ dct
     return xp.concatenate([loudness_stats(db, spec, xp),

@@ -4,7 +4,8 @@ A :class:`FeatureSpec` fixes the audio crop, the STFT and the filter banks, and 
 store's column layout (:attr:`FeatureSpec.slices`). It is saved next to every store
 (``OUT.json``) so that a model knows exactly which features it was trained on.
 :func:`n_frames` and :func:`pitch_bins` are the frame grid and piptrack's search range
-that every backend shares; :class:`BatchFeatures` is what every backend returns. Pure:
+that every backend shares (:func:`inside_frame_range`: which frames of a centred framing
+need no padding); :class:`BatchFeatures` is what every backend returns. Pure:
 imports nothing but NumPy (librosa's constants are in ``librosa_constants``).
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 from .librosa_constants import PITCH_RANGE
 
 __all__ = ["BatchFeatures", "FEATURE_SETS", "FeatureSpec", "PROSODY_FRAME_COLUMNS",
-           "SHAPE_TRACKS", "n_frames", "pitch_bins"]
+           "SHAPE_TRACKS", "inside_frame_range", "n_frames", "pitch_bins"]
 
 #: The named feature sets: ``seed`` (the SER-FusionNet method's 169 columns), ``prosody``
 #: (pitch, voice quality, loudness dynamics, spectral shape and frame statistics) and
@@ -214,6 +215,16 @@ def n_frames(n_samples, spec: FeatureSpec):
     """Frames of a centred STFT of ``n_samples`` samples: ``1 + n // hop`` (an int, or an
     integer array for an array of lengths)."""
     return 1 + n_samples // spec.hop_length
+
+
+def inside_frame_range(length: int, frame_length: int, hop: int) -> tuple[int, int]:
+    """Frames [t0, t1) of a ``length``-sample clip framed centred (frame ``t`` on sample
+    ``t * hop``, ``frame_length`` samples, zero-padded) that lie wholly inside it, without
+    padding (t1 <= t0: none)."""
+    half = frame_length // 2
+    t0 = -(-half // hop)
+    t1 = (length - half) // hop + 1 if length >= half else 0
+    return t0, min(t1, 1 + length // hop)
 
 
 def pitch_bins(spec: FeatureSpec) -> tuple[int, int]:
