@@ -115,9 +115,20 @@ def test_stats_from_a_shared_track_and_batches_equal_the_row():
         np.testing.assert_array_equal(both, np.concatenate([pitch_row(y, SR), row]))
 
 
+def test_a_dc_offset_changes_nothing_praat_would_not():
+    """Praat's harmonicity removes the local mean, so a constant offset (some corpora carry
+    one) must not raise HNR; Praat's pulses see it, and so do ours."""
+    y = glottal_voice(160, 0.01, 0.5, 0.2, seed=4)[0]
+    shifted = y + np.float32(0.1)
+    ours, ref = voice_row(shifted, SR), praat(shifted)
+    assert abs(ours[2] - voice_row(y, SR)[2]) < 0.3
+    assert abs(ours[2] - ref[2]) < 1.5
+    assert ours[0] == pytest.approx(ref[0], rel=0.2)
+
+
 def test_real_speech_agrees_with_praat():
-    """100+ clips of several corpora. Measured (see bench/RESULTS.md): r = 0.84 (jitter),
-    0.93 (shimmer), 0.93 (HNR); the floor asserted here leaves room for clip choice."""
+    """108 clips, 18 of each corpus, must reach the issue's r >= 0.95 in every column.
+    Measured (see bench/RESULTS.md): r = 0.969 (jitter), 0.957 (shimmer), 0.985 (HNR)."""
     from test_pitch import real_clips
 
     clips = real_clips(per_corpus=18)
@@ -127,5 +138,5 @@ def test_real_speech_agrees_with_praat():
     ref = np.array([praat(y) for y in clips])
     ok = np.all(np.isfinite(ref), axis=1)
     assert ok.sum() >= 100
-    for c, floor in zip(range(3), (0.75, 0.88, 0.88)):
-        assert np.corrcoef(ours[ok, c], ref[ok, c])[0, 1] >= floor, VOICE_COLUMNS[c]
+    for c in range(3):
+        assert np.corrcoef(ours[ok, c], ref[ok, c])[0, 1] >= 0.95, VOICE_COLUMNS[c]

@@ -3,10 +3,10 @@
 The definitions are eGeMAPS' (Eyben et al. 2016), which are Praat's:
 
 - glottal pulses (Praat's "To PointProcess (periodic, cc)"): within each run of frames
-  that pYIN calls voiced (:func:`serfast.features.pitch.pitch_track`) and that are
-  periodic and loud enough for Praat's pitch (correlation at the period > 0.35, peak > 3 %
-  of the clip's), a first pulse at the largest absolute sample of the run's middle period,
-  then one pulse per local period (``sr / F0``, F0 interpolated between frames) both ways:
+  that Praat's pitch tracker calls voiced (:func:`serfast.features.praat_voicing.praat_voicing`,
+  on the pitch frame grid), a first pulse at the largest absolute sample of the run's middle
+  period, then one pulse per local period (``sr / F0``, that tracker's F0 interpolated
+  between frames) both ways:
   the lag of 0.8-1.25 periods whose one-period window correlates best with the current
   pulse's window, refined by a parabola, kept where that correlation exceeds 0.3.
   ``T_i`` is the time between consecutive pulses, ``A_i`` the RMS under a Hann window
@@ -19,10 +19,11 @@ The definitions are eGeMAPS' (Eyben et al. 2016), which are Praat's:
   whose amplitudes differ by at most a factor 1.6 (Praat's "maximum amplitude factor");
 - ``hnr_db`` = mean of 10 log10(r / (1 - r)), dB, over the frames Praat's "To Harmonicity
   (cc)" calls voiced (r > 2 - peak / (0.1 * clip peak), its silence rule with voicing
-  threshold 0), where r is the largest normalised cross-correlation, over lags within 2
-  samples of the frame's period (pYIN's, YIN's where pYIN says unvoiced), refined by a parabola,
-  of two ``sr / 60``-sample windows one lag apart around the frame centre; r is capped
-  below 1 - 1e-6 (HNR under 60 dB).
+  threshold 0; peaks about the local and the clip's mean), where r is the largest
+  normalised cross-correlation, over lags within 2 samples of the frame's period (pYIN's,
+  YIN's where pYIN says unvoiced), refined by a parabola, of two ``sr / 60``-sample windows
+  one lag apart around the frame centre, less the local mean (over one 60 Hz period both
+  sides), as Praat; r is capped below 1 - 1e-6 (HNR under 60 dB).
 
 Reference: Praat through ``praat-parselmouth`` ("To PointProcess (periodic, cc)", "Get
 jitter (local)", "Get shimmer (local_dB)", "To Harmonicity (cc)" + "Get mean", pitch range
@@ -40,6 +41,7 @@ import numpy as np
 
 from .kernel_cache import njit
 from .pitch import FMIN, HOP_LENGTH, pitch_stats, pitch_tracks
+from .praat_voicing import praat_voicing
 
 __all__ = ["VOICE_COLUMNS", "voice_stats", "voice_row", "voice_rows", "pitch_voice_row"]
 
@@ -56,9 +58,9 @@ _HNR_LAGS = 2
 _R_EPS = 1e-6
 #: Praat's silence threshold of "To Harmonicity (cc)" (fraction of the clip's peak).
 _SILENCE = 0.1
-#: Pulses are sought in pYIN-voiced frames as periodic as Praat's pitch wants (its
-#: voicing threshold) and louder than its silence threshold of "To Pitch".
-_VOICING_R, _VOICING_PEAK = 0.35, 0.03
+#: HNR skips frames quieter than this fraction of the clip's peak: its silence rule would
+#: need a correlation above 1.7 there.
+_HNR_QUIET = 0.03
 
 
 @njit(cache=True)
@@ -88,23 +90,28 @@ def _period_at(f0, voiced, t, sr, hop):
 
 
 @njit(cache=True, fastmath=True)
-def _window_correlation(y, energy, a, b, width):
-    """Normalised correlation of ``y[a:a + width]`` with ``y[b:b + width]``; ``energy`` is
-    the prefix sum of ``y ** 2`` (float64, length n + 1)."""
+def _window_correlation(y, energy, total, a, b, width, mean):
+    """Normalised correlation of ``y[a:a + width] - mean`` with ``y[b:b + width] - mean``;
+    ``energy`` and ``total`` are the prefix sums of ``y ** 2`` and ``y`` (float64, length
+    n + 1)."""
     u = y[a:a + width]
     v = y[b:b + width]
+    m = np.float32(mean)
     xy = np.float32(0.0)  # float32 lanes: twice the SIMD width, ample for a correlation
     for i in range(width):
-        xy += u[i] * v[i]
+        xy += (u[i] - m) * (v[i] - m)
     xx = energy[a + width] - energy[a]
     yy = energy[b + width] - energy[b]
+    if mean != 0.0:
+        xx += mean * (width * mean - 2.0 * (total[a + width] - total[a]))
+        yy += mean * (width * mean - 2.0 * (total[b + width] - total[b]))
     if xx <= 0.0 or yy <= 0.0:
         return 0.0
     return np.float64(xy) / math.sqrt(xx * yy)
 
 
 @njit(cache=True)
-def _next_pulse(y, energy, t, period, direction):
+def _next_pulse(y, energy, total, t, period, direction):
     """The pulse one period from pulse ``t`` (samples) in ``direction`` (+1 or -1), as
     Praat's ``Sound_findMaximumCorrelation``: the best local maximum, over lags of
     0.8-1.25 periods, of the correlation of the one-period window at ``t`` with the window
@@ -131,7 +138,7 @@ def _next_pulse(y, energy, t, period, direction):
         if left2 < 0 or left2 + width > n:
             r3 = 0.0
         else:
-            r3 = _window_correlation(y, energy, left1, left2, width)
+            r3 = _window_correlation(y, energy, total, left1, left2, width, 0.0)
         if lag - 1 >= lo and r2 > best and r2 >= r1 and r2 >= r3:
             best = r2
             r1_best = r1
@@ -152,7 +159,7 @@ def _next_pulse(y, energy, t, period, direction):
 
 
 @njit(cache=True)
-def _run_pulses(y, energy, f0, voiced, sr, hop, a, b, global_peak, times):
+def _run_pulses(y, energy, total, f0, voiced, sr, hop, a, b, global_peak, times):
     """Pulses of the voiced stretch of samples ``[a, b)`` (Praat's
     ``Sound_Pitch_to_PointProcess_cc``): from the largest absolute peak in the stretch's
     middle period, one pulse per period both ways until the stretch ends, kept where the
@@ -172,7 +179,7 @@ def _run_pulses(y, energy, f0, voiced, sr, hop, a, b, global_peak, times):
         t = centre
         while True:
             period = _period_at(f0, voiced, t, sr, hop)
-            t, r, peak = _next_pulse(y, energy, t, period, direction)
+            t, r, peak = _next_pulse(y, energy, total, t, period, direction)
             if n >= times.shape[0]:
                 break
             if t < a or t >= b:
@@ -206,23 +213,24 @@ def _hann_rms(y, t, left, right):
 
 
 @njit(cache=True)
-def _local_peak(y, centre, period, width):
-    """Largest |y| over the windows :func:`_periodicity` reads (0 where they leave the
-    clip)."""
+def _local_peak(y, centre, period, width, mean):
+    """Largest |y - mean| over the windows :func:`_periodicity` reads (0 where they leave
+    the clip)."""
     hi = int(period + 0.5) + _HNR_LAGS
     start = centre - (hi + width) // 2
     if start < 0 or start + hi + width > y.shape[0]:
         return 0.0
     peak = 0.0
     for j in range(start, start + hi + width):
-        peak = max(peak, abs(np.float64(y[j])))
+        peak = max(peak, abs(np.float64(y[j]) - mean))
     return peak
 
 
 @njit(cache=True)
-def _periodicity(y, energy, centre, period, width):
-    """Best normalised cross-correlation of two ``width``-sample windows around ``centre``
-    over the lags within ``_HNR_LAGS`` samples of ``period``, refined by a parabola."""
+def _periodicity(y, energy, total, mean, centre, period, width):
+    """Best normalised cross-correlation of two ``width``-sample windows around ``centre``,
+    less ``mean``, over the lags within ``_HNR_LAGS`` samples of ``period``, refined by a
+    parabola."""
     lo = max(int(period + 0.5) - _HNR_LAGS, 1)
     hi = int(period + 0.5) + _HNR_LAGS
     best = -2.0
@@ -230,7 +238,7 @@ def _periodicity(y, energy, centre, period, width):
     rs = np.empty(hi - lo + 1)
     for lag in range(lo, hi + 1):
         left = centre - (lag + width) // 2
-        rs[lag - lo] = _window_correlation(y, energy, left, left + lag, width)
+        rs[lag - lo] = _window_correlation(y, energy, total, left, left + lag, width, mean)
         if rs[lag - lo] > best:
             best = rs[lag - lo]
             best_lag = lag
@@ -246,9 +254,10 @@ def _periodicity(y, energy, centre, period, width):
 def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, max_f0, out):
     """Jitter, shimmer (dB) and HNR (dB) of one clip (module docstring) into ``out`` (3,).
 
-    y : (n,) float32.  f0 : (T,) float64 Hz (read where voiced).  voiced : (T,) bool.
-    width : HNR window in samples.  max_f0 : the largest F0 of ``f0``, Hz (sizes the
-    pulse buffers).
+    y : (n,) float32.  f0, voiced : (T,) float64 Hz (read where voiced) and bool, the
+    voicing of the pulse search.  period_f0 : (T,) float64 Hz, the period of each HNR
+    frame.  width : HNR window in samples.  max_f0 : the largest F0 of ``f0``, Hz (sizes
+    the pulse buffers).
     """
     n_frames = voiced.shape[0]
     n = y.shape[0]
@@ -258,8 +267,10 @@ def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, max_f0, out):
     amp_times = np.empty(most, np.float64)
     amps = np.empty(most, np.float64)
     energy = np.zeros(n + 1, np.float64)
+    total = np.zeros(n + 1, np.float64)
     for i in range(n):
         energy[i + 1] = energy[i] + np.float64(y[i]) * y[i]
+        total[i + 1] = total[i] + y[i]
     dt_sum = 0.0
     period_sum = 0.0
     n_pairs = 0
@@ -269,35 +280,41 @@ def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, max_f0, out):
     hnr_sum = 0.0
     n_hnr = 0
     global_peak = 0.0
+    hnr_peak = 0.0  # Praat's harmonicity: the peak about the clip's mean
+    clip_mean = total[n] / max(n, 1)
     for i in range(n):
         global_peak = max(global_peak, abs(np.float64(y[i])))
-    periodic = np.zeros(n_frames, np.bool_)
+        hnr_peak = max(hnr_peak, abs(np.float64(y[i]) - clip_mean))
+    longest = int(sr / FMIN)
     for k in range(n_frames):  # HNR: Praat's harmonicity frames
         period = sr / period_f0[k]
-        local_peak = _local_peak(y, k * hop, period, width)
-        if not local_peak > _VOICING_PEAK * global_peak:
-            continue  # silent for Praat's pitch and its harmonicity
-        r = _periodicity(y, energy, k * hop, period, width)
-        periodic[k] = voiced[k] and r > _VOICING_R
+        c = k * hop
+        lo = max(c + 1 - longest, 0)
+        hi = min(c + longest + 1, n)
+        mean = (total[hi] - total[lo]) / max(hi - lo, 1)  # one longest period both sides
+        local_peak = _local_peak(y, c, period, width, mean)
+        if not local_peak > _HNR_QUIET * hnr_peak:
+            continue
+        r = _periodicity(y, energy, total, mean, c, period, width)
         if r <= 0.0:
             continue
-        if r <= 2.0 - local_peak / global_peak / _SILENCE:  # Praat's unvoiced strength
+        if r <= 2.0 - local_peak / hnr_peak / _SILENCE:  # Praat's unvoiced strength
             continue
         r = min(r, 1.0 - _R_EPS)
         hnr_sum += 10.0 * math.log10(r / (1.0 - r))
         n_hnr += 1
     t = 0
     while t < n_frames:
-        if not periodic[t]:
+        if not voiced[t]:
             t += 1
             continue
         u = t
-        while u < n_frames and periodic[u]:
+        while u < n_frames and voiced[u]:
             u += 1
         a = max((t * hop) - hop // 2, 0)
         b = min((u - 1) * hop + hop // 2 + 1, n)
         if b - a >= 3:
-            m = _run_pulses(y, energy, f0, voiced, sr, hop, a, b, global_peak, times)
+            m = _run_pulses(y, energy, total, f0, voiced, sr, hop, a, b, global_peak, times)
             for i in range(1, m):
                 period = (times[i] - times[i - 1]) / sr
                 if _PERIOD_FLOOR <= period <= _PERIOD_CEILING:
@@ -335,17 +352,18 @@ def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, max_f0, out):
 
 def voice_stats(y: np.ndarray, sr: int, f0: np.ndarray, voiced: np.ndarray,
                 yin_f0: np.ndarray) -> np.ndarray:
-    """:data:`VOICE_COLUMNS` of a clip given its pYIN track: (3,) float32, finite.
+    """:data:`VOICE_COLUMNS` of a clip given its pYIN and YIN tracks: (3,) float32, finite.
 
     y : (n,) float32 at ``sr``.  f0 : (T,) Hz, NaN or anything where unvoiced.
-    voiced : (T,) bool, T = 1 + n // HOP_LENGTH.
+    voiced : (T,) bool, T = 1 + n // HOP_LENGTH.  yin_f0 : (T,) Hz.  pYIN's F0 (YIN's where
+    it says unvoiced) sets the HNR periods; the pulses follow Praat's voicing.
     """
     out = np.zeros(len(VOICE_COLUMNS))
-    f0 = np.where(voiced, f0, FMIN).astype(np.float64)
     period_f0 = np.where(voiced, f0, yin_f0).astype(np.float64)
-    voice_kernel(np.ascontiguousarray(y, np.float32), f0, np.ascontiguousarray(voiced),
-                 period_f0, sr,
-                 HOP_LENGTH, int(round(sr / FMIN)), float(f0.max(initial=FMIN)), out)
+    pulse_f0, pulse_voiced = praat_voicing(y, sr, len(voiced))
+    pulse_f0 = np.where(pulse_voiced, pulse_f0, FMIN)
+    voice_kernel(np.ascontiguousarray(y, np.float32), pulse_f0, pulse_voiced, period_f0, sr,
+                 HOP_LENGTH, int(round(sr / FMIN)), float(pulse_f0.max(initial=FMIN)), out)
     return out.astype(np.float32)
 
 
