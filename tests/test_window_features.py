@@ -133,3 +133,47 @@ def test_channel_pitch_tracks_equal_the_per_window_tracks():
         p0, p1 = inside_pitch_frames(b - a)
         inside |= set(range(a // HOP_LENGTH + p0, a // HOP_LENGTH + p1))
     assert set(np.flatnonzero(channel.done)) == inside
+
+
+def test_channel_voicing_tracks_equal_the_per_window_tracks(monkeypatch):
+    """Shared Praat voicing candidates + each window's own peak and path = praat_voicing of
+    the window: windows of different loudness, a silent one, one too short for a frame,
+    streamed with a trimmed base; no frame's candidates are computed twice."""
+    from serfast.calls.window_prosody import ChannelVoicing
+    from serfast.features import praat_voicing as voicing
+
+    y = voice(14.0, seed=5)
+    y[int(6.0 * SR):int(9.0 * SR)] *= np.float32(0.02)  # a quiet stretch
+    y[int(10.0 * SR):int(12.6 * SR)] = 0.0  # silence
+    expected = {}
+    calls = [(0, [0, 2 * HOP, 3 * HOP, 11 * HOP], None),
+             (40 * HOP, [40 * HOP, 41 * HOP, 50 * HOP], None),
+             (110 * HOP, [110 * HOP, 120 * HOP, 216 * HOP, 240 * HOP], [240 * HOP + 400])]
+    for _, starts, short_ends in calls:
+        ends = [s + WIN for s in starts]
+        if short_ends:
+            ends[-1:] = short_ends
+        for a, b in zip(starts, ends):
+            expected[a, b] = voicing.praat_voicing(y[a:b], SR, 1 + (b - a) // 256)
+    assert expected[0, WIN][1].any() and not expected[240 * HOP, 240 * HOP + 400][1].any()
+    computed, base_now = [], [0]
+    compute = voicing.frame_candidates
+
+    def counting(audio, sr, centres):
+        computed.extend((centres + base_now[0]).tolist())
+        return compute(audio, sr, centres)
+
+    monkeypatch.setattr(voicing, "frame_candidates", counting)
+    channel = ChannelVoicing(SR)
+    for base, starts, short_ends in calls:
+        base_now[0] = base
+        channel.trim(base)
+        ends = [s + WIN for s in starts]
+        if short_ends:
+            ends[-1:] = short_ends
+        audio = y[base:max(ends)]
+        for got, a, b in zip(channel.tracks(audio, base, starts, ends), starts, ends):
+            for g, w in zip(got, expected[a, b]):
+                np.testing.assert_array_equal(g, w)
+    assert computed and len(computed) == len(set(computed))
+    assert channel.first == 110 * HOP // 256

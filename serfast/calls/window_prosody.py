@@ -1,4 +1,5 @@
-"""pYIN observations of a channel's pitch frames, computed once for all its windows.
+"""pYIN observations and Praat voicing candidates of a channel's pitch frames, computed
+once for all its windows.
 
 A pitch frame's observations (YIN's F0, pYIN's voicing probability and candidates:
 :func:`serfast.features.pitch.observe`) depend only on its 1024 samples. Windows start on
@@ -8,16 +9,22 @@ same place: :class:`ChannelPitch` observes each once, when a window first needs 
 two or three frames at each edge of a window, which a per-window computation pads with
 zeros, are observed for each window, and the Viterbi decode, which depends on the whole
 window, runs per window: a window's track is the per-window computation's.
+
+Praat's voicing candidates (:mod:`serfast.features.praat_voicing`) of a frame likewise
+depend only on its own window of samples: :class:`ChannelVoicing` keeps each frame's peak
+and candidates, computing the candidates only for frames loud enough in some window to be
+read, and runs each window's path with the window's own peak.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..features import praat_voicing as voicing
 from ..features.pitch import FRAME_LENGTH, HOP_LENGTH, Observations, decode, observe
 from ..features.spec import inside_frame_range
 
-__all__ = ["ChannelPitch", "inside_pitch_frames"]
+__all__ = ["ChannelPitch", "ChannelVoicing", "inside_pitch_frames"]
 
 
 def inside_pitch_frames(length: int) -> tuple[int, int]:
@@ -96,3 +103,77 @@ class ChannelPitch:
         for name, value in vars(obs).items():
             vars(self.obs)[name][rows] = value
         self.done[rows] = True
+
+
+class ChannelVoicing:
+    """Praat voicing candidates of one streamed channel's pitch frames and its windows'
+    voicing tracks; held and trimmed as :class:`ChannelPitch`."""
+
+    def __init__(self, sr: int):
+        self.sr = sr
+        self.first = 0  # channel pitch frame of row 0
+        self.peaks = np.full(0, np.nan)  # NaN: not framed yet
+        self.freqs = np.zeros((0, voicing.MAX_CANDIDATES))
+        self.strengths = np.zeros((0, voicing.MAX_CANDIDATES))
+        self.counts = np.zeros(0, np.int64)  # 0: candidates not computed yet
+
+    def trim(self, base: int) -> None:
+        """Forget the frames before sample ``base`` (a multiple of HOP_LENGTH)."""
+        drop = base // HOP_LENGTH - self.first
+        if drop > 0:
+            keep = slice(min(drop, len(self.counts)), None)
+            self.peaks, self.counts = self.peaks[keep], self.counts[keep]
+            self.freqs, self.strengths = self.freqs[keep], self.strengths[keep]
+            self.first += drop
+
+    def tracks(self, audio: np.ndarray, base: int, starts: list[int], ends: list[int]):
+        """Voicing tracks of the windows [starts[i], ends[i]) (as :meth:`ChannelPitch.tracks`
+        takes them): for each, ``(f0, voiced)`` as ``praat_voicing.praat_voicing`` of the
+        window's samples gives them."""
+        rows = (base + len(audio)) // HOP_LENGTH + 1 - self.first
+        if rows > len(self.counts):
+            extra = rows - len(self.counts)
+            self.peaks = np.concatenate([self.peaks, np.full(extra, np.nan)])
+            self.counts = np.concatenate([self.counts, np.zeros(extra, np.int64)])
+            empty = np.zeros((extra, voicing.MAX_CANDIDATES))
+            self.freqs = np.concatenate([self.freqs, empty])
+            self.strengths = np.concatenate([self.strengths, empty])
+        clips = [audio[s - base:e - base] for s, e in zip(starts, ends)]
+        peaks = [voicing.clip_peak(y) for y in clips]
+        spans = []  # (rows of the window's fitting frames, its frame count)
+        for s, y in zip(starts, clips):
+            lo, hi = voicing.fitting_frames(len(y), self.sr)
+            first = s // HOP_LENGTH - self.first
+            spans.append((slice(first + lo, first + hi), 1 + len(y) // HOP_LENGTH, lo))
+        self._compute(audio, base, [span for span, _, _ in spans], "peaks")
+        need = [np.arange(span.start, span.stop)[
+                    self.peaks[span] >= voicing.quiet_peak(peak, self.sr)]
+                for (span, _, _), peak in zip(spans, peaks) if peak > 0.0]
+        self._compute(audio, base, need, "candidates")
+        out = []
+        for (span, count, lo), peak in zip(spans, peaks):
+            f0 = np.zeros(count)
+            voiced = np.zeros(count, np.bool_)
+            if span.stop > span.start and peak > 0.0:
+                f0[lo:lo + span.stop - span.start], voiced[lo:lo + span.stop - span.start] = \
+                    voicing.decode_voicing(self.freqs[span], self.strengths[span],
+                                           self.counts[span], self.peaks[span], peak, self.sr)
+            out.append((f0, voiced))
+        return out
+
+    def _compute(self, audio: np.ndarray, base: int, selections, what: str) -> None:
+        """Compute ``what`` ("peaks" or "candidates") of the rows in ``selections`` (slices
+        or index arrays) not yet done, all in one call."""
+        todo = np.zeros(len(self.counts), bool)
+        for rows in selections:
+            todo[rows] = True
+        todo &= np.isnan(self.peaks) if what == "peaks" else self.counts == 0
+        rows = np.flatnonzero(todo)
+        if len(rows) == 0:
+            return
+        centres = (rows + self.first) * HOP_LENGTH - base
+        if what == "peaks":
+            self.peaks[rows] = voicing.frame_peaks(audio, self.sr, centres)
+        else:
+            self.freqs[rows], self.strengths[rows], self.counts[rows] = \
+                voicing.frame_candidates(audio, self.sr, centres)

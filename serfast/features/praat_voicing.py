@@ -23,6 +23,12 @@ Frames whose window leaves the clip are unvoiced and outside the path, as Praat 
 frames there. Praat refines each candidate by sinc interpolation; the parabola here gives
 the same voicing decisions as Praat's "To Pitch" on 98.8 % of the frames of 108 real clips
 that lie within 2 ms of one of Praat's (bench/RESULTS.md).
+
+A frame's peak and candidates depend on its own samples only (:func:`frame_peaks`,
+:func:`frame_candidates`); the clip enters through its peak and its frame range
+(:func:`decode_voicing`), so one channel's frames serve all its windows
+(:class:`serfast.calls.window_prosody.ChannelVoicing`). :func:`praat_voicing` is the whole
+clip's track.
 """
 
 from __future__ import annotations
@@ -36,10 +42,12 @@ import scipy.fft
 from .kernel_cache import njit
 from .pitch import FMAX, FMIN, HOP_LENGTH
 
-__all__ = ["praat_voicing"]
+__all__ = ["MAX_CANDIDATES", "praat_voicing", "fitting_frames", "clip_peak", "quiet_peak", "frame_peaks",
+           "frame_candidates", "decode_voicing"]
 
 _PERIODS_PER_WINDOW = 3.0
-_MAX_CANDIDATES = 15
+#: Candidates a frame keeps, the unvoiced one included.
+MAX_CANDIDATES = 15
 _SILENCE, _VOICING = 0.03, 0.45
 _OCTAVE_COST, _OCTAVE_JUMP_COST, _VOICED_UNVOICED_COST = 0.01, 0.35, 0.14
 #: Frames per FFT batch: bounds the memory of a long recording (about 20 KiB a frame).
@@ -69,20 +77,27 @@ def _window(sr: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def _frames(y, cumulative, centres, period, half_window, half_period, window, frames, peaks):
-    """Write each centre's window of ``y`` minus its local mean (two longest periods), under
-    ``window``, into the float32 rows of ``frames`` (B, n_fft; zero-padded), and the largest
-    |value| within half a longest period of the centre into ``peaks`` (B,)."""
+def _frames(y, centres, period, half_window, half_period, window, frames, peaks):
+    """Each centre's window of ``y`` minus its local mean (one longest period both sides),
+    under ``window``: its largest |value| within half a longest period of the centre into
+    ``peaks`` (B,) and, unless ``frames`` has no rows, the values into the float32 rows of
+    ``frames`` (B, n_fft; zero-padded). Every frame depends on its own samples only."""
+    write = frames.shape[0] > 0
     for k in range(centres.shape[0]):
         c = centres[k]
-        mean = (cumulative[c + period + 1] - cumulative[c + 1 - period]) / (2 * period)
+        total = 0.0
+        for i in range(c + 1 - period, c + period + 1):
+            total += y[i]
+        mean = total / (2 * period)
         peak = 0.0
         for j in range(2 * half_window):
-            v = (y[c + 1 - half_window + j] - mean) * window[j]
-            frames[k, j] = v
+            v = (np.float64(y[c + 1 - half_window + j]) - mean) * window[j]
+            if write:
+                frames[k, j] = v
             if half_window - half_period <= j < half_window + half_period:
                 peak = max(peak, abs(v))
-        frames[k, 2 * half_window:] = 0.0
+        if write:
+            frames[k, 2 * half_window:] = 0.0
         peaks[k] = peak
 
 
@@ -99,7 +114,7 @@ def _power(spectrum, out):
 def _candidates(ac, window_r, sr, max_lag, index, freqs, strengths, counts):
     """Candidates of frames ``index`` (B,) from their autocorrelations ``ac`` (B, n_fft),
     normalised by lag 0 and by ``window_r``, written after the unvoiced one (index 0, F0 0)
-    into rows ``index`` of ``freqs`` / ``strengths`` (T, :data:`_MAX_CANDIDATES`), with their
+    into rows ``index`` of ``freqs`` / ``strengths`` (T, :data:`MAX_CANDIDATES`), with their
     number, the unvoiced one included, in ``counts`` (T,)."""
     r = np.empty(max_lag + 1)
     for k in range(ac.shape[0]):
@@ -119,7 +134,7 @@ def _candidates(ac, window_r, sr, max_lag, index, freqs, strengths, counts):
             s = r[i] + 0.5 * dr * dr / d2r
             if s > 1.0:
                 s = 1.0 / s
-            if n < _MAX_CANDIDATES:
+            if n < MAX_CANDIDATES:
                 place = n
                 n += 1
             else:
@@ -145,9 +160,9 @@ def _path(freqs, strengths, counts, intensity, hop_seconds, f0, voiced):
     scale = 0.01 / hop_seconds
     jump = _OCTAVE_JUMP_COST * scale
     switch = _VOICED_UNVOICED_COST * scale
-    delta = np.full((n_frames, _MAX_CANDIDATES), -np.inf)
-    back = np.zeros((n_frames, _MAX_CANDIDATES), np.int64)
-    is_voiced = np.zeros((n_frames, _MAX_CANDIDATES), np.bool_)
+    delta = np.full((n_frames, MAX_CANDIDATES), -np.inf)
+    back = np.zeros((n_frames, MAX_CANDIDATES), np.int64)
+    is_voiced = np.zeros((n_frames, MAX_CANDIDATES), np.bool_)
     for t in range(n_frames):
         unvoiced = _VOICING + max(0.0, 2.0 - intensity[t] / (_SILENCE / (1.0 + _VOICING)))
         for c in range(counts[t]):
@@ -184,45 +199,94 @@ def _path(freqs, strengths, counts, intensity, hop_seconds, f0, voiced):
         c = back[t, c]
 
 
+def fitting_frames(length: int, sr: int) -> tuple[int, int]:
+    """Frames [lo, hi) of the pitch grid of a ``length``-sample clip whose window lies
+    inside it (hi <= lo: none)."""
+    half_window = _geometry(sr)[0]
+    lo = -(-(half_window - 1) // HOP_LENGTH)
+    hi = (length - half_window - 1) // HOP_LENGTH + 1 if length > half_window else 0
+    return lo, max(hi, lo)
+
+
+def clip_peak(y: np.ndarray) -> float:
+    """Praat's global peak: the largest |y - mean(y)| (0 for an empty clip)."""
+    return float(np.abs(y - y.mean(dtype=np.float64)).max()) if len(y) else 0.0
+
+
+def quiet_peak(global_peak: float, sr: int) -> float:
+    """The frame peak below which a frame is unvoiced on every best path: its unvoiced
+    score beats any voiced one (at most 1) by more than the two voicing changes it could
+    save. Such frames need no candidates."""
+    switch = _VOICED_UNVOICED_COST * 0.01 / (HOP_LENGTH / sr)
+    return (1.0 + _VOICING - 2.0 * switch) * _SILENCE / (1.0 + _VOICING) * global_peak
+
+
+def frame_peaks(y: np.ndarray, sr: int, centres: np.ndarray) -> np.ndarray:
+    """Windowed peak of the frames centred on samples ``centres`` (B,) int64 of ``y``
+    (each window inside ``y``): (B,) float64."""
+    half_window, period, half_period, n_fft, _ = _geometry(sr)
+    peaks = np.zeros(len(centres))
+    _frames(y, centres, period, half_window, half_period, _window(sr)[0],
+            np.empty((0, n_fft), np.float32), peaks)
+    return peaks
+
+
+def frame_candidates(y: np.ndarray, sr: int, centres: np.ndarray):
+    """Candidates of the frames centred on samples ``centres`` (B,) int64 of ``y`` (each
+    window inside ``y``): ``(freqs, strengths)`` (B, 15) float64, Hz and strength, index 0
+    the unvoiced candidate (F0 0), and ``counts`` (B,) int64, how many of each row are set.
+    Memory is bounded: frames are transformed :data:`_BATCH` at a time."""
+    half_window, period, half_period, n_fft, max_lag = _geometry(sr)
+    window, window_r = _window(sr)
+    freqs = np.zeros((len(centres), MAX_CANDIDATES))
+    strengths = np.zeros((len(centres), MAX_CANDIDATES))
+    counts = np.ones(len(centres), np.int64)
+    frames = np.empty((min(_BATCH, len(centres)), n_fft), np.float32)
+    peaks = np.zeros(len(frames))
+    power = np.empty((len(frames), n_fft // 2 + 1), np.float32)
+    for start in range(0, len(centres), _BATCH):
+        b = min(_BATCH, len(centres) - start)
+        _frames(y, centres[start:start + b], period, half_window, half_period, window,
+                frames[:b], peaks[:b])
+        _power(scipy.fft.rfft(frames[:b], axis=1), power[:b])
+        ac = scipy.fft.irfft(power[:b], n_fft, axis=1)
+        _candidates(ac, window_r, sr, max_lag, np.arange(start, start + b), freqs,
+                    strengths, counts)
+    return freqs, strengths, counts
+
+
+def decode_voicing(freqs, strengths, counts, peaks, global_peak: float, sr: int):
+    """Praat's path through frames' candidates (:func:`frame_candidates`, read only where
+    ``peaks`` (T,) reach :func:`quiet_peak`) given the clip's ``global_peak``: F0 (Hz, 0
+    where unvoiced) and voicing, ``(f0 (T,) float64, voiced (T,) bool)``."""
+    f0 = np.zeros(len(peaks))
+    voiced = np.zeros(len(peaks), np.bool_)
+    if len(peaks) and global_peak > 0.0:
+        counts = np.where(peaks >= quiet_peak(global_peak, sr), counts, 1)
+        _path(freqs, strengths, counts, np.minimum(peaks / global_peak, 1.0),
+              HOP_LENGTH / sr, f0, voiced)
+    return f0, voiced
+
+
 def praat_voicing(y: np.ndarray, sr: int, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Praat's F0 (Hz, 0 where unvoiced) and voicing of ``y`` on the pitch frame grid
     (module docstring): ``(f0 (n_frames,) float64, voiced (n_frames,) bool)``.
 
-    y : (n,) float at ``sr``.  n_frames : frames of the grid, ``1 + n // HOP_LENGTH``.
-    Memory is bounded: frames are transformed :data:`_BATCH` at a time.
+    y : (n,) float32 at ``sr``.  n_frames : frames of the grid, ``1 + n // HOP_LENGTH``.
     """
-    half_window, period, half_period, n_fft, max_lag = _geometry(sr)
-    y = np.asarray(y, np.float64)
     f0 = np.zeros(n_frames)
     voiced = np.zeros(n_frames, np.bool_)
-    centres = np.arange(n_frames) * HOP_LENGTH
-    fits = np.flatnonzero((centres + 1 >= half_window) & (centres + half_window < len(y)))
-    global_peak = np.abs(y - y.mean()).max() if len(y) else 0.0
-    if len(fits) == 0 or global_peak == 0.0:
+    lo, hi = fitting_frames(len(y), sr)
+    global_peak = clip_peak(y)
+    if hi <= lo or global_peak == 0.0:
         return f0, voiced
-    lo, hi = fits[0], fits[-1] + 1
-    window, window_r = _window(sr)
-    cumulative = np.concatenate([[0.0], np.cumsum(y)])
-    freqs = np.zeros((hi - lo, _MAX_CANDIDATES))
-    strengths = np.zeros((hi - lo, _MAX_CANDIDATES))
+    centres = np.arange(lo, hi) * HOP_LENGTH
+    peaks = frame_peaks(y, sr, centres)
+    freqs = np.zeros((hi - lo, MAX_CANDIDATES))
+    strengths = np.zeros((hi - lo, MAX_CANDIDATES))
     counts = np.ones(hi - lo, np.int64)
-    peaks = np.zeros(hi - lo)
-    frames = np.empty((min(_BATCH, hi - lo), n_fft), np.float32)
-    power = np.empty((len(frames), n_fft // 2 + 1), np.float32)
-    # A frame quieter than this is unvoiced on every best path: its unvoiced score beats
-    # any voiced one (at most 1) by more than the two voicing changes it could save.
-    switch = _VOICED_UNVOICED_COST * 0.01 / (HOP_LENGTH / sr)
-    quiet = (1.0 + _VOICING - 2.0 * switch) * _SILENCE / (1.0 + _VOICING) * global_peak
-    for start in range(lo, hi, _BATCH):
-        b = min(start + _BATCH, hi) - start
-        _frames(y, cumulative, centres[start:start + b], period, half_window, half_period,
-                window, frames[:b], peaks[start - lo:start - lo + b])
-        loud = np.flatnonzero(peaks[start - lo:start - lo + b] >= quiet)
-        if len(loud):
-            _power(scipy.fft.rfft(frames[loud], axis=1), power[:len(loud)])
-            ac = scipy.fft.irfft(power[:len(loud)], n_fft, axis=1)
-            _candidates(ac, window_r, sr, max_lag, loud + (start - lo), freqs, strengths,
-                        counts)
-    intensity = np.minimum(peaks / global_peak, 1.0)
-    _path(freqs, strengths, counts, intensity, HOP_LENGTH / sr, f0[lo:hi], voiced[lo:hi])
+    loud = np.flatnonzero(peaks >= quiet_peak(global_peak, sr))
+    freqs[loud], strengths[loud], counts[loud] = frame_candidates(y, sr, centres[loud])
+    f0[lo:hi], voiced[lo:hi] = decode_voicing(freqs, strengths, counts, peaks, global_peak,
+                                              sr)
     return f0, voiced

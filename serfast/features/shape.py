@@ -237,16 +237,17 @@ def pitch_voice(y: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarra
     return pitch_voice_tracks(y, spec, pitch_tracks(y, spec.sr))
 
 
-def pitch_voice_tracks(y: np.ndarray, spec: FeatureSpec, tracks) -> tuple[np.ndarray,
-                                                                          np.ndarray]:
+def pitch_voice_tracks(y: np.ndarray, spec: FeatureSpec, tracks,
+                       pulse_track=None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`pitch_voice` of a clip whose pYIN and YIN tracks are known: ``tracks`` is
-    ``pitch.pitch_tracks(y, spec.sr)``'s ``(f0, voiced_flag, voiced_prob, yin_f0)``."""
+    ``pitch.pitch_tracks(y, spec.sr)``'s ``(f0, voiced_flag, voiced_prob, yin_f0)``, and
+    ``pulse_track``, where known, ``praat_voicing.praat_voicing``'s ``(f0, voiced)``."""
     from .pitch import pitch_stats
     from .voice import voice_stats
 
     f0, voiced, prob, yin_f0 = tracks
     row = np.concatenate([pitch_stats(f0, voiced, prob, spec.sr),
-                          voice_stats(y, spec.sr, f0, voiced, yin_f0)])
+                          voice_stats(y, spec.sr, f0, voiced, yin_f0, pulse_track)])
     at = pitch_frame_index(n_frames(len(y), spec), spec)
     frames = np.stack([np.where(voiced, f0, 0.0)[at], prob[at]], axis=1)
     return row, frames.astype(np.float32)

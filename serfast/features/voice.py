@@ -351,16 +351,17 @@ def voice_kernel(y, f0, voiced, period_f0, sr, hop, width, max_f0, out):
 
 
 def voice_stats(y: np.ndarray, sr: int, f0: np.ndarray, voiced: np.ndarray,
-                yin_f0: np.ndarray) -> np.ndarray:
+                yin_f0: np.ndarray, pulse_track=None) -> np.ndarray:
     """:data:`VOICE_COLUMNS` of a clip given its pYIN and YIN tracks: (3,) float32, finite.
 
     y : (n,) float32 at ``sr``.  f0 : (T,) Hz, NaN or anything where unvoiced.
     voiced : (T,) bool, T = 1 + n // HOP_LENGTH.  yin_f0 : (T,) Hz.  pYIN's F0 (YIN's where
-    it says unvoiced) sets the HNR periods; the pulses follow Praat's voicing.
+    it says unvoiced) sets the HNR periods; the pulses follow Praat's voicing,
+    ``pulse_track`` (``praat_voicing(y, sr, T)``'s ``(f0, voiced)``) where it is known.
     """
     out = np.zeros(len(VOICE_COLUMNS))
     period_f0 = np.where(voiced, f0, yin_f0).astype(np.float64)
-    pulse_f0, pulse_voiced = praat_voicing(y, sr, len(voiced))
+    pulse_f0, pulse_voiced = pulse_track or praat_voicing(y, sr, len(voiced))
     pulse_f0 = np.where(pulse_voiced, pulse_f0, FMIN)
     voice_kernel(np.ascontiguousarray(y, np.float32), pulse_f0, pulse_voiced, period_f0, sr,
                  HOP_LENGTH, int(round(sr / FMIN)), float(pulse_f0.max(initial=FMIN)), out)
