@@ -90,7 +90,8 @@ def _frames(y, centres, period, half_window, half_period, window, frames, peaks)
             total += y[i]
         mean = total / (2 * period)
         peak = 0.0
-        for j in range(2 * half_window):
+        for j in range(0 if write else half_window - half_period,
+                       2 * half_window if write else half_window + half_period):
             v = (np.float64(y[c + 1 - half_window + j]) - mean) * window[j]
             if write:
                 frames[k, j] = v
