@@ -107,3 +107,25 @@ def test_silero_after_tensorflow_is_one_line_and_before_it_works():
         "from serfast.calls.vad import *\nstart_silero()\nimport tensorflow\n"
         "print(type(speech_detector(8000, 512, VadOptions(method='silero'))).__name__)"
     ) == "SileroDetector"
+
+
+def test_the_band_filter_is_scipys_bit_for_bit_and_needs_no_scipy_signal(tmp_path):
+    """The energy detector's band-pass: SciPy's design (cached), SciPy's sosfilt output and
+    state across blocks, exactly; a fresh process labels without importing scipy.signal."""
+    import scipy.signal
+
+    sos = vad.band_filter(SR, 250.0, 3500.0)
+    np.testing.assert_array_equal(
+        sos, scipy.signal.butter(2, [250.0, 3500.0], btype="bandpass", fs=SR, output="sos"))
+    y = synth_clip("angry", 1, 0, SR, seconds=3.0)
+    ours, theirs = np.zeros((len(sos), 2)), np.zeros((len(sos), 2))
+    for block in (y[:7001], y[7001:40000], y[40000:]):
+        want, theirs = scipy.signal.sosfilt(sos, block, zi=theirs)
+        np.testing.assert_array_equal(vad.sosfilt(sos, block.astype(np.float64), ours), want)
+        np.testing.assert_array_equal(ours, theirs)
+    code = ("import sys, numpy as np; from serfast.calls.vad import SpeechDetector; "
+            "d = SpeechDetector(22050, 512); d.push(np.zeros(22050, np.float32)); "
+            "print('scipy.signal' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
