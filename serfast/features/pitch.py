@@ -219,8 +219,8 @@ def observe(pieces, sr: int) -> Observations:
                                    FRAME_LENGTH, HOP_LENGTH, frames[at:at + c])
         at += c
     spectrum = scipy.fft.rfft(padded, axis=1, workers=1)
-    power = spectrum.real ** 2 + spectrum.imag ** 2
-    acf = scipy.fft.irfft(power, n=model.n_fft, axis=1, workers=1)[:, :model.max_period + 1]
+    pitch_kernels.power_in_place(spectrum)  # the power spectrum, still complex: no copy
+    acf = scipy.fft.irfft(spectrum, n=model.n_fft, axis=1, workers=1)[:, :model.max_period + 1]
     pitch_kernels.yin_frames(
         frames, acf, model.sr, FMIN, model.min_period, model.max_period,
         _TROUGH_THRESHOLD, model.thresholds, model.beta_probs, model.boltzmann_pmf,

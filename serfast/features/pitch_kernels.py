@@ -17,7 +17,7 @@ import numpy as np
 
 from .kernel_cache import njit
 
-__all__ = ["frame_padded", "yin_frames", "viterbi_states"]
+__all__ = ["frame_padded", "power_in_place", "yin_frames", "viterbi_states"]
 
 #: ``util.tiny`` of a float64 array: librosa's guard against division by zero and log(0).
 _TINY64 = np.finfo(np.float64).tiny
@@ -43,6 +43,17 @@ def frame_padded(y, first, frame_length, hop, out):
         row[:j0] = np.float32(0.0)
         row[j0:j1] = y[start + j0:start + j1]
         row[j1:] = np.float32(0.0)
+
+
+@njit(cache=True)
+def power_in_place(spectrum):
+    """Replace each value of ``spectrum`` (2-D complex) with ``real ** 2 + imag ** 2`` in its
+    own precision, imaginary part 0: NumPy's ``spectrum.real ** 2 + spectrum.imag ** 2``,
+    in the complex array an inverse real FFT reads without converting it first."""
+    for k in range(spectrum.shape[0]):
+        for j in range(spectrum.shape[1]):
+            v = spectrum[k, j]
+            spectrum[k, j] = v.real * v.real + v.imag * v.imag
 
 
 @njit(cache=True)

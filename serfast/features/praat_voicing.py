@@ -41,6 +41,7 @@ import scipy.fft
 
 from .kernel_cache import njit
 from .pitch import FMAX, FMIN, HOP_LENGTH
+from .pitch_kernels import power_in_place
 
 __all__ = ["MAX_CANDIDATES", "praat_voicing", "fitting_frames", "clip_peak", "quiet_peak", "frame_peaks",
            "frame_candidates", "decode_voicing"]
@@ -100,15 +101,6 @@ def _frames(y, centres, period, half_window, half_period, window, frames, peaks)
         if write:
             frames[k, 2 * half_window:] = 0.0
         peaks[k] = peak
-
-
-@njit(cache=True)
-def _power(spectrum, out):
-    """|spectrum|^2 into ``out`` (same shape, float32)."""
-    for k in range(spectrum.shape[0]):
-        for j in range(spectrum.shape[1]):
-            v = spectrum[k, j]
-            out[k, j] = v.real * v.real + v.imag * v.imag
 
 
 @njit(cache=True)
@@ -244,13 +236,13 @@ def frame_candidates(y: np.ndarray, sr: int, centres: np.ndarray):
     counts = np.ones(len(centres), np.int64)
     frames = np.empty((min(_BATCH, len(centres)), n_fft), np.float32)
     peaks = np.zeros(len(frames))
-    power = np.empty((len(frames), n_fft // 2 + 1), np.float32)
     for start in range(0, len(centres), _BATCH):
         b = min(_BATCH, len(centres) - start)
         _frames(y, centres[start:start + b], period, half_window, half_period, window,
                 frames[:b], peaks[:b])
-        _power(scipy.fft.rfft(frames[:b], axis=1), power[:b])
-        ac = scipy.fft.irfft(power[:b], n_fft, axis=1)
+        spectrum = scipy.fft.rfft(frames[:b], axis=1)
+        power_in_place(spectrum)
+        ac = scipy.fft.irfft(spectrum, n_fft, axis=1)
         _candidates(ac, window_r, sr, max_lag, np.arange(start, start + b), freqs,
                     strengths, counts)
     return freqs, strengths, counts
