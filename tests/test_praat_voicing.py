@@ -97,3 +97,28 @@ def test_real_speech_voicing_agrees_with_praat():
         voiced += len(cents)
     assert same / total >= 0.97
     assert close / voiced >= 0.97
+
+
+def test_the_frames_are_those_whose_window_fits():
+    half = module._geometry(SR)[0]
+    for n in (0, 549, 1100, 1101, 1102, 5000, SR):
+        want = [k for k in range(frames(np.zeros(n))) if k * HOP_LENGTH + 1 >= half
+                and k * HOP_LENGTH + half < n]
+        lo, hi = module.fitting_frames(n, SR)
+        assert list(range(lo, hi)) == want, n
+
+
+def test_skipping_quiet_frames_changes_no_track(monkeypatch):
+    """Frames under quiet_peak get no candidates: the path is the one every frame's
+    candidates give (a quiet stretch and a loud one, and a fade between them)."""
+    y = gapped_voice()
+    y[:int(0.8 * SR)] *= np.linspace(0.005, 1.0, int(0.8 * SR), dtype=np.float32)
+    y = np.concatenate([y, np.float32(0.015) * glottal_voice(150, seconds=0.6, seed=6)[0]])
+    lo, hi = module.fitting_frames(len(y), SR)
+    peaks = module.frame_peaks(y, SR, np.arange(lo, hi) * HOP_LENGTH)
+    quiet = (peaks > 0) & (peaks < module.quiet_peak(module.clip_peak(y), SR))
+    assert quiet.sum() > 40  # periodic frames among them
+    skipped = praat_voicing(y, SR, frames(y))
+    monkeypatch.setattr(module, "quiet_peak", lambda peak, sr: 0.0)
+    for a, b in zip(skipped, praat_voicing(y, SR, frames(y))):
+        np.testing.assert_array_equal(a, b)
