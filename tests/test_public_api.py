@@ -21,6 +21,16 @@ def test_importing_the_packages_loads_no_heavy_library():
     assert out == ""
 
 
+def test_predicts_parent_loads_neither_numba_nor_scipy():
+    """`serfast predict` starts its workers after importing its command: the channel
+    pipeline's Numba kernels, FFTs and filters load in the workers only."""
+    code = ("import sys\nimport serfast_cli.predict\n"
+            "print(' '.join(m for m in ('numba', 'scipy') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    assert out == ""
+
+
 @pytest.mark.parametrize("package", PACKAGES)
 def test_every_public_name_is_its_modules_object(package):
     pkg = importlib.import_module(package)

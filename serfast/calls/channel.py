@@ -44,7 +44,6 @@ from ..features.spec import FeatureSpec
 from ..io.audio import audio_info, channel_blocks
 from .turns import speaker_turns
 from .vad import VadOptions, speech_detector
-from .window_features import ChannelFrames
 
 __all__ = ["ChannelResult", "WindowOptions", "label_channel", "region_windows"]
 
@@ -126,6 +125,8 @@ class _Labeller:
         self.pending: list[tuple[int, int]] = []  # windows cut, features not computed
         # windows from frames computed once on the CPU (sets with the seed columns);
         # otherwise each window is computed whole
+        from .window_features import ChannelFrames  # Numba: not in predict's parent
+
         self.channel_frames = (ChannelFrames(self.spec) if self.spec.has_seed
                                and resolve_device(options.device) == "cpu" else None)
         self.spans: list[tuple[int, int]] = []

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 
@@ -46,6 +45,9 @@ class NoiseReducer:
     """
 
     def __init__(self, sr: int, options: DenoiseOptions = DenoiseOptions()):
+        import scipy.fft  # here, not at import: predict's parent never denoises
+
+        self.fft = scipy.fft
         self.opt = options
         self.n = 1 << max(4, int(round(np.log2(max(options.frame_seconds * sr, 16)))))
         self.hop = self.n // 2
@@ -86,7 +88,7 @@ class NoiseReducer:
         """Spectra (k, n // 2 + 1) of the next ``k`` frames of the buffer, consumed."""
         frames = sliding_window_view(self.buf[:(k + 1) * self.hop], self.n)[::self.hop]
         self.buf = self.buf[k * self.hop:]
-        return scipy.fft.rfft(frames * self.window, axis=1)
+        return self.fft.rfft(frames * self.window, axis=1)
 
     def _chunk_out(self, spec: np.ndarray) -> np.ndarray:
         """Scale the spectra of one chunk by their gains and overlap-add them; returns
@@ -98,7 +100,7 @@ class NoiseReducer:
         noise = np.min(self.floors, axis=0)
         gain = np.maximum(1 - np.float32(self.opt.over_subtraction) * noise
                           / np.maximum(power, np.float32(1e-30)), np.float32(self.opt.gain_floor))
-        frames = scipy.fft.irfft(spec * np.sqrt(gain), self.n, axis=1) * self.window
+        frames = self.fft.irfft(spec * np.sqrt(gain), self.n, axis=1) * self.window
         k, h = len(frames), self.hop
         out = np.zeros((k + 1) * h, np.float32)
         out[:h] += self.tail

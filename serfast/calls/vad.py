@@ -32,11 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..features.kernel_cache import njit
-from ..features.table_cache import cached_tables
-
-__all__ = ["METHODS", "SileroDetector", "SpeechDetector", "VadOptions", "band_filter",
-           "frame_levels", "silero_available", "sosfilt", "speech_detector", "start_silero"]
+__all__ = ["METHODS", "SileroDetector", "SpeechDetector", "VadOptions", "frame_levels",
+           "silero_available", "speech_detector", "start_silero"]
 
 #: Values of ``VadOptions.method``.
 METHODS = ("energy", "silero")
@@ -71,36 +68,6 @@ class VadOptions:
     band_high_hz: float = 3500.0
 
 
-def band_filter(sr: int, low: float, high: float) -> np.ndarray:
-    """Second-order sections (n, 6) of the 2nd-order Butterworth band-pass ``low``-``high``
-    Hz at ``sr``, as ``scipy.signal.butter(..., output="sos")`` designs it; cached on disk,
-    so that a worker need not import ``scipy.signal`` (most of a second)."""
-    def build():
-        import scipy.signal
-
-        return {"sos": scipy.signal.butter(2, [low, high], btype="bandpass", fs=sr,
-                                           output="sos")}
-
-    return cached_tables("vad-band", [sr, low, high], build)["sos"]
-
-
-@njit(cache=True)
-def sosfilt(sos, y, zi):
-    """``scipy.signal.sosfilt(sos, y, zi=zi)``'s output (float64, like ``y``), with the
-    state ``zi`` (n_sections, 2) updated in place: the same transposed direct form II,
-    operation for operation."""
-    out = np.empty_like(y)
-    for n in range(y.shape[0]):
-        x = y[n]
-        for s in range(sos.shape[0]):
-            x_new = sos[s, 0] * x + zi[s, 0]
-            zi[s, 0] = sos[s, 1] * x - sos[s, 4] * x_new + zi[s, 1]
-            zi[s, 1] = sos[s, 2] * x - sos[s, 5] * x_new
-            x = x_new
-        out[n] = x
-    return out
-
-
 def frame_levels(y: np.ndarray, frame: int) -> np.ndarray:
     """Energy level in dB of each ``frame``-sample frame of ``y`` (a partial last frame
     counts): (ceil(len(y) / frame),) float64."""
@@ -130,8 +97,11 @@ class SpeechDetector:
         self.pad = int(round(options.pad * sr))
         self.sos = self.zi = None
         if options.band_low_hz > 0 and options.band_high_hz > 0:
+            from .band_pass import band_filter, sosfilt  # Numba: only where a channel is labelled
+
             self.sos = band_filter(sr, options.band_low_hz, min(options.band_high_hz, 0.45 * sr))
             self.zi = np.zeros((len(self.sos), 2))
+            self.sosfilt = sosfilt
         self.levels = np.zeros(0)
         self.rest = np.zeros(0, np.float32)
         self.chunk_floors: list[float] = []
@@ -158,7 +128,7 @@ class SpeechDetector:
     def push(self, y: np.ndarray) -> list[tuple[int, int]]:
         """Add the next block (float32 samples) and return regions that closed."""
         if self.sos is not None:  # filter state carries over: blocks sizes do not matter
-            y = sosfilt(self.sos, np.asarray(y, np.float64), self.zi)
+            y = self.sosfilt(self.sos, np.asarray(y, np.float64), self.zi)
         y = np.concatenate([self.rest, y]) if len(self.rest) else y
         whole = len(y) // self.frame * self.frame
         self.rest = y[whole:].copy()
