@@ -140,7 +140,7 @@ class ChannelVoicing:
             self.strengths = np.concatenate([self.strengths, empty])
         clips = [audio[s - base:e - base] for s, e in zip(starts, ends)]
         peaks = [voicing.clip_peak(y) for y in clips]
-        spans = []  # (rows of the window's fitting frames, its frame count)
+        spans = []  # (rows of its fitting frames, its frame count, its first fitting frame)
         for s, y in zip(starts, clips):
             lo, hi = voicing.fitting_frames(len(y), self.sr)
             first = s // HOP_LENGTH - self.first
@@ -150,16 +150,10 @@ class ChannelVoicing:
                     self.peaks[span] >= voicing.quiet_peak(peak, self.sr)]
                 for (span, _, _), peak in zip(spans, peaks) if peak > 0.0]
         self._compute(audio, base, need, "candidates")
-        out = []
-        for (span, count, lo), peak in zip(spans, peaks):
-            f0 = np.zeros(count)
-            voiced = np.zeros(count, np.bool_)
-            if span.stop > span.start and peak > 0.0:
-                f0[lo:lo + span.stop - span.start], voiced[lo:lo + span.stop - span.start] = \
-                    voicing.decode_voicing(self.freqs[span], self.strengths[span],
-                                           self.counts[span], self.peaks[span], peak, self.sr)
-            out.append((f0, voiced))
-        return out
+        return [voicing.decode_voicing(self.freqs[span], self.strengths[span],
+                                       self.counts[span], self.peaks[span], peak, self.sr,
+                                       count, lo)
+                for (span, count, lo), peak in zip(spans, peaks)]
 
     def _compute(self, audio: np.ndarray, base: int, selections, what: str) -> None:
         """Compute ``what`` ("peaks" or "candidates") of the rows in ``selections`` (slices

@@ -43,8 +43,8 @@ from .kernel_cache import njit
 from .pitch import FMAX, FMIN, HOP_LENGTH
 from .pitch_kernels import power_in_place
 
-__all__ = ["MAX_CANDIDATES", "praat_voicing", "fitting_frames", "clip_peak", "quiet_peak", "frame_peaks",
-           "frame_candidates", "decode_voicing"]
+__all__ = ["MAX_CANDIDATES", "praat_voicing", "fitting_frames", "clip_peak", "quiet_peak",
+           "frame_peaks", "frame_candidates", "decode_voicing"]
 
 _PERIODS_PER_WINDOW = 3.0
 #: Candidates a frame keeps, the unvoiced one included.
@@ -55,6 +55,7 @@ _OCTAVE_COST, _OCTAVE_JUMP_COST, _VOICED_UNVOICED_COST = 0.01, 0.35, 0.14
 _BATCH = 2048
 
 
+@cache
 def _geometry(sr: int):
     """Praat's sample counts at ``sr``: (half window, longest period, half longest period,
     FFT size, largest lag + 1). The FFT is the shortest fast one whose circular
@@ -145,14 +146,19 @@ def _candidates(ac, window_r, sr, max_lag, index, freqs, strengths, counts):
         counts[row] = n
 
 
+def _transition_costs(sr: int) -> tuple[float, float]:
+    """Praat's octave-jump and voiced/unvoiced costs on the pitch grid: scaled by
+    ``0.01 s / hop``, as its path finder scales them to its time step."""
+    scale = 0.01 / (HOP_LENGTH / sr)
+    return _OCTAVE_JUMP_COST * scale, _VOICED_UNVOICED_COST * scale
+
+
 @njit(cache=True)
-def _path(freqs, strengths, counts, intensity, hop_seconds, f0, voiced):
-    """Praat's path finder over frames ``(T, 15)`` of candidates (index 0 unvoiced, F0 0):
-    writes the chosen F0 (Hz, 0 where unvoiced) and voicing into ``f0`` / ``voiced`` (T,)."""
+def _path(freqs, strengths, counts, intensity, jump, switch, f0, voiced):
+    """Praat's path finder over frames ``(T, 15)`` of candidates (index 0 unvoiced, F0 0),
+    with transition costs ``jump`` (per octave) and ``switch``: writes the chosen F0 (Hz, 0
+    where unvoiced) and voicing into ``f0`` / ``voiced`` (T,)."""
     n_frames = counts.shape[0]
-    scale = 0.01 / hop_seconds
-    jump = _OCTAVE_JUMP_COST * scale
-    switch = _VOICED_UNVOICED_COST * scale
     delta = np.full((n_frames, MAX_CANDIDATES), -np.inf)
     back = np.zeros((n_frames, MAX_CANDIDATES), np.int64)
     is_voiced = np.zeros((n_frames, MAX_CANDIDATES), np.bool_)
@@ -210,7 +216,7 @@ def quiet_peak(global_peak: float, sr: int) -> float:
     """The frame peak below which a frame is unvoiced on every best path: its unvoiced
     score beats any voiced one (at most 1) by more than the two voicing changes it could
     save. Such frames need no candidates."""
-    switch = _VOICED_UNVOICED_COST * 0.01 / (HOP_LENGTH / sr)
+    switch = _transition_costs(sr)[1]
     return (1.0 + _VOICING - 2.0 * switch) * _SILENCE / (1.0 + _VOICING) * global_peak
 
 
@@ -248,16 +254,18 @@ def frame_candidates(y: np.ndarray, sr: int, centres: np.ndarray):
     return freqs, strengths, counts
 
 
-def decode_voicing(freqs, strengths, counts, peaks, global_peak: float, sr: int):
-    """Praat's path through frames' candidates (:func:`frame_candidates`, read only where
-    ``peaks`` (T,) reach :func:`quiet_peak`) given the clip's ``global_peak``: F0 (Hz, 0
-    where unvoiced) and voicing, ``(f0 (T,) float64, voiced (T,) bool)``."""
-    f0 = np.zeros(len(peaks))
-    voiced = np.zeros(len(peaks), np.bool_)
+def decode_voicing(freqs, strengths, counts, peaks, global_peak: float, sr: int,
+                   n_frames: int, lo: int):
+    """A clip's track from its fitting frames ``lo .. lo + T - 1``: Praat's path through
+    their candidates (:func:`frame_candidates`, read only where ``peaks`` (T,) reach
+    :func:`quiet_peak`) given the clip's ``global_peak``, the other frames unvoiced:
+    ``(f0 (n_frames,) float64 Hz, 0 where unvoiced; voiced (n_frames,) bool)``."""
+    f0 = np.zeros(n_frames)
+    voiced = np.zeros(n_frames, np.bool_)
     if len(peaks) and global_peak > 0.0:
         counts = np.where(peaks >= quiet_peak(global_peak, sr), counts, 1)
         _path(freqs, strengths, counts, np.minimum(peaks / global_peak, 1.0),
-              HOP_LENGTH / sr, f0, voiced)
+              *_transition_costs(sr), f0[lo:lo + len(peaks)], voiced[lo:lo + len(peaks)])
     return f0, voiced
 
 
@@ -267,12 +275,10 @@ def praat_voicing(y: np.ndarray, sr: int, n_frames: int) -> tuple[np.ndarray, np
 
     y : (n,) float32 at ``sr``.  n_frames : frames of the grid, ``1 + n // HOP_LENGTH``.
     """
-    f0 = np.zeros(n_frames)
-    voiced = np.zeros(n_frames, np.bool_)
     lo, hi = fitting_frames(len(y), sr)
     global_peak = clip_peak(y)
     if hi <= lo or global_peak == 0.0:
-        return f0, voiced
+        return np.zeros(n_frames), np.zeros(n_frames, np.bool_)
     centres = np.arange(lo, hi) * HOP_LENGTH
     peaks = frame_peaks(y, sr, centres)
     freqs = np.zeros((hi - lo, MAX_CANDIDATES))
@@ -280,6 +286,4 @@ def praat_voicing(y: np.ndarray, sr: int, n_frames: int) -> tuple[np.ndarray, np
     counts = np.ones(hi - lo, np.int64)
     loud = np.flatnonzero(peaks >= quiet_peak(global_peak, sr))
     freqs[loud], strengths[loud], counts[loud] = frame_candidates(y, sr, centres[loud])
-    f0[lo:hi], voiced[lo:hi] = decode_voicing(freqs, strengths, counts, peaks, global_peak,
-                                              sr)
-    return f0, voiced
+    return decode_voicing(freqs, strengths, counts, peaks, global_peak, sr, n_frames, lo)
