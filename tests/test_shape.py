@@ -99,6 +99,33 @@ def test_contrast_bands_are_librosas():
     assert all(a[1] <= b[0] + 1 for a, b in zip(bands, bands[1:]))  # bands overlap by one bin
 
 
+def test_cpu_kernels_take_the_values_a_sort_takes():
+    """The CPU's band extremes and roll-off bins against NumPy: ties, silent frames, a
+    band as wide as its quantile count, and frames of the real spectrum grid."""
+    from serfast.features.cpu_kernels import band_extremes, rolloff_bins
+
+    rng = np.random.default_rng(3)
+    mag = (rng.random((40, SPEC.n_bins)) ** 4).astype(np.float32)
+    mag[1] = 0.0
+    mag[2] = 0.25
+    mag[3, ::2] = mag[3, 1::2] = np.float32(0.5)  # many ties
+    mag[4] = np.round(mag[4] * 4) / 4  # few distinct values
+    bands = shape.contrast_bands(SPEC) + ((10, 13, 3), (20, 29, 4))
+    lo, hi, count = (np.array(c, np.int64) for c in zip(*bands))
+    got = np.empty((len(mag), 2 * len(bands)))
+    band_extremes(mag, lo, hi, count, got)
+    for k, (a, b, c) in enumerate(bands):
+        ranked = np.sort(mag[:, a:b].astype(np.float64), axis=1)
+        np.testing.assert_allclose(got[:, k], ranked[:, -c:].mean(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(got[:, len(bands) + k], ranked[:, :c].mean(axis=1),
+                                   rtol=1e-12)
+    bins = np.empty(len(mag), np.int64)
+    rolloff_bins(mag, np.float32(shape.ROLL_PERCENT), bins)
+    energy = np.cumsum(mag, axis=1)
+    want = (energy < np.float32(shape.ROLL_PERCENT) * energy[:, -1:]).sum(axis=1)
+    np.testing.assert_array_equal(bins, np.minimum(want, SPEC.n_bins - 1))
+
+
 def test_delta_of_a_line_is_its_slope_at_any_length():
     for t in (1, 2, 5, 8, 9, 30):
         x = (3.0 * np.arange(t) - 7.0)[None, :, None]

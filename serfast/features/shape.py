@@ -102,20 +102,32 @@ def frame_shape(mag, spec: FeatureSpec, xp):
     n_clips, t, n_bins = mag.shape
     bands = contrast_bands(spec)
     out = xp.empty((n_clips, t, FRAME_SHAPE_COLUMNS), xp.float64)
-    for k, (lo, hi, count) in enumerate(bands):
-        width = hi - lo
-        ranked = xp.partition(mag[..., lo:hi], (count - 1, width - count), axis=2)
-        out[..., k] = ranked[..., width - count:].mean(axis=2)
-        out[..., len(bands) + k] = ranked[..., :count].mean(axis=2)
+    n = len(bands)
+    if xp is np:  # Numba kernels, loaded where the CPU needs them
+        from .cpu_kernels import band_extremes, rolloff_bins
+
+        rows = mag.reshape(n_clips * t, n_bins)
+        lo, hi, count = (np.array(c, np.int64) for c in zip(*bands))
+        extremes = np.empty((n_clips * t, 2 * n))
+        band_extremes(rows, lo, hi, count, extremes)
+        out[..., :2 * n] = extremes.reshape(n_clips, t, 2 * n)
+        rolloff = np.empty(n_clips * t, np.int64)
+        rolloff_bins(rows, np.float32(ROLL_PERCENT), rolloff)
+        rolloff = rolloff.reshape(n_clips, t)
+    else:
+        for k, (lo, hi, count) in enumerate(bands):
+            width = hi - lo
+            ranked = xp.partition(mag[..., lo:hi], (count - 1, width - count), axis=2)
+            out[..., k] = ranked[..., width - count:].mean(axis=2)
+            out[..., n + k] = ranked[..., :count].mean(axis=2)
+        energy = xp.cumsum(mag, axis=2)
+        below = (energy < xp.float32(ROLL_PERCENT) * energy[..., -1:]).sum(axis=2)
+        rolloff = xp.minimum(below, n_bins - 1)
 
     power = xp.maximum(mag * mag, xp.float32(AMIN))
     out[..., -2] = (xp.exp(xp.log(power).mean(axis=2, dtype=xp.float64))
                     / power.mean(axis=2, dtype=xp.float64))
-
-    energy = xp.cumsum(mag, axis=2)
-    below = (energy < xp.float32(ROLL_PERCENT) * energy[..., -1:]).sum(axis=2)
-    freqs = xp.asarray(np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sr))
-    out[..., -1] = freqs[xp.minimum(below, n_bins - 1)]
+    out[..., -1] = xp.asarray(np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sr))[rolloff]
     return out
 
 
