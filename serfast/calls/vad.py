@@ -128,7 +128,7 @@ class SpeechDetector:
     def push(self, y: np.ndarray) -> list[tuple[int, int]]:
         """Add the next block (float32 samples) and return regions that closed."""
         if self.sos is not None:  # filter state carries over: blocks sizes do not matter
-            y = self.sosfilt(self.sos, np.asarray(y, np.float64), self.zi)
+            y = self.sosfilt(self.sos, y, self.zi)
         y = np.concatenate([self.rest, y]) if len(self.rest) else y
         whole = len(y) // self.frame * self.frame
         self.rest = y[whole:].copy()
