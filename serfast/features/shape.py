@@ -98,7 +98,9 @@ def frame_shape(mag, spec: FeatureSpec, xp):
     """What the shape tracks take from each frame alone: (B, T, FRAME_SHAPE_COLUMNS)
     float64 of ``mag`` (B, T, n_bins) float32 |X|: the mean magnitude of each contrast
     band's top and bottom quantile (7 + 7), flatness, roll-off (Hz). A frame's values do
-    not depend on the clip around it (:func:`tracks_from_frames` adds what does)."""
+    not depend on the clip around it (:func:`tracks_from_frames` adds what does). On the
+    CPU the contrast quantiles and the roll-off come from Numba kernels
+    (``cpu_kernels.band_extremes``, ``rolloff_bins``); other array modules partition."""
     n_clips, t, n_bins = mag.shape
     bands = contrast_bands(spec)
     out = xp.empty((n_clips, t, FRAME_SHAPE_COLUMNS), xp.float64)
