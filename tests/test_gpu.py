@@ -112,6 +112,31 @@ def test_chunks_of_a_bucket_give_the_same_rows():
     assert (np.abs(whole.values - cut.values) <= 1e-6 * scale).all()
 
 
+def test_pitch_and_voice_from_the_callers_channel_frames():
+    """predict's GPU path: a channel's windows take their pitch and voice columns from
+    its pitch frames observed once (``pitch_voice``), the rest from the GPU engine, and
+    equal the windows computed on their own, per bucket and chunk."""
+    from serfast.calls.window_prosody import ChannelProsody
+
+    spec = FeatureSpec(name="all")
+    y = speech("angry", 1, seconds=8.0)
+    starts = [0, 50 * 512, 51 * 512, 120 * 512, 90 * 512]
+    ends = [s + 55125 for s in starts[:-1]] + [90 * 512 + 9000]
+    clips = [y[s:e] for s, e in zip(starts, ends)]
+    want = compute_batch_xp(clips, spec, frames=True, xp=np, max_frames=250)
+    prosody, asked = ChannelProsody(spec), []
+
+    def pitch_voice(rows):
+        asked.extend(rows)
+        return prosody.pitch_voice(y, 0, [starts[i] for i in rows], [ends[i] for i in rows])
+
+    got = compute_batch_xp(clips, spec, frames=True, xp=np, max_frames=250,
+                           pitch_voice=pitch_voice)
+    assert sorted(asked) == list(range(len(clips)))
+    np.testing.assert_array_equal(got.values, want.values)
+    assert all(np.array_equal(a, b) for a, b in zip(got.frames, want.frames))
+
+
 def test_empty_batch_and_empty_clip():
     assert compute_batch_xp([], SPEC, frames=True, xp=np).values.shape == (0, len(COLS))
     with pytest.raises(ValueError, match="at least one sample"):
@@ -359,46 +384,71 @@ def test_extract_on_the_gpu_with_numpy_as_cupy(tmp_path, good_corpus):
 
 
 PREDICTED = """
-import csv, json, os, tempfile
+import csv, json, os, sys, tempfile
 import soundfile as sf
+import serfast.calls.window_prosody as window_prosody
 import serfast.features.gpu as kernels_gpu
 from serfast.calls.predict import PredictOptions, predict_archive
+from serfast.features import shape
+from serfast.features.spec import FeatureSpec
 from test_predict import PLAN, SR, call, fit_predictor
-batches = []
-engine = kernels_gpu.compute_batch_xp
+batches, own = [], []
+engine, own_pitch = kernels_gpu.compute_batch_xp, shape.pitch_voice
+sharing = window_prosody.ChannelProsody
 def counted(signals, *args, **kw):
     batches.append(len(signals))
     return engine(signals, *args, **kw)
-kernels_gpu.compute_batch_xp = counted
-predictor, tmp = fit_predictor(), tempfile.mkdtemp()
+def counted_own(*args):
+    own.append(1)
+    return own_pitch(*args)
+kernels_gpu.compute_batch_xp, shape.pitch_voice = counted, counted_own
+predictor, tmp = fit_predictor(FeatureSpec(name=sys.argv[1])), tempfile.mkdtemp()
 wav = os.path.join(tmp, "call.wav")
 sf.write(wav, call(PLAN, 24.0), SR, subtype="ULAW")
-rows, devices = {}, {}
-for device in ("cpu", "gpu"):
-    out = os.path.join(tmp, device, "labels.csv")
+rows, devices, windows, own_pitches = {}, {}, {}, {}
+for run in ("cpu", "gpu", "gpu, each window its own pitch"):
+    device = run.split(",")[0]
+    window_prosody.ChannelProsody = sharing if run == device else (lambda spec: None)
+    batches.clear(), own.clear()
+    out = os.path.join(tmp, str(len(rows)), "labels.csv")
     os.makedirs(os.path.dirname(out))
-    devices[device] = predict_archive([wav], predictor, out,
-                                      PredictOptions(workers=1, device=device)).device
+    devices[run] = predict_archive([wav], predictor, out,
+                                   PredictOptions(workers=1, device=device)).device
+    windows[run], own_pitches[run] = sum(batches), len(own)
     with open(out, newline="") as fh:
-        rows[device] = list(csv.DictReader(fh))
-cpu, gpu = rows["cpu"], rows["gpu"]
+        rows[run] = list(csv.DictReader(fh))
+cpu, gpu, alone = rows["cpu"], rows["gpu"], rows["gpu, each window its own pitch"]
 probs = [k for k in cpu[0] if k.startswith("p_")]
-print(json.dumps({"devices": devices, "gpu_windows": sum(batches), "windows": len(cpu),
-    "same_windows": [(r["channel"], r["start"]) for r in cpu]
+diff = lambda x, y: max(abs(float(a[k]) - float(b[k])) for a, b in zip(x, y) for k in probs)
+print(json.dumps({"devices": devices, "engine_windows": windows, "own_pitch": own_pitches,
+    "windows": len(cpu), "same_windows": [(r["channel"], r["start"]) for r in cpu]
                     == [(r["channel"], r["start"]) for r in gpu],
     "same_labels": [r["label"] for r in cpu] == [r["label"] for r in gpu],
-    "prob_diff": max(abs(float(a[k]) - float(b[k])) for a, b in zip(cpu, gpu) for k in probs)}))
+    "prob_diff": diff(cpu, gpu), "shared_vs_own": diff(gpu, alone)}))
 """
 
 
-def test_predict_on_the_gpu_with_numpy_as_cupy(tmp_path):
+@pytest.mark.parametrize("feature_set", ["seed", "all"])
+def test_predict_on_the_gpu_with_numpy_as_cupy(tmp_path, feature_set):
     """`serfast predict --device gpu` computes its windows with the GPU engine (CuPy
-    stood in for by NumPy, CUDA kernels on the simulator) and labels as on the CPU."""
+    stood in for by NumPy, CUDA kernels on the simulator) and labels as on the CPU. With
+    prosody, each window's pitch and voice columns come from the channel's pitch frames
+    observed once, and give exactly what the window's own pitch gives.
+
+    The test double scores z-scores of every column, so the engines' differences in the
+    prosody set's other columns (within 1e-4 of scale: tests/test_sets.py) move its
+    probabilities by a few hundredths; the labels stay."""
     write_stand_in(tmp_path)
-    res = simulated(PREDICTED, tmp_path)
-    assert res["devices"] == {"cpu": "CPU", "gpu": "GPU 0 (Stand-in GPU)"}
-    assert res["windows"] >= 4 and res["gpu_windows"] == res["windows"]
-    assert res["same_windows"] and res["same_labels"] and res["prob_diff"] < 1e-3
+    res = simulated(PREDICTED, tmp_path, args=[feature_set])
+    gpu, alone = "gpu", "gpu, each window its own pitch"
+    assert res["devices"] == {"cpu": "CPU", gpu: "GPU 0 (Stand-in GPU)",
+                              alone: "GPU 0 (Stand-in GPU)"}
+    n = res["windows"]
+    assert n >= 4 and res["engine_windows"] == {"cpu": 0, gpu: n, alone: n}
+    prosody = feature_set == "all"
+    assert res["own_pitch"] == {"cpu": 0, gpu: 0, alone: n if prosody else 0}
+    assert res["same_windows"] and res["same_labels"] and res["shared_vs_own"] == 0.0
+    assert res["prob_diff"] < (0.05 if prosody else 1e-3)
 
 
 def test_gpu_benchmark_runs_with_numpy_as_cupy(tmp_path):

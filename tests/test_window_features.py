@@ -85,7 +85,7 @@ def test_streamed_and_trimmed_audio_gives_the_same_windows(spec):
     assert_close(np.concatenate(rows_whole), want, spec)
     assert len(streamed.done) < len(whole.done) / 2  # the streamed one kept less
     if spec.has_prosody:
-        assert len(streamed.pitch.done) < len(whole.pitch.done) / 2
+        assert len(streamed.prosody.pitch.done) < len(whole.prosody.pitch.done) / 2
 
 
 @pytest.mark.parametrize("spec", [SPEC, ALL], ids=["seed", "all"])
@@ -177,3 +177,36 @@ def test_channel_voicing_tracks_equal_the_per_window_tracks(monkeypatch):
                 np.testing.assert_array_equal(g, w)
     assert computed and len(computed) == len(set(computed))
     assert channel.first == 110 * HOP // 256
+
+
+@pytest.mark.parametrize("frames", [False, True])
+def test_engine_windows_take_pitch_and_voice_from_the_channel(frames, monkeypatch):
+    """Where the engine computes windows whole (the GPU path; CuPy stands in as NumPy in
+    tests/test_gpu.py), their pitch and voice columns come from the channel's pitch frames
+    observed once (ChannelProsody), and equal each window's own exactly."""
+    from serfast.calls.window_prosody import ChannelProsody
+    from serfast.features import shape
+
+    y = voice(12.0, seed=3)
+    starts = [0, 100 * HOP, 101 * HOP, 300 * HOP, 200 * HOP]
+    ends = [s + WIN for s in starts[:-1]] + [200 * HOP + 3000]
+    clips = [y[s:e] for s, e in zip(starts, ends)]
+    want = compute_batch(clips, ALL, frames=frames)
+    prosody = ChannelProsody(ALL)
+    asked = []
+
+    def pitch_voice(rows):
+        asked.append(list(rows))
+        return prosody.pitch_voice(y, 0, [starts[i] for i in rows], [ends[i] for i in rows])
+
+    def per_clip(*_):
+        raise AssertionError("a window's pitch was computed on its own")
+
+    monkeypatch.setattr(shape, "pitch_voice", per_clip)
+    got = compute_batch(clips, ALL, frames=frames, pitch_voice=pitch_voice)
+    assert asked == [list(range(len(clips)))]
+    np.testing.assert_array_equal(got.values, want.values)
+    if frames:
+        for a, b in zip(got.frames, want.frames):
+            np.testing.assert_array_equal(a, b)
+    assert prosody.pitch.done.sum() < sum(1 + len(c) // 256 for c in clips)  # shared

@@ -19,9 +19,11 @@ Windows start on the channel's frame grid (multiples of ``hop_length``). On the 
 features come from frames computed once per channel (:mod:`serfast.calls.window_features`:
 each STFT frame once however many windows overlap it); with ``device`` gpu (or auto
 finding one) the engine computes each window whole
-(:func:`serfast.features.device.batch_features`). The model sees all the windows of the channel as one speaker group (per-speaker
-normalisation). With a model that can score a group in chunks
-(:attr:`serfast.model.Predictor.chunked_groups`, the serfast network), the
+(:func:`serfast.features.device.batch_features`) but for its pitch and voice columns,
+which come from the channel's pitch frames observed once, as on the CPU
+(:class:`serfast.calls.window_prosody.ChannelProsody`). The model sees all the windows of
+the channel as one speaker group (per-speaker normalisation). With a model that can score
+a group in chunks (:attr:`serfast.model.Predictor.chunked_groups`, the serfast network), the
 normalisation statistics of the whole channel are summed while its windows stream by
 (:meth:`~serfast.model.Predictor.group_sums`), the windows' frame features wait in a
 temporary file once more than ``2 * group`` are held, and at the end the windows are
@@ -124,11 +126,15 @@ class _Labeller:
         self.open_emitted: set[int] = set()  # starts already planned in the open region
         self.pending: list[tuple[int, int]] = []  # windows cut, features not computed
         # windows from frames computed once on the CPU (sets with the seed columns);
-        # otherwise each window is computed whole
+        # otherwise each window is computed whole by the engine, but for its pitch and
+        # voice columns, from pitch frames observed once
         from .window_features import ChannelFrames  # Numba: not in predict's parent
+        from .window_prosody import ChannelProsody
 
         self.channel_frames = (ChannelFrames(self.spec) if self.spec.has_seed
                                and resolve_device(options.device) == "cpu" else None)
+        self.prosody = (ChannelProsody(self.spec) if self.channel_frames is None
+                        and self.spec.has_prosody else None)
         self.spans: list[tuple[int, int]] = []
         self.values: list[np.ndarray] = []  # features of windows not yet scored
         self.frames: list[np.ndarray] = []
@@ -162,6 +168,8 @@ class _Labeller:
             self.base = keep
             if self.channel_frames is not None:
                 self.channel_frames.trim(keep)
+            if self.prosody is not None:
+                self.prosody.trim(keep)
 
     def finish(self) -> ChannelResult:
         self._plan(self.vad.finish())
@@ -274,9 +282,14 @@ class _Labeller:
             batch = self.channel_frames.features(self.audio, self.base, starts, ends,
                                                  self.predictor.needs_frames)
         else:
+            pitch_voice = None if self.prosody is None else (
+                lambda rows: self.prosody.pitch_voice(self.audio, self.base,
+                                                      [starts[i] for i in rows],
+                                                      [ends[i] for i in rows]))
             batch = batch_features([self.audio[s - self.base:e - self.base]
                                     for s, e in self.pending], self.spec,
-                                   self.predictor.needs_frames, self.opt.device)
+                                   self.predictor.needs_frames, self.opt.device,
+                                   pitch_voice=pitch_voice)
         self.spans += self.pending
         self.mfcc.append(batch.values[:, self.spec.slices["mfcc"]])
         self.values.append(batch.values)

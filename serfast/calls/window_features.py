@@ -55,7 +55,7 @@ from ..features.librosa_constants import (AMIN, PIPTRACK_THRESHOLD, TINY32, TUNI
                                           VARIANCE_FLOOR, ZCR_THRESHOLD)
 from ..features.spec import (BatchFeatures, FeatureSpec, inside_frame_range, n_frames,
                              pitch_bins)
-from .window_prosody import ChannelPitch, ChannelVoicing
+from .window_prosody import ChannelProsody
 
 __all__ = ["ChannelFrames", "inside_frames"]
 
@@ -115,8 +115,7 @@ class ChannelFrames:
         self.frames = _Frames(0, spec, self.max_peaks)
         self.done = np.zeros(0, bool)
         self.powers = np.zeros((0, 4), np.float64)  # per block: sums of y .. y^4
-        self.pitch = ChannelPitch(spec.sr) if spec.has_prosody else None
-        self.voicing = ChannelVoicing(spec.sr) if spec.has_prosody else None
+        self.prosody = ChannelProsody(spec) if spec.has_prosody else None
 
     def trim(self, base: int) -> None:
         """Forget frames and blocks before sample ``base`` (a multiple of hop)."""
@@ -126,9 +125,8 @@ class ChannelFrames:
             self.frames.take(keep)
             self.done, self.powers = self.done[keep], self.powers[keep]
             self.first += drop
-        if self.pitch is not None:
-            self.pitch.trim(base)
-            self.voicing.trim(base)
+        if self.prosody is not None:
+            self.prosody.trim(base)
 
     def features(self, audio: np.ndarray, base: int, starts: list[int], ends: list[int],
                  with_frames: bool) -> BatchFeatures:
@@ -151,17 +149,15 @@ class ChannelFrames:
             self._compute(audio, base, f0 + grids[i][0], f0 + grids[i][1])
         edges = self._edges([clips[i] for i in framed], [grids[i] for i in framed])
         spans = ([starts[i] for i in framed], [ends[i] for i in framed])
-        tracks = (self.pitch.tracks(audio, base, *spans)
-                  if self.pitch is not None else [None] * len(framed))
-        pulses = (self.voicing.tracks(audio, base, *spans)
-                  if self.pitch is not None else [None] * len(framed))
-        for i, edge, track, pulse in zip(framed, edges, tracks, pulses):
+        pitch_voice = (self.prosody.pitch_voice(audio, base, *spans)
+                       if self.prosody is not None else [None] * len(framed))
+        for i, edge, known in zip(framed, edges, pitch_voice):
             t0, t1 = grids[i]
             f0 = starts[i] // self.hop - self.first
             logmel = self._window(clips[i], f0, t0, t1, edge, values[i],
-                                  with_frames or track is not None)
-            extra = [] if track is None else [
-                self._prosody(clips[i], f0, t0, t1, edge, logmel, track, pulse, values[i])]
+                                  with_frames or known is not None)
+            extra = [] if known is None else [
+                self._prosody(clips[i], f0, t0, t1, edge, logmel, known, values[i])]
             if with_frames:
                 frames[i] = np.concatenate([logmel, logmel @ self.banks.dct] + extra, axis=1)
         for i in sorted(set(range(len(starts))) - set(framed)):
@@ -322,15 +318,14 @@ class ChannelFrames:
         return np.concatenate([edge_db[:t0], inner_db, edge_db[t0:]])
 
     def _prosody(self, y: np.ndarray, f0: int, t0: int, t1: int, edge: _Frames,
-                 logmel: np.ndarray, track, pulse, row: np.ndarray) -> np.ndarray:
-        """The prosody columns of one window (into ``row``) from its pYIN ``track``, its
-        Praat voicing ``pulse``, its frames' shape values, its samples and its clamped dB
-        frames ``logmel``; returns its F0, voicing probability and RMS dB frames
-        ((n_frames, 3) float32)."""
+                 logmel: np.ndarray, pitch_voice, row: np.ndarray) -> np.ndarray:
+        """The prosody columns of one window (into ``row``) from its ``pitch_voice``
+        (:meth:`ChannelProsody.pitch_voice`'s), its frames' shape values, its samples and
+        its clamped dB frames ``logmel``; returns its F0, voicing probability and RMS dB
+        frames ((n_frames, 3) float32)."""
         spec, at = self.spec, self.spec.slices
         inner = slice(f0 + t0, f0 + t1)
-        row[at["pitch"].start:at["voice"].stop], pitch_frames = shape.pitch_voice_tracks(
-            y, spec, track, pulse)
+        row[at["pitch"].start:at["voice"].stop], pitch_frames = pitch_voice
         framed = np.concatenate([edge.shape[:t0], self.frames.shape[inner], edge.shape[t0:]])
         # the frame RMS as the per-window computation sums it: the loudness slopes count
         # every rise, so they follow its rounding in frames near the dB floor

@@ -14,6 +14,8 @@ Praat's voicing candidates (:mod:`serfast.features.praat_voicing`) of a frame li
 depend only on its own window of samples: :class:`ChannelVoicing` keeps each frame's peak
 and candidates, computing the candidates only for frames loud enough in some window to be
 read, and runs each window's path with the window's own peak.
+
+:class:`ChannelProsody` holds both and gives each window's pitch and voice columns.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..features import praat_voicing as voicing
+from ..features import shape
 from ..features.pitch import FRAME_LENGTH, HOP_LENGTH, Observations, decode, observe
-from ..features.spec import inside_frame_range
+from ..features.spec import FeatureSpec, inside_frame_range
 
-__all__ = ["ChannelPitch", "ChannelVoicing", "inside_pitch_frames"]
+__all__ = ["ChannelPitch", "ChannelProsody", "ChannelVoicing", "inside_pitch_frames"]
 
 
 def inside_pitch_frames(length: int) -> tuple[int, int]:
@@ -171,3 +174,27 @@ class ChannelVoicing:
         else:
             self.freqs[rows], self.strengths[rows], self.counts[rows] = \
                 voicing.frame_candidates(audio, self.sr, centres)
+
+
+class ChannelProsody:
+    """The pitch and voice columns of one streamed channel's windows, from its pitch
+    frames observed once (:class:`ChannelPitch`, :class:`ChannelVoicing`); held and
+    trimmed as they are."""
+
+    def __init__(self, spec: FeatureSpec):
+        self.spec = spec
+        self.pitch, self.voicing = ChannelPitch(spec.sr), ChannelVoicing(spec.sr)
+
+    def trim(self, base: int) -> None:
+        """Forget the frames before sample ``base`` (a multiple of HOP_LENGTH)."""
+        self.pitch.trim(base)
+        self.voicing.trim(base)
+
+    def pitch_voice(self, audio: np.ndarray, base: int, starts: list[int], ends: list[int]):
+        """For each window [starts[i], ends[i]) (as :meth:`ChannelPitch.tracks` takes
+        them), ``shape.pitch_voice`` of its samples: its pitch and voice columns and its
+        F0 and voicing-probability frames."""
+        tracks = self.pitch.tracks(audio, base, starts, ends)
+        pulses = self.voicing.tracks(audio, base, starts, ends)
+        return [shape.pitch_voice_tracks(audio[s - base:e - base], self.spec, track, pulse)
+                for s, e, track, pulse in zip(starts, ends, tracks, pulses)]

@@ -48,11 +48,13 @@ def column_starts(spec: FeatureSpec) -> np.ndarray:
 
 
 def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, starts: np.ndarray,
-                  out: np.ndarray, frames: bool = False) -> np.ndarray | None:
+                  out: np.ndarray, frames: bool = False,
+                  pitch_voice: tuple | None = None) -> np.ndarray | None:
     """The features of one clip, written into ``out``.
 
     y : (n,) float32, n >= 1, mono at ``spec.sr``.  starts : ``column_starts(spec)``.
-    out : (spec.n_features,) float32, the store row without gender.  Returns the clip's
+    out : (spec.n_features,) float32, the store row without gender.  pitch_voice : the
+    clip's ``shape.pitch_voice(y, spec)`` where the caller knows it.  Returns the clip's
     clamped log-mel frames ((n_frames, n_mels) float32 dB), followed with prosody by
     F0, voicing probability and RMS dB ((n_frames, n_mels + 3)), when ``frames``, else
     None.
@@ -88,7 +90,8 @@ def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, starts: 
     if not spec.has_prosody:
         return logmel if frames else None
     at = spec.slices
-    out[at["pitch"].start:at["voice"].stop], pitch_frames = shape.pitch_voice(y, spec)
+    out[at["pitch"].start:at["voice"].stop], pitch_frames = (
+        shape.pitch_voice(y, spec) if pitch_voice is None else pitch_voice)
     rms = shape.frame_rms(y[None], np.array([len(y)]), count, spec, np)
     values, rms_db = shape.spectral_values(shape.frame_shape(mag[None], spec, np), logmel[None],
                                           rms, banks.dct, spec, np)
@@ -99,7 +102,7 @@ def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, starts: 
 
 
 def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
-                  frames: bool = False) -> BatchFeatures:
+                  frames: bool = False, pitch_voice=None) -> BatchFeatures:
     """Compute the features of ``spec``'s set for every clip in ``signals``.
 
     Parameters
@@ -109,6 +112,11 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
     spec : FeatureSpec
     frames : bool
         Also return the frame-level columns (``spec.frame_columns``).
+    pitch_voice : callable, optional
+        ``pitch_voice(indices)``: ``shape.pitch_voice`` of the clips at these indices of
+        ``signals``, from a caller that can compute them more cheaply (a channel's
+        windows share pitch frames: ``serfast.calls.window_prosody.ChannelProsody``).
+        Default: each clip's own.
 
     A clip allocates and frees ~3 MB of buffers: a program that computes many clips
     should call :func:`serfast.malloc.reuse_freed_memory` once (serfast's CLI and workers
@@ -119,7 +127,9 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
         raise ValueError("every clip needs at least one sample")
     values = np.empty((len(signals), spec.n_features), np.float32)
     starts = column_starts(spec)
-    logmels = [clip_features(y, spec, banks, starts, values[i], frames)
+    known = (pitch_voice(list(range(len(signals)))) if pitch_voice and spec.has_prosody
+             else [None] * len(signals))
+    logmels = [clip_features(y, spec, banks, starts, values[i], frames, known[i])
                for i, y in enumerate(signals)]
     if not frames:
         return BatchFeatures(values, None)

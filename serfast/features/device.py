@@ -98,19 +98,20 @@ def describe(device: str) -> str:
 
 def batch_features(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
                    frames: bool = False, device: str = "auto",
-                   memory_share: float = 1.0) -> BatchFeatures:
+                   memory_share: float = 1.0, pitch_voice=None) -> BatchFeatures:
     """``compute_batch`` on the resolved device; ``device`` as :func:`resolve_device`;
-    ``memory_share``: the part of the GPU's memory this call may use.
+    ``memory_share``: the part of the GPU's memory this call may use; ``pitch_voice``
+    as ``compute_batch`` takes it.
 
     Returns host arrays in either case: values (n_clips, n_features) float32.
     """
     if resolve_device(device) == "cpu":
         from .cpu import compute_batch  # Numba and SciPy: only where features run
 
-        return compute_batch(signals, spec, frames=frames)
+        return compute_batch(signals, spec, frames=frames, pitch_voice=pitch_voice)
     import cupy
 
     from .gpu import compute_batch_xp
 
     return compute_batch_xp(signals, spec, frames=frames, xp=cupy,
-                            memory_share=memory_share)
+                            memory_share=memory_share, pitch_voice=pitch_voice)

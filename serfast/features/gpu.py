@@ -99,7 +99,7 @@ def device_banks(spec: FeatureSpec, xp) -> DeviceBanks:
 def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
                      frames: bool = False, xp=None, fused: bool | None = None,
                      max_frames: int | None = None, memory_share: float = 1.0,
-                     staging_threads: int | None = None) -> BatchFeatures:
+                     staging_threads: int | None = None, pitch_voice=None) -> BatchFeatures:
     """The features of every clip, as ``cpu.compute_batch``, on ``xp``'s device.
 
     Parameters
@@ -114,6 +114,7 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
     staging_threads : threads that copy clips into pinned memory (default
         ``STAGING_THREADS`` when this call has the GPU to itself, else one: then every
         core has a process of its own).
+    pitch_voice : the host's pitch and voice columns, as ``cpu.compute_batch`` takes it.
 
     Returns host arrays: ``values`` (n_clips, n_features) float32 and ``frames``.
     While one chunk is computed, a background thread stages the next ones into pinned
@@ -136,8 +137,9 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
     for clips, y in uploaded(chunks, signals, lengths, xp, staging_threads):
         rows, logmel, extra = _bucket_features(y, xp.asarray(lengths[clips]), spec, banks,
                                                xp, fused, frames)
-        host_pitch = [shape.pitch_voice(signals[c], spec) for c in clips] \
-            if spec.has_prosody else []  # on the CPU while the GPU works
+        host_pitch = ((pitch_voice(list(clips)) if pitch_voice else
+                       [shape.pitch_voice(signals[c], spec) for c in clips])
+                      if spec.has_prosody else [])  # on the CPU while the GPU works
         values[clips] = to_host(rows, xp)
         if host_pitch:
             at = spec.slices
