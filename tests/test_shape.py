@@ -102,7 +102,7 @@ def test_contrast_bands_are_librosas():
 def test_cpu_kernels_take_the_values_a_sort_takes():
     """The CPU's band extremes and roll-off bins against NumPy: ties, silent frames, a
     band as wide as its quantile count, and frames of the real spectrum grid."""
-    from serfast.features.cpu_kernels import band_extremes, rolloff_bins
+    from serfast.features.shape_kernels import band_extremes, rolloff_bins
 
     rng = np.random.default_rng(3)
     mag = (rng.random((40, SPEC.n_bins)) ** 4).astype(np.float32)

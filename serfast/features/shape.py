@@ -100,13 +100,13 @@ def frame_shape(mag, spec: FeatureSpec, xp):
     band's top and bottom quantile (7 + 7), flatness, roll-off (Hz). A frame's values do
     not depend on the clip around it (:func:`tracks_from_frames` adds what does). On the
     CPU the contrast quantiles and the roll-off come from Numba kernels
-    (``cpu_kernels.band_extremes``, ``rolloff_bins``); other array modules partition."""
+    (``shape_kernels.band_extremes``, ``rolloff_bins``); other array modules partition."""
     n_clips, t, n_bins = mag.shape
     bands = contrast_bands(spec)
     out = xp.empty((n_clips, t, FRAME_SHAPE_COLUMNS), xp.float64)
     n = len(bands)
     if xp is np:  # Numba kernels, loaded where the CPU needs them
-        from .cpu_kernels import band_extremes, rolloff_bins
+        from .shape_kernels import band_extremes, rolloff_bins
 
         rows = mag.reshape(n_clips * t, n_bins)
         lo, hi, count = (np.array(c, np.int64) for c in zip(*bands))
