@@ -51,8 +51,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         manifest = os.path.join(tmp, "clips.csv")
         Path(manifest).write_text("path\n" + "\n".join(files) + "\n")
-        local = timed(serfast("extract", manifest, os.path.join(tmp, "local.npy")))
-        dask = timed(serfast("extract", manifest, os.path.join(tmp, "dask.npy"),
+        crop = ("--features", "seed", "--offset", "0.6", "--duration", "2.5")
+        local = timed(serfast("extract", manifest, os.path.join(tmp, "local.npy"), *crop))
+        dask = timed(serfast("extract", manifest, os.path.join(tmp, "dask.npy"), *crop,
                              "--cluster", args.cluster))
         same = filecmp.cmp(os.path.join(tmp, "local.npy"), os.path.join(tmp, "dask.npy"),
                            shallow=False)

@@ -64,7 +64,8 @@ def librosa_processes(files: list[str], procs: int, tmp: str) -> float:
 def serfast_run(manifest: str, tmp: str, workers: int) -> tuple[float, int]:
     out = os.path.join(tmp, f"bench{time.perf_counter_ns()}.npy")
     return run([sys.executable, "-m", "serfast_cli", "extract", manifest, out, "--workers",
-                str(workers), "--quiet"])
+                str(workers), "--features", "seed", "--offset", "0.6", "--duration", "2.5",
+                "--quiet"])
 
 
 def write_manifest(files: list[str], path: str) -> str:

@@ -84,7 +84,8 @@ def main() -> None:
             rates[name] = statistics.median(
                 len(files) / run([sys.executable, "-m", "serfast_cli", "extract", manifest,
                                   str(Path(tmp, f"{name}{i}.npy")), "--workers", "1",
-                                  "--features", name, "--quiet"])[0]
+                                  "--features", name, "--offset", "0.6", "--duration", "2.5",
+                                  "--quiet"])[0]
                 for i in range(args.repeat))
         if not args.floor_only:
             rates["librosa"] = rate(py + [LIBROSA, str(listing)], len(files), args.repeat)

@@ -7,14 +7,11 @@ import click
 from serfast.io.corpus import CorpusError
 from serfast.features.device import DEVICES, DeviceError
 from serfast.extract import ExtractError, ExtractOptions, extract as run_extract
-from serfast.features.spec import FEATURE_SETS, FeatureSpec
+from serfast.features.spec import FEATURE_SETS, STORE_SPEC, FeatureSpec
 from serfast.io.store import StoreError
 from serfast.workers import ClusterError
 
 from .progress import ProgressLine
-
-#: FeatureSpec's defaults, which the --sr, --offset and --duration defaults show.
-SPEC = FeatureSpec()
 
 
 def _csv_list(value: str) -> tuple[str, ...]:
@@ -25,7 +22,8 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
     """Run an extraction, print its summary; returns the number of ok rows (of all rows,
     when ``resume`` found the store finished)."""
     try:
-        summary = run_extract(corpus, out, options, ProgressLine(not quiet))
+        summary = run_extract(corpus, out, options,
+                              ProgressLine(not quiet, spec=options.spec))
     except (CorpusError, StoreError, ClusterError, DeviceError, ExtractError,
             ValueError) as err:
         raise click.ClickException(str(err)) from None
@@ -63,21 +61,23 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
                    "computed again; a finished OUT is left as it is).")
 @click.option("--overwrite", is_flag=True,
               help="Replace OUT's store or interrupted run (only files serfast wrote).")
-@click.option("--features", "feature_set", type=click.Choice(FEATURE_SETS), default="seed",
-              show_default=True,
-              help="Feature set: seed (169 columns), prosody (pitch, voice quality, "
-                   "loudness, spectral shape, frame statistics) or all (both).")
+@click.option("--features", "feature_set", type=click.Choice(FEATURE_SETS),
+              default=STORE_SPEC.name, show_default=True,
+              help="Feature set: seed (the method's 169 columns, the fastest), prosody "
+                   "(pitch, voice quality, loudness, spectral shape, frame statistics) or "
+                   "all (both: what serfast train's default recipe does best on).")
 @click.option("--frames/--no-frames", default=True, show_default=True,
               help="Also store per-frame log-mel and MFCC (with prosody: F0, voicing "
                    "probability and RMS dB too); serfast train's default network needs "
                    "them.")
-@click.option("--sr", type=click.IntRange(1000), default=SPEC.sr, show_default=True,
+@click.option("--sr", type=click.IntRange(1000), default=STORE_SPEC.sr, show_default=True,
               help="Sample rate in Hz.")
-@click.option("--offset", type=click.FloatRange(0), default=SPEC.offset, show_default=True,
-              help="Seconds skipped at the start of each file.")
-@click.option("--duration", type=click.FloatRange(0), default=SPEC.duration,
+@click.option("--offset", type=click.FloatRange(0), default=STORE_SPEC.offset,
               show_default=True,
-              help="Seconds kept; 0 keeps the whole file.")
+              help="Seconds skipped at the start of each file (the method's crop: 0.6).")
+@click.option("--duration", type=click.FloatRange(0), default=STORE_SPEC.duration,
+              show_default=True,
+              help="Seconds kept; 0 keeps the whole file (the method's crop: 2.5).")
 @click.option("--augment", default="", help="Comma list: noise,stretch,pitch,lowpass,telephone.")
 @click.option("--copies", type=click.IntRange(1), default=1, show_default=True,
               help="Augmented copies per clip and augmentation.")

@@ -12,12 +12,22 @@ __all__ = ["ProgressLine", "audio_unit", "kernels_cached", "warm_kernels"]
 COMPILING = "compiling feature kernels (once per machine)…"
 
 
-def kernels_cached() -> bool:
-    """Whether Numba's cache holds every CPU feature kernel compiled from its current
-    source (:mod:`serfast.features.cpu_kernels`; otherwise the first clip waits ~15 s)."""
-    from serfast.features import cpu_kernels
+def _kernel_modules(spec):
+    """The modules of the CPU kernels that computing ``spec``'s columns compiles."""
+    from serfast.features import cpu_kernels, pitch_kernels, praat_voicing, shape_kernels, voice
 
-    caches = [getattr(d, "_cache", None) for n, d in vars(cpu_kernels).items()
+    return [cpu_kernels] + ([pitch_kernels, praat_voicing, shape_kernels, voice]
+                            if spec.has_prosody else [])
+
+
+def kernels_cached(spec=None) -> bool:
+    """Whether Numba's cache holds every CPU kernel that ``spec``'s columns need (default:
+    the seed set's, :mod:`serfast.features.cpu_kernels`), compiled from its current source
+    (otherwise the first clip waits: ~6 s for the seed set, ~18 s for ``all``)."""
+    from serfast.features.spec import FeatureSpec
+
+    caches = [getattr(d, "_cache", None) for m in _kernel_modules(spec or FeatureSpec())
+              for n, d in vars(m).items()
               if not n.startswith("_")  # inlined kernels have no cache of their own:
               and getattr(d, "targetoptions", {}).get("inline") != "always"]
     try:
@@ -27,21 +37,23 @@ def kernels_cached() -> bool:
         return True
 
 
-def warm_kernels(say=None) -> float | None:
-    """Compile the CPU feature kernels now (Numba caches them for every later process)
-    unless they are cached; ``say(line)`` is told before and after. Returns the seconds
-    compiling took, or None when they were cached."""
-    if kernels_cached():
+def warm_kernels(say=None, spec=None) -> float | None:
+    """Compile the CPU kernels of ``spec``'s columns (default: the seed set) now, where
+    Numba caches them for every later process, unless they are cached; ``say(line)`` is
+    told before and after. Returns the seconds compiling took, or None when they were
+    cached."""
+    from serfast.features.spec import FeatureSpec
+
+    spec = spec or FeatureSpec()
+    if kernels_cached(spec):
         return None
     import numpy as np
 
     from serfast.features.cpu import compute_batch
-    from serfast.features.spec import FeatureSpec
 
     if say:
         say(COMPILING)
     start = time.perf_counter()
-    spec = FeatureSpec()
     noise = np.random.default_rng(0).standard_normal(spec.sr).astype(np.float32)
     compute_batch([0.1 * noise], spec)
     seconds = time.perf_counter() - start
@@ -60,13 +72,15 @@ def audio_unit(seconds: float) -> tuple[float, str]:
 
 class ProgressLine:
     """Callable progress sink: ``progress(done, total, ok, failed)``; ``unit`` names items
-    (``"audio"``: done and total are seconds of audio, the rate is times real time)."""
+    (``"audio"``: done and total are seconds of audio, the rate is times real time).
+    Enabled, it first compiles the kernels of ``spec``'s columns (default: the seed set)
+    if Numba's cache lacks them, saying so."""
 
-    def __init__(self, enabled: bool, unit: str = "clips"):
+    def __init__(self, enabled: bool, unit: str = "clips", spec=None):
         self.enabled = enabled and sys.stderr.isatty()
         self.unit = unit
         if self.enabled:
-            warm_kernels(lambda line: click.echo(line, err=True))
+            warm_kernels(lambda line: click.echo(line, err=True), spec)
         self.start = time.perf_counter()
         self.last = 0.0
 

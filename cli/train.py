@@ -113,6 +113,8 @@ def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, 
         from serfast.model.report import compare_table
 
         click.echo("\n".join(compare_table(report["compare"])[2:]))
+    for note in report["notes"]:
+        click.echo(f"note: {note}")
     click.echo(f"model and report -> {model_dir} ({report['seconds']:.0f} s)")
 
 

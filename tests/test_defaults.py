@@ -1,6 +1,8 @@
-"""The defaults give the best model: `serfast extract` stores frames unless --no-frames,
-serfast's default network refuses a store without them in one line, a float16 frames
-file reads as float32, and clips a corpus labels outside serfast's emotions are reported."""
+"""The defaults give the best model: `serfast extract` stores the seed and prosody
+columns of whole clips, with frames unless --no-frames; serfast's default network refuses
+a store without frames in one line and notes, in one line, a store of another set or a
+crop; a float16 frames file reads as float32, and clips a corpus labels outside serfast's
+emotions are reported."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from serfast.demo import synth_clip
+from serfast.features.spec import STORE_SPEC, FeatureSpec
 from serfast.io.store import open_store
-from serfast.model.train import load_dataset
+from serfast.model.train import TrainOptions, load_dataset, store_notes
 from serfast_cli.main import main
 
 
@@ -33,7 +36,8 @@ def emodb(tmp_path_factory):
 def stores(emodb, tmp_path_factory):
     root = tmp_path_factory.mktemp("stores")
     out = {}
-    for name, extra in (("default", []), ("plain", ["--no-frames"])):
+    for name, extra in (("default", []), ("plain", ["--no-frames"]),
+                        ("method", ["--features", "seed", "--offset", "0.6", "--duration", "2.5"])):
         path = root / f"{name}.npy"
         res = CliRunner().invoke(main, ["extract", str(emodb), str(path), "--workers", "1",
                                         "--quiet", *extra])
@@ -48,6 +52,36 @@ def test_extract_stores_frames_unless_told_not_to(stores):
     assert not plain.with_suffix(".frames.npy").exists()
     assert open_store(str(default)).frames is not None
     assert open_store(str(plain)).frames is None
+
+
+def test_extract_defaults_to_the_whole_clips_seed_and_prosody_columns(stores):
+    store = open_store(str(stores["default"][0]))
+    assert store.spec == STORE_SPEC == FeatureSpec(name="all", offset=0.0, duration=0.0)
+    seed = FeatureSpec().columns  # the method's 168 values and gender, last in every set
+    assert store.columns[:len(seed) - 1] == seed[:-1] and store.columns[-1] == seed[-1]
+    durations = sorted(float(r["duration"]) for r in store.rows)
+    assert durations == [3.5] * 3  # the whole 3.5-s clips, not the method's 2.5-s crop
+    assert open_store(str(stores["method"][0])).spec == FeatureSpec()
+
+
+def test_training_on_another_set_or_a_crop_says_so_in_one_line(stores, tmp_path):
+    method = CliRunner().invoke(main, ["train", str(stores["method"][0]), "--model",
+                                       str(tmp_path / "m"), "--cv", "0", "--epochs", "1",
+                                       "--quiet"])
+    assert method.exit_code == 0, method.output
+    notes = [line for line in method.output.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: the stores hold the seed set, not all and a crop of 2.5 s from "
+                     "0.6 s, not the whole clip: serfast's default network does better "
+                     "within and across corpora on stores of serfast extract's defaults "
+                     "(--features all --offset 0 --duration 0; README, Training)"]
+    default = CliRunner().invoke(main, ["train", str(stores["default"][0]), "--model",
+                                        str(tmp_path / "d"), "--cv", "0", "--epochs", "1",
+                                        "--quiet"])
+    assert default.exit_code == 0 and "note:" not in default.output
+    assert store_notes(FeatureSpec(), TrainOptions(network="method")) == []
+    whole_seed = FeatureSpec(offset=0.0, duration=0.0)
+    assert store_notes(whole_seed, TrainOptions())[0].startswith(
+        "the stores hold the seed set, not all: ")
 
 
 def test_clips_kept_without_their_corpus_label_are_reported(stores):

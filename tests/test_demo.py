@@ -87,12 +87,15 @@ def test_utterances_right_scores_the_call_by_its_windows(tmp_path):
     assert utterances_right(str(path), truth) == 2
 
 
-def test_first_run_on_a_cold_kernel_cache_says_it_compiles(tmp_path):
-    """A fresh Numba cache folder: the kernels are not cached, warm_kernels says so and
-    compiles them; the next process finds them cached and says nothing."""
+@pytest.mark.parametrize("feature_set", ["seed", "all"])
+def test_first_run_on_a_cold_kernel_cache_says_it_compiles(tmp_path, feature_set):
+    """A fresh Numba cache folder: the set's kernels are not cached, warm_kernels says so
+    and compiles them; the next process finds them cached and says nothing."""
     code = ("from serfast_cli.progress import kernels_cached, warm_kernels\n"
-            "print('cached', kernels_cached())\n"
-            "print('seconds', warm_kernels(lambda line: print('said', line)))\n")
+            "from serfast.features.spec import FeatureSpec\n"
+            f"spec = FeatureSpec(name={feature_set!r})\n"
+            "print('cached', kernels_cached(spec))\n"
+            "print('seconds', warm_kernels(lambda line: print('said', line), spec))\n")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     cold = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=600)

@@ -113,10 +113,12 @@ print("owned:", owned())
 def test_library_train_and_evaluate_leave_the_callers_settings(tmp_path):
     from serfast.demo import make_demo_corpus
     from serfast.extract import ExtractOptions, extract
+    from serfast.features.spec import STORE_SPEC
 
     make_demo_corpus(str(tmp_path / "corpus"), speakers=2, takes=1)
-    store = str(tmp_path / "store.npy")
-    extract(str(tmp_path / "corpus"), store, ExtractOptions(frames=True, workers=1))
+    store = str(tmp_path / "store.npy")  # serfast extract's default store: no note either
+    extract(str(tmp_path / "corpus"), store, ExtractOptions(spec=STORE_SPEC, frames=True,
+                                                            workers=1))
     done = subprocess.run([sys.executable, "-c", LIBRARY_CALLER, store, str(tmp_path / "model")],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -130,10 +132,12 @@ def test_serfast_train_prints_only_its_own_lines(tmp_path):
     guard), however the first import is reached (the trainer's determinism switch)."""
     from serfast.demo import make_demo_corpus
     from serfast.extract import ExtractOptions, extract
+    from serfast.features.spec import STORE_SPEC
 
     make_demo_corpus(str(tmp_path / "corpus"), speakers=2, takes=1)
-    store = str(tmp_path / "store.npy")
-    extract(str(tmp_path / "corpus"), store, ExtractOptions(frames=True, workers=1))
+    store = str(tmp_path / "store.npy")  # serfast extract's default store: no note either
+    extract(str(tmp_path / "corpus"), store, ExtractOptions(spec=STORE_SPEC, frames=True,
+                                                            workers=1))
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     done = subprocess.run([sys.executable, "-m", "serfast_cli", "train", store, "--model",
                            str(tmp_path / "m"), "--cv", "0", "--ensemble", "1", "--epochs",

@@ -105,7 +105,8 @@ def test_extract_records_the_set_and_the_model_refuses_another(good_corpus, tmp_
                                "--frames", "--workers", "1", "--quiet"])
     assert res.exit_code == 0, res.output
     store = open_store(out)
-    assert store.spec == FeatureSpec(name="all", sr=22050) and store.columns == ALL.columns
+    assert store.spec == FeatureSpec(name="all", sr=22050, offset=0.0, duration=0.0)
+    assert store.columns == ALL.columns
     assert store.values.shape == (6, len(ALL.columns))
     assert store.row_frames(0).shape[1] == len(ALL.frame_columns)
     meta = json.load(open(tmp_path / "all.json"))

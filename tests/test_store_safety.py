@@ -28,6 +28,8 @@ from conftest import speech, write
 
 #: The options of every run here: frames too, one row per shard (many durable steps).
 OPTIONS = ExtractOptions(workers=1, frames=True, shard_size=1)
+#: serfast extract's options for OPTIONS.spec (the method's set and crop, not its defaults)
+METHOD_CROP = ["--features", "seed", "--offset", "0.6", "--duration", "2.5"]
 STORE_FILES = (".npy", ".csv", ".json", ".frames.npy")
 
 
@@ -157,7 +159,7 @@ def test_resume_on_a_finished_store_says_so_and_changes_nothing(good_corpus, ref
                       ExtractOptions(**{**vars(OPTIONS), "resume": True}))
     assert summary.complete and (summary.rows, summary.ok) == (6, 6)
     res = CliRunner().invoke(main, ["extract", str(good_corpus), str(out), "--frames",
-                                    "--resume", "--quiet"])
+                                    *METHOD_CROP, "--resume", "--quiet"])
     assert res.exit_code == 0 and res.output.count("\n") == 1
     assert "is complete (6 of 6 rows ok): nothing to resume" in res.output
     assert {s: os.stat(str(out)[:-4] + s).st_mtime_ns for s in STORE_FILES} == stamps
@@ -255,7 +257,7 @@ def test_a_run_killed_from_outside_with_its_workers_resumes_identically(good_cor
     out.parent.mkdir()
     journal = str(out)[:-4] + ".journal"
     run = subprocess.Popen([sys.executable, "-m", "serfast_cli", "extract", str(corpus),
-                            str(out), "--frames", "--workers", "2", "--quiet"],
+                            str(out), "--frames", *METHOD_CROP, "--workers", "2", "--quiet"],
                            start_new_session=True)
     try:
         deadline = time.monotonic() + 300
@@ -369,7 +371,7 @@ def test_a_killed_worker_is_one_line_and_the_run_resumes(good_corpus, tmp_path, 
     journal = str(out)[:-4] + ".journal"
     assert open(journal).read().count("\n") >= 4  # the rows finished before it are kept
     res = CliRunner().invoke(main, ["extract", str(corpus), str(out), "--frames", "--resume",
-                                    "--workers", "2", "--quiet"])
+                                    *METHOD_CROP, "--workers", "2", "--quiet"])
     assert res.exit_code == 1 and "a worker process died" in res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
     monkeypatch.delenv("PYTHONPATH")

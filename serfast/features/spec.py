@@ -19,7 +19,7 @@ import numpy as np
 from .librosa_constants import PITCH_RANGE
 
 __all__ = ["BatchFeatures", "FEATURE_SETS", "FeatureSpec", "PROSODY_FRAME_COLUMNS",
-           "SHAPE_TRACKS", "inside_frame_range", "n_frames", "pitch_bins"]
+           "SHAPE_TRACKS", "STORE_SPEC", "inside_frame_range", "n_frames", "pitch_bins"]
 
 #: The named feature sets: ``seed`` (the SER-FusionNet method's 169 columns), ``prosody``
 #: (pitch, voice quality, loudness dynamics, spectral shape and frame statistics) and
@@ -209,6 +209,13 @@ class FeatureSpec:
         """Inverse of :meth:`to_dict`; unknown keys are ignored."""
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+#: What ``serfast extract`` computes unless told otherwise: the seed and prosody columns of
+#: each whole clip, the store that serfast train's default recipe does best on and that the
+#: shipped ``default`` and ``telephone`` models read. ``FeatureSpec()`` stays the method's
+#: seed set and its 0.6 s + 2.5 s crop.
+STORE_SPEC = FeatureSpec(name="all", offset=0.0, duration=0.0)
 
 
 def n_frames(n_samples, spec: FeatureSpec):

@@ -37,12 +37,13 @@ from .saved import check_model_dir, load_predictor, model_folder, save_model
 from .networks import (average_members, build_linear_member, build_method, build_seq_member,
                        build_stats_member, keras_modules, seeded_and_deterministic)
 from ..io.store import open_store
+from ..features.spec import STORE_SPEC
 
 __all__ = ["CLASS_SETS", "SEED6", "Dataset", "Fitted", "TrainError", "TrainOptions",
            "GENERIC_DATASETS", "compare", "cross_validate", "evaluate", "fit", "fit_gender",
            "fit_norm", "fold_rows", "gender_accuracy", "leave_one_corpus_out", "load_dataset",
            "method_validation", "network_config", "resolve_classes", "sample_weights",
-           "speaker_folds", "train"]
+           "speaker_folds", "store_notes", "train"]
 
 SEED6 = ("neutral", "happy", "sad", "angry", "fearful", "disgust")
 CLASS_SETS = {"seed6": SEED6, "all": EMOTIONS}
@@ -600,6 +601,24 @@ def compare(ds: Dataset, options: TrainOptions, progress: Progress = _quiet,
 
 # ---------------------------------------------------------------- train / evaluate
 
+def store_notes(spec, options: TrainOptions) -> list[str]:
+    """One line for stores that serfast's default network does worse on than on
+    :data:`~serfast.features.spec.STORE_SPEC`'s (``serfast extract``'s defaults): a set
+    without the prosody columns, or a crop instead of the whole clip. Empty otherwise."""
+    if options.network != "serfast":
+        return []
+    lacks = []
+    if spec.name != STORE_SPEC.name:
+        lacks.append(f"the {spec.name} set, not {STORE_SPEC.name}")
+    if (spec.offset, spec.duration) != (STORE_SPEC.offset, STORE_SPEC.duration):
+        lacks.append(f"a crop of {spec.duration:g} s from {spec.offset:g} s, not the whole clip")
+    if not lacks:
+        return []
+    return [f"the stores hold {' and '.join(lacks)}: serfast's default network does better "
+            f"within and across corpora on stores of serfast extract's defaults "
+            f"(--features {STORE_SPEC.name} --offset 0 --duration 0; README, Training)"]
+
+
 def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainOptions(),
           compare_baselines: bool = False, progress: Progress = _quiet) -> dict:
     """Cross-validate (``options.cv`` > 0 speaker folds, or ``"corpus"``: leave one corpus
@@ -618,6 +637,7 @@ def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainO
                       need_frames=options.network == "serfast" or options.extractor == "conv2d")
     start = time.perf_counter()
     report = {"stores": list(store_paths), "labels": labels, "options": vars(options).copy(),
+              "notes": store_notes(ds.spec, options),
               "rows": int(len(ds.y)), "clips": int((~ds.augmented).sum()),
               "augmented_rows": int(ds.augmented.sum()), "left_out": ds.left_out,
               "speakers": int(len(np.unique(ds.speakers))),
