@@ -104,23 +104,10 @@ def held_out_probabilities(ds, opts, progress=print) -> tuple[dict, dict]:
     return originals, copies
 
 
-def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
-    """The temperature T minimising the NLL of ``y`` under p ** (1 / T), renormalised."""
-    from scipy.optimize import minimize_scalar
-
-    from serfast.model.predictor import calibrated
-
-    def nll(log_t: float) -> float:
-        p = calibrated(proba, float(np.exp(log_t)))
-        return float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean())
-
-    return float(np.exp(minimize_scalar(nll, bounds=(-2.5, 2.5), method="bounded").x))
-
-
 def loco_table(ds, held: dict) -> dict:
     """Per-corpus scores (restricted to each corpus's classes) before and after calibration."""
     from serfast.model.metrics import expected_calibration_error, restrict, scores
-    from serfast.model.predictor import calibrated
+    from serfast.model.predictor import calibrated, fit_temperature
 
     rows = {}
     for name, (test_rows, proba) in held.items():
@@ -176,6 +163,7 @@ def main(argv=None) -> int:
     from dataclasses import replace
 
     from serfast.model.clips import clip_ids
+    from serfast.model.predictor import fit_temperature
     from serfast.model.saved import save_model
     from serfast.model.train import fit, load_dataset, resolve_classes
 

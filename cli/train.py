@@ -97,7 +97,8 @@ def train(stores, model_dir, classes, cv, network, extractor, classifier, norm, 
         click.echo(f"{options.cv}-fold speaker CV: accuracy {100 * s['accuracy']['mean']:.1f} "
                    f"± {100 * s['accuracy']['std']:.1f} %, UAR {s['uar']['mean']:.3f} "
                    f"± {s['uar']['std']:.3f}, ECE {report['cv']['pooled']['ece']:.3f} "
-                   f"({report['cv_seconds']:.0f} s)")
+                   f"({report['cv']['pooled']['ece_calibrated']:.3f} calibrated: temperature "
+                   f"{report['temperature']:.2f} saved) ({report['cv_seconds']:.0f} s)")
     if "loco" in report:
         from serfast.model.report import confusion_table, loco_table
 

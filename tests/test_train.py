@@ -246,6 +246,26 @@ def test_expected_calibration_error_known_example():
     assert expected_calibration_error(np.zeros((0, 3)), np.zeros(0, int)) == 0.0
 
 
+def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_at():
+    """Labels drawn from calibrated(p, 2): fit_temperature on p finds T near 2; each fold's
+    cross-calibrated probabilities use the temperature of the other folds only."""
+    from serfast.model.predictor import calibrated, fit_temperature
+    from serfast.model.train import cross_calibrated
+
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.full(4, 0.5), size=20000)
+    truth = calibrated(proba, 2.0).astype(np.float64)
+    y = (rng.random(len(proba))[:, None] > np.cumsum(truth, axis=1)).sum(axis=1)
+    assert fit_temperature(proba, y) == pytest.approx(2.0, rel=0.05)
+    assert fit_temperature(truth, y) == pytest.approx(1.0, rel=0.05)
+    held = [(proba[:10000], y[:10000]), (truth[10000:], y[10000:])]
+    first, second = cross_calibrated(held)
+    np.testing.assert_array_equal(first, calibrated(proba[:10000],
+                                                    fit_temperature(*held[1])))
+    np.testing.assert_array_equal(second, calibrated(truth[10000:],
+                                                     fit_temperature(*held[0])))
+
+
 def test_restrict_renormalises_over_the_kept_classes():
     from serfast.model.metrics import restrict
 
@@ -335,9 +355,15 @@ def test_leave_one_corpus_out(two_corpora, tmp_path):
     assert loco["mean_uar"] == pytest.approx((alpha["uar"] + beta["uar"]) / 2)
     assert loco["summary"]["ece"]["mean"] == pytest.approx((alpha["ece"] + beta["ece"]) / 2)
     assert "cv" not in report and os.path.exists(os.path.join(model_dir, "model.json"))
+    assert all(0 <= c["ece_calibrated"] <= 1 for c in (alpha, beta))
+    assert loco["ece_calibrated"] == pytest.approx((alpha["ece_calibrated"]
+                                                    + beta["ece_calibrated"]) / 2)
+    assert report["temperature"] == loco["temperature"] > 0
+    assert load_predictor(model_dir).config.temperature == pytest.approx(loco["temperature"])
     with open(os.path.join(model_dir, "report.md")) as fh:
         md = fh.read()
     assert "## Leave one corpus out" in md and "never trained: disgust" in md
+    assert "ECE, calibrated" in md and f"{loco['temperature']:.3f}" in md
     assert f"**{loco['mean_uar']:.3f}**" in md and "Confusion matrix of beta" in md
     out = result.output
     assert f"mean UAR {loco['mean_uar']:.3f} over 2 corpora" in out
@@ -365,6 +391,11 @@ def test_speaker_cv_and_evaluate_report_calibration(stores, trained):
     assert sum(b["n"] for b in cv["pooled"]["reliability"]) == report["clips"]
     with open(os.path.join(model_dir, "report.md")) as fh:
         assert "expected calibration error" in fh.read()
+    # the saved model runs at the temperature fitted on the folds' held-out probabilities
+    t = cv["pooled"]["temperature"]
+    assert 0 < t and report["temperature"] == t
+    assert load_predictor(model_dir).config.temperature == pytest.approx(t)
+    assert 0 <= cv["pooled"]["ece_calibrated"] <= 1
     result = CliRunner().invoke(main, ["evaluate", model_dir, stores["plain"], "--json"])
     assert result.exit_code == 0, result.output
     assert 0 <= json.loads(result.stdout)["ece"] <= 1
@@ -489,8 +520,9 @@ def test_a_corpus_without_speakers_trains_without_cross_validation(label_folders
     root, store = label_folders
     report = train([store], str(root / "model"),
                    TrainOptions(classes="happy,sad", cv=0, ensemble=1, epochs=2))
-    assert report["clips"] == 12 and "cv" not in report
+    assert report["clips"] == 12 and "cv" not in report and report["temperature"] == 1.0
     assert load_predictor(str(root / "model")).labels == ["happy", "sad"]
+    assert load_predictor(str(root / "model")).config.temperature == 1.0  # nothing held out
     result = CliRunner().invoke(main, ["train", store, "--model", str(root / "m2"),
                                        "--classes", "happy,sad", "--cv", "2"])
     assert result.exit_code == 1

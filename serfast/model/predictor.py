@@ -15,7 +15,7 @@ from .config import ModelError, NetworkConfig
 from .gender import GenderClassifier
 from .inputs import column_sums, network_inputs, stat_block
 
-__all__ = ["Predictor", "calibrated"]
+__all__ = ["Predictor", "calibrated", "fit_temperature"]
 
 
 def calibrated(proba: np.ndarray, temperature: float) -> np.ndarray:
@@ -26,6 +26,19 @@ def calibrated(proba: np.ndarray, temperature: float) -> np.ndarray:
     z = np.log(np.maximum(proba, 1e-12)) / temperature
     e = np.exp(z - z.max(1, keepdims=True))
     return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
+def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T in [e^-2.5, e^2.5] minimising the negative log-likelihood of the
+    classes ``y`` (n,) under ``calibrated(proba, T)``, ``proba`` (n, K) held-out
+    probabilities (SciPy's bounded scalar minimiser over log T)."""
+    from scipy.optimize import minimize_scalar
+
+    def nll(log_t: float) -> float:
+        p = calibrated(proba, float(np.exp(log_t)))
+        return float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean())
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-2.5, 2.5), method="bounded").x))
 
 
 @dataclass

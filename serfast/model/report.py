@@ -115,7 +115,10 @@ def markdown(report: dict, pictures: list[str]) -> str:
                   f"- macro precision {_pct(s, 'macro_precision')}, recall "
                   f"{_pct(s, 'macro_recall')}, F1 {_pct(s, 'macro_f1')}",
                   f"- expected calibration error {cv['pooled']['ece']:.3f} (all folds pooled; "
-                  f"{cv['pooled']['ece_bins']} equal-width confidence bins)", "",
+                  f"{cv['pooled']['ece_bins']} equal-width confidence bins); "
+                  f"{cv['pooled']['ece_calibrated']:.3f} with each fold at the temperature "
+                  f"fitted on the other folds; the saved model's temperature, fitted on "
+                  f"every fold: {cv['pooled']['temperature']:.3f}", "",
                   "| fold | speakers | clips | accuracy | UAR | macro F1 | gender acc. |",
                   "|---|---|---|---|---|---|---|"]
         for f in cv["folds"]:
@@ -159,20 +162,23 @@ def loco_table(loco: dict) -> list[str]:
     """Leave-one-corpus-out scores as a Markdown table: a row per held-out corpus, then
     the unweighted mean over corpora. Each corpus is scored on its own classes."""
     lines = ["| held-out corpus | clips | speakers | classes | accuracy | UAR | macro F1 | "
-             "ECE | accuracy, any class |", "|---" * 9 + "|"]
+             "ECE | ECE, calibrated | accuracy, any class |", "|---" * 10 + "|"]
     for c in loco["corpora"]:
         untrained = f" (never trained: {', '.join(c['untrained'])})" if c["untrained"] else ""
         lines.append(f"| {c['corpus']} | {c['n']} | {c['speakers']} | "
                      f"{', '.join(c['classes'])}{untrained} | {c['accuracy']:.3f} | "
                      f"{c['uar']:.3f} | {c['macro_f1']:.3f} | {c['ece']:.3f} | "
-                     f"{c['unrestricted_accuracy']:.3f} |")
+                     f"{c['ece_calibrated']:.3f} | {c['unrestricted_accuracy']:.3f} |")
     s = loco["summary"]
     lines.append(f"| **mean of {len(loco['corpora'])}** | | | | {s['accuracy']['mean']:.3f} | "
                  f"**{s['uar']['mean']:.3f}** | {s['macro_f1']['mean']:.3f} | "
-                 f"{s['ece']['mean']:.3f} | |")
+                 f"{s['ece']['mean']:.3f} | {loco['ece_calibrated']:.3f} | |")
     lines += ["", f"Each corpus is scored on the classes it has (the most probable of them); "
                   f"ECE over {loco['ece_bins']} equal-width confidence bins of those "
-                  f"renormalised probabilities; the last column lets the model pick any class."]
+                  f"renormalised probabilities, calibrated: at the temperature fitted on the "
+                  f"other corpora; the last column lets the model pick any class. The saved "
+                  f"model's temperature, fitted on every held-out corpus: "
+                  f"{loco['temperature']:.3f}."]
     return lines
 
 

@@ -31,7 +31,7 @@ from .config import NetworkConfig
 from .forward import keras_forward, member_arrays
 from .gender import GenderClassifier
 from .inputs import gender_column, moments, network_inputs, stat_block, standardize
-from .predictor import Predictor
+from .predictor import Predictor, calibrated, fit_temperature
 from .clips import clip_ids, load_clip_ids, trained_on
 from .saved import check_model_dir, load_predictor, model_folder, save_model
 from .networks import (average_members, build_linear_member, build_method, build_seq_member,
@@ -397,7 +397,9 @@ def gender_accuracy(predictor: Predictor, ds: Dataset, rows: np.ndarray) -> floa
 
 def cross_validate(ds: Dataset, options: TrainOptions, progress: Progress = _quiet) -> dict:
     """K folds of whole speakers: per-fold scores, their mean ± std, pooled scores of
-    every scored clip, training curves and per-fold gender-classifier accuracy."""
+    every scored clip, training curves and per-fold gender-classifier accuracy. The
+    pooled scores also hold ``temperature`` (fitted on every held-out probability) and
+    ``ece_calibrated`` (each fold at the temperature of the other folds)."""
     folds = speaker_folds(ds.speakers, options.cv, options.seed)
     fold_scores, histories, true, pred, probas = [], [], [], [], []
     for f in range(options.cv):
@@ -417,12 +419,29 @@ def cross_validate(ds: Dataset, options: TrainOptions, progress: Progress = _qui
         probas.append(proba)
         progress(f"fold {f + 1}/{options.cv}: accuracy {s['accuracy']:.3f}  UAR {s['uar']:.3f}"
                  f"  ECE {s['ece']:.3f}  ({s['n']} clips, {s['seconds']:.0f} s)")
+    held = list(zip(probas, true))
     true, proba = np.concatenate(true), np.concatenate(probas)
     pooled = scores(true, np.concatenate(pred), ds.labels)
     pooled.update(ece=expected_calibration_error(proba, true), ece_bins=ECE_BINS,
-                  reliability=calibration_bins(proba, true))
+                  reliability=calibration_bins(proba, true),
+                  ece_calibrated=expected_calibration_error(
+                      np.concatenate(cross_calibrated(held)), true),
+                  temperature=fit_temperature(proba, true))
     return {"folds": fold_scores, "summary": summarize_folds(fold_scores), "pooled": pooled,
             "histories": histories}
+
+
+def cross_calibrated(held: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Each fold's held-out probabilities ``held[f] = (proba (n_f, K), y (n_f,))`` at the
+    temperature fitted on the other folds' (:func:`fit_temperature`): calibration scored
+    on clips that did not choose it."""
+    out = []
+    for f, (proba, _) in enumerate(held):
+        others = [h for g, h in enumerate(held) if g != f]
+        t = fit_temperature(np.concatenate([p for p, _ in others]),
+                            np.concatenate([y for _, y in others]))
+        out.append(calibrated(proba, t))
+    return out
 
 
 def leave_one_corpus_out(ds: Dataset, options: TrainOptions,
@@ -434,14 +453,16 @@ def leave_one_corpus_out(ds: Dataset, options: TrainOptions,
     (:func:`~serfast.model.metrics.restrict`). Per corpus: :func:`scores` plus ``corpus``,
     ``classes`` (its classes), ``untrained`` (its classes that no training corpus has),
     ``unrestricted_accuracy`` (argmax over every class), ``ece``, ``reliability`` and
-    ``seconds``. ``summary``: the unweighted mean and std over corpora of accuracy,
-    UAR, macro F1 and ECE (``mean_uar`` = the headline number).
+    ``seconds``, ``ece_calibrated`` (at the temperature fitted on the other corpora).
+    ``summary``: the unweighted mean and std over corpora of accuracy, UAR, macro F1 and
+    ECE (``mean_uar`` = the headline number); ``ece_calibrated`` their mean and
+    ``temperature`` the one fitted on every held-out probability.
     """
     names = sorted(set(ds.corpora))
     if len(names) < 2:
         raise TrainError(f"--cv corpus needs rows of at least two corpora; "
                          f"{', '.join(names)} is the only one in these stores")
-    per_corpus, histories = [], []
+    per_corpus, histories, held = [], [], []
     row_corpus = ds.corpora[ds.source]  # augmented rows follow their source clip
     for name in names:
         start = time.perf_counter()
@@ -464,13 +485,20 @@ def leave_one_corpus_out(ds: Dataset, options: TrainOptions,
                  seconds=round(time.perf_counter() - start, 1))
         per_corpus.append(s)
         histories.append(fitted.history)
+        held.append((proba, y))
         note = f"; never trained on {', '.join(s['untrained'])}" if untrained else ""
         progress(f"held out {name}: accuracy {s['accuracy']:.3f}  UAR {s['uar']:.3f}  "
                  f"ECE {s['ece']:.3f}  ({s['n']} clips, {len(present)} classes, "
                  f"{s['seconds']:.0f} s{note})")
+    for s, calibrated_proba, (_, y) in zip(per_corpus, cross_calibrated(held), held):
+        s["ece_calibrated"] = expected_calibration_error(
+            restrict(calibrated_proba, np.unique(y)), y)
     summary = summarize_folds(per_corpus)
     return {"corpora": per_corpus, "summary": summary, "mean_uar": summary["uar"]["mean"],
-            "ece_bins": ECE_BINS, "histories": histories}
+            "ece_bins": ECE_BINS, "histories": histories,
+            "ece_calibrated": float(np.mean([s["ece_calibrated"] for s in per_corpus])),
+            "temperature": fit_temperature(np.concatenate([p for p, _ in held]),
+                                           np.concatenate([y for _, y in held]))}
 
 
 def _sklearn_models(seed: int) -> dict:
@@ -623,7 +651,10 @@ def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainO
           compare_baselines: bool = False, progress: Progress = _quiet) -> dict:
     """Cross-validate (``options.cv`` > 0 speaker folds, or ``"corpus"``: leave one corpus
     out), optionally compare, then train the final model on every row and save it with its
-    report in ``model_dir``. Returns the report dict."""
+    report in ``model_dir``. The final model's softmax temperature is the one fitted on
+    the cross-validation's held-out probabilities (1 without cross-validation), so its
+    confidences mean what they say on speakers (or corpora) it never heard. Returns the
+    report dict."""
     from .report import write_report
 
     if options.network not in ("serfast", "method"):
@@ -659,6 +690,9 @@ def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainO
         report["compare_seconds"] = round(time.perf_counter() - start - report["cv_seconds"], 1)
     all_rows = np.flatnonzero(options.augmented | ~ds.augmented)
     final = fit(ds, all_rows, options)
+    held_out = report["cv"]["pooled"] if "cv" in report else report.get("loco")
+    report["temperature"] = held_out["temperature"] if held_out else 1.0
+    final.predictor.config = replace(final.predictor.config, temperature=report["temperature"])
     report["final_history"] = final.history
     report["seconds"] = round(time.perf_counter() - start, 1)
     originals = np.flatnonzero(~ds.augmented)
