@@ -40,7 +40,7 @@ from ..io.store import open_store
 from ..features.spec import STORE_SPEC
 
 __all__ = ["CLASS_SETS", "SEED6", "Dataset", "Fitted", "TrainError", "TrainOptions",
-           "GENERIC_DATASETS", "compare", "cross_validate", "evaluate", "fit", "fit_gender",
+           "GENERIC_DATASETS", "compare", "cross_calibrated", "cross_validate", "evaluate", "fit", "fit_gender",
            "fit_norm", "fold_rows", "gender_accuracy", "leave_one_corpus_out", "load_dataset",
            "method_validation", "network_config", "resolve_classes", "sample_weights",
            "speaker_folds", "store_notes", "train"]
