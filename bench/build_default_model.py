@@ -107,13 +107,13 @@ def held_out_probabilities(ds, opts, progress=print) -> tuple[dict, dict]:
 def loco_table(ds, held: dict) -> dict:
     """Per-corpus scores (restricted to each corpus's classes) before and after calibration."""
     from serfast.model.metrics import expected_calibration_error, restrict, scores
-    from serfast.model.predictor import calibrated, fit_temperature
+    from serfast.model.predictor import calibrated
+    from serfast.model.train import cross_temperatures
 
+    temperatures = cross_temperatures([(proba, ds.y[test_rows])
+                                       for test_rows, proba in held.values()])
     rows = {}
-    for name, (test_rows, proba) in held.items():
-        others = [n for n in held if n != name]
-        t = fit_temperature(np.concatenate([held[n][1] for n in others]),
-                            np.concatenate([ds.y[held[n][0]] for n in others]))
+    for (name, (test_rows, proba)), t in zip(held.items(), temperatures):
         y = ds.y[test_rows]
         present = np.unique(y)
         answer = restrict(proba, present)

@@ -40,7 +40,8 @@ from ..io.store import open_store
 from ..features.spec import STORE_SPEC
 
 __all__ = ["CLASS_SETS", "SEED6", "Dataset", "Fitted", "TrainError", "TrainOptions",
-           "GENERIC_DATASETS", "compare", "cross_calibrated", "cross_validate", "evaluate", "fit", "fit_gender",
+           "GENERIC_DATASETS", "compare", "cross_calibrated", "cross_temperatures",
+           "cross_validate", "evaluate", "fit", "fit_gender",
            "fit_norm", "fold_rows", "gender_accuracy", "leave_one_corpus_out", "load_dataset",
            "method_validation", "network_config", "resolve_classes", "sample_weights",
            "speaker_folds", "store_notes", "train"]
@@ -431,17 +432,21 @@ def cross_validate(ds: Dataset, options: TrainOptions, progress: Progress = _qui
             "histories": histories}
 
 
-def cross_calibrated(held: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-    """Each fold's held-out probabilities ``held[f] = (proba (n_f, K), y (n_f,))`` at the
-    temperature fitted on the other folds' (:func:`fit_temperature`): calibration scored
-    on clips that did not choose it."""
+def cross_temperatures(held: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+    """For each fold of ``held[f] = (proba (n_f, K), y (n_f,))``, held-out probabilities
+    and classes, the temperature fitted on the other folds' (:func:`fit_temperature`)."""
     out = []
-    for f, (proba, _) in enumerate(held):
+    for f in range(len(held)):
         others = [h for g, h in enumerate(held) if g != f]
-        t = fit_temperature(np.concatenate([p for p, _ in others]),
-                            np.concatenate([y for _, y in others]))
-        out.append(calibrated(proba, t))
+        out.append(fit_temperature(np.concatenate([p for p, _ in others]),
+                                   np.concatenate([y for _, y in others])))
     return out
+
+
+def cross_calibrated(held: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Each fold's held-out probabilities at the temperature of the other folds
+    (:func:`cross_temperatures`): calibration scored on clips that did not choose it."""
+    return [calibrated(proba, t) for (proba, _), t in zip(held, cross_temperatures(held))]
 
 
 def leave_one_corpus_out(ds: Dataset, options: TrainOptions,
@@ -644,7 +649,8 @@ def store_notes(spec, options: TrainOptions) -> list[str]:
         return []
     return [f"the stores hold {' and '.join(lacks)}: serfast's default network does better "
             f"within and across corpora on stores of serfast extract's defaults "
-            f"(--features {STORE_SPEC.name} --offset 0 --duration 0; README, Training)"]
+            f"(--features {STORE_SPEC.name} --offset {STORE_SPEC.offset:g} --duration "
+            f"{STORE_SPEC.duration:g}; README, Training)"]
 
 
 def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainOptions(),
