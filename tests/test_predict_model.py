@@ -141,3 +141,96 @@ def test_predict_loads_the_saved_model_from_its_folder(learned, tmp_path):
         assert mine, (channel, start)
         right += max(set(mine), key=mine.count) == emotion
     assert right >= 4, f"{right} of 6 utterances labelled right"
+
+
+class _Recorder:
+    """A Predictor that keeps every scored chunk: (values, frames, probabilities)."""
+
+    def __init__(self, inner):
+        self.inner, self.scored = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def predict_proba(self, values, frames=None, groups=None, sums=None):
+        probs = self.inner.predict_proba(values, frames, groups, sums)
+        self.scored.append((values, frames, probs))
+        return probs
+
+
+@pytest.fixture
+def speaker_folders(tmp_path):
+    """One speaker's three clips in one folder, another speaker's clip in a second."""
+    root = tmp_path / "clips"
+    for folder, speaker, emotions in (("spk1", 7, ("angry", "sad", "happy")),
+                                      ("spk2", 3, ("neutral",))):
+        (root / folder).mkdir(parents=True)
+        for k, emotion in enumerate(emotions):
+            y = np.concatenate([np.zeros(8000), synth_clip(emotion, speaker, k, 22050, 2.5),
+                                np.zeros(8000)])
+            sf.write(str(root / folder / f"{k}_{emotion}.wav"), y, 22050)
+    return root
+
+
+def test_speakers_folder_scores_each_folder_as_one_group(model_dir, speaker_folders, tmp_path):
+    """--speakers folder: the windows of a folder's files score exactly as one call over
+    all of them (one speaker group); a folder of one file scores as its channel alone."""
+    from serfast import load_predictor
+    from serfast.calls.predict import PredictOptions, predict_archive
+
+    runs = {}
+    for speakers in ("channel", "folder"):
+        rec = _Recorder(load_predictor(model_dir))
+        predict_archive([str(speaker_folders)], rec, str(tmp_path / f"{speakers}.csv"),
+                        PredictOptions(workers=1, speakers=speakers))
+        runs[speakers] = rec.scored
+    assert len(runs["folder"]) == len(runs["channel"]) == 4  # one chunk per file, in order
+    group = runs["folder"][:3]
+    values = np.concatenate([v for v, _, _ in group])
+    frames = [f for _, fs, _ in group for f in fs]
+    one_call = load_predictor(model_dir).predict_proba(values, frames,
+                                                       np.zeros(len(values), np.int64))
+    assert np.allclose(np.concatenate([p for _, _, p in group]), one_call, atol=1e-5)
+    per_clip = np.concatenate([p for _, _, p in runs["channel"][:3]])
+    assert not np.allclose(per_clip, one_call, atol=1e-3)  # the group changes the scores
+    assert np.allclose(runs["folder"][3][2], runs["channel"][3][2], atol=1e-6)
+
+
+def test_speakers_folder_refusals_are_one_line(model_dir, speaker_folders, tmp_path):
+    """--speakers folder with --turns, or with a model that cannot sum a group's
+    statistics, is refused in one line before anything is written."""
+    from serfast import load_predictor
+    from serfast.calls import WindowOptions
+    from serfast.calls.predict import PredictOptions, predict_archive
+    from serfast.model.config import ModelError
+
+    out = tmp_path / "labels.csv"
+    result = CliRunner().invoke(main, ["predict", str(speaker_folders), "--model", model_dir,
+                                       "--out", str(out), "--speakers", "folder", "--turns",
+                                       "--quiet"])
+    assert result.exit_code == 1 and "use one of them" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+    class PerFile:  # a Predictor without chunked groups
+        def __init__(self, inner):
+            self.labels, self.spec, self.needs_frames = inner.labels, inner.spec, True
+
+    with pytest.raises(ModelError, match="normalises per speaker"):
+        predict_archive([str(speaker_folders)], PerFile(load_predictor(model_dir)), str(out),
+                        PredictOptions(workers=1, speakers="folder"))
+    with pytest.raises(ValueError, match="speakers must be one of"):
+        predict_archive([str(speaker_folders)], model_dir, str(out),
+                        PredictOptions(workers=1, speakers="file",
+                                       windows=WindowOptions()))
+    assert not out.exists()
+
+
+def test_speakers_folder_from_the_cli(model_dir, speaker_folders, tmp_path):
+    out = tmp_path / "labels.csv"
+    result = CliRunner().invoke(main, ["predict", str(speaker_folders), "--model", model_dir,
+                                       "--out", str(out), "--speakers", "folder",
+                                       "--workers", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len({r["file"] for r in rows}) == 4 and all(r["label"] for r in rows)

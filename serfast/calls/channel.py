@@ -22,7 +22,8 @@ finding one) the engine computes each window whole
 (:func:`serfast.features.device.batch_features`) but for its pitch and voice columns,
 which come from the channel's pitch frames observed once, as on the CPU
 (:class:`serfast.calls.window_prosody.ChannelProsody`). The model sees all the windows of
-the channel as one speaker group (per-speaker normalisation). With a model that can score
+the channel as one speaker group (per-speaker normalisation), or, given the statistics of
+a larger group (:func:`channel_sums` of each of its channels), as part of that group. With a model that can score
 a group in chunks (:attr:`serfast.model.Predictor.chunked_groups`, the serfast network), the
 normalisation statistics of the whole channel are summed while its windows stream by
 (:meth:`~serfast.model.Predictor.group_sums`), the windows' frame features wait in a
@@ -47,7 +48,7 @@ from ..io.audio import audio_info, channel_blocks
 from .turns import speaker_turns
 from .vad import VadOptions, speech_detector
 
-__all__ = ["ChannelResult", "WindowOptions", "label_channel", "region_windows"]
+__all__ = ["ChannelResult", "WindowOptions", "channel_sums", "label_channel", "region_windows"]
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,10 @@ def region_windows(a: int, b: int, win: int, hop: int,
 class _Labeller:
     """State of one channel while its blocks stream through."""
 
-    def __init__(self, predictor, options: WindowOptions):
+    def __init__(self, predictor, options: WindowOptions, sums: dict | None = None,
+                 score: bool = True):
         self.predictor, self.spec = predictor, predictor.spec
+        self.score = score  # False: only sum the normalisation statistics (channel_sums)
         self.opt = options = options.sized(self.spec)
         sr = self.spec.sr
         grid = self.spec.hop_length  # window starts and the hop lie on the frame grid
@@ -143,7 +146,8 @@ class _Labeller:
         # whole-channel normalisation (chunked_groups): sums, every window's values, and
         # the frames of the first windows in a temporary file
         self.chunked = bool(getattr(predictor, "chunked_groups", False))
-        self.sums: dict | None = None
+        self.sums: dict | None = sums  # given: the speaker group's, not summed here
+        self.fixed_sums = sums is not None
         self.spill = None
         self.spilled: list[int] = []  # frame counts of the windows in the spill file
         self.turns = False  # find speaker turns (label_channel decides)
@@ -171,10 +175,14 @@ class _Labeller:
             if self.prosody is not None:
                 self.prosody.trim(keep)
 
-    def finish(self) -> ChannelResult:
+    def flush(self) -> None:
+        """Close the channel: its last regions are planned, cut and computed."""
         self._plan(self.vad.finish())
         self._cut(final=True)
         self._features()
+
+    def finish(self) -> ChannelResult:
+        self.flush()
         if self.chunked:
             self._score_chunked()
         else:
@@ -301,24 +309,48 @@ class _Labeller:
             return
         rows = np.concatenate([batch.values, np.full((len(batch.values), 1), np.nan,
                                                      np.float32)], axis=1)
-        self.sums = self.predictor.group_sums(rows, batch.frames, self.sums)
+        if not self.fixed_sums:
+            self.sums = self.predictor.group_sums(rows, batch.frames, self.sums)
+        if not self.score:  # only the sums are wanted: nothing is held
+            self.values, self.frames, self.mfcc = [], [], []
+            return
         if batch.frames:
             self.frame_dim = batch.frames[0].shape[1]
         if len(self.frames) >= 2 * self.opt.group:
             self._spill()
 
 
-def label_channel(path: str, channel: int | None, predictor,
-                  options: WindowOptions = WindowOptions()) -> ChannelResult:
-    """Label channel ``channel`` of ``path`` (None: the mix of all channels).
-
-    Raises :class:`serfast.io.audio.AudioError` when the file cannot be decoded.
-    """
-    state = _Labeller(predictor, options)
-    state.turns = options.turns and (channel is None or audio_info(path)[2] == 1)
+def _stream(state: _Labeller, path: str, channel: int | None, options: WindowOptions) -> None:
     reducer = (None if options.denoise is None
                else functools.partial(NoiseReducer, options=options.denoise))
-    for block in channel_blocks(path, channel, predictor.spec.sr, options.block_seconds,
+    for block in channel_blocks(path, channel, state.spec.sr, options.block_seconds,
                                 reducer):
         state.push(block)
+
+
+def label_channel(path: str, channel: int | None, predictor,
+                  options: WindowOptions = WindowOptions(),
+                  sums: dict | None = None) -> ChannelResult:
+    """Label channel ``channel`` of ``path`` (None: the mix of all channels).
+
+    ``sums``: the normalisation statistics of the speaker group the channel belongs to
+    (:func:`channel_sums` of each of its channels, added with
+    :func:`serfast.model.predictor.add_sums`); None normalises the channel as its own
+    group. Raises :class:`serfast.io.audio.AudioError` when the file cannot be decoded.
+    """
+    state = _Labeller(predictor, options, sums)
+    state.turns = options.turns and (channel is None or audio_info(path)[2] == 1)
+    _stream(state, path, channel, options)
     return state.finish()
+
+
+def channel_sums(path: str, channel: int | None, predictor,
+                 options: WindowOptions = WindowOptions()) -> dict | None:
+    """The per-speaker normalisation statistics of the windows :func:`label_channel`
+    would score (:meth:`serfast.model.Predictor.group_sums`; None: no window), computed
+    the same way and with the same bounded memory, nothing scored. The predictor must
+    score groups in chunks (``chunked_groups``)."""
+    state = _Labeller(predictor, options, score=False)
+    _stream(state, path, channel, options)
+    state.flush()
+    return state.sums

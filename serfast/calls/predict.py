@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import one_line
 from ..io.audio import AudioError, audio_info
-from .channel import ChannelResult, WindowOptions, label_channel
+from .channel import ChannelResult, WindowOptions, channel_sums, label_channel
 from .turns import split_by_speaker
 from .html_report import DEFAULT_CHANNELS
 from ..io.corpus import CorpusError, is_url, scan
@@ -29,9 +29,9 @@ from . import labels as labels_csv
 from .labels import LabelWriter
 from ..workers import loaded, run_tasks, worker_count
 
-__all__ = ["AUTO_MODEL", "LIST_EXTENSIONS", "TELEPHONE_RATE", "PredictOptions", "PredictReport",
-           "choose_model", "list_archive", "load_model", "model_fingerprint", "predict_archive",
-           "read_headers", "run_task"]
+__all__ = ["AUTO_MODEL", "LIST_EXTENSIONS", "SPEAKERS", "TELEPHONE_RATE", "PredictOptions",
+           "PredictReport", "choose_model", "list_archive", "load_model", "model_fingerprint",
+           "predict_archive", "read_headers", "run_task", "speaker_group"]
 
 #: progress(audio seconds done, audio seconds in total, files done, files failed)
 Progress = Callable[[float, float, int, int], None]
@@ -41,6 +41,10 @@ LIST_EXTENSIONS = (".txt", ".lst", ".list")
 AUTO_MODEL = "auto"
 #: Recordings sampled at this rate (Hz) or less hold telephone-band audio at most.
 TELEPHONE_RATE = 8000
+#: Who speaks where (``PredictOptions.speakers``): "channel", every channel of every file
+#: its own speaker; "folder", the files of one folder share a speaker per channel (a folder
+#: of one speaker's clips, or of one agent's calls).
+SPEAKERS = ("channel", "folder")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class PredictOptions:
     cluster: str = ""  # Dask scheduler address or local:N; "" = this machine
     device: str = "auto"  # auto | cpu | gpu (see serfast.features.device)
     min_confidence: float = 0.0  # windows whose top probability is below: "uncertain"
+    speakers: str = "channel"  # one of SPEAKERS: the groups the model normalises over
 
 
 @dataclass
@@ -170,10 +175,12 @@ def model_fingerprint(model) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def run_task(path: str, channel: int | None, predictor, options: WindowOptions) -> ChannelResult:
-    """Label one channel; a failure becomes a result with ``error`` set."""
+def run_task(path: str, channel: int | None, predictor, options: WindowOptions,
+             sums: dict | None = None) -> ChannelResult:
+    """Label one channel (``sums``: its speaker group's, see :func:`label_channel`); a
+    failure becomes a result with ``error`` set."""
     try:
-        return label_channel(path, channel, predictor, options)
+        return label_channel(path, channel, predictor, options, sums)
     except AudioError as err:
         error = str(err)
     except Exception as err:  # noqa: BLE001 - one bad file must never stop the run
@@ -183,10 +190,51 @@ def run_task(path: str, channel: int | None, predictor, options: WindowOptions) 
 
 
 def _label_task(task: tuple, options: WindowOptions) -> tuple[int, int, ChannelResult]:
-    """Task ``(file, channel index, path, channel)`` with the model :func:`loaded` in this
-    process: ``(file, channel index, result)``."""
+    """Task ``(file, channel index, path, channel, group sums or None)`` with the model
+    :func:`loaded` in this process: ``(file, channel index, result)``."""
+    i, k, path, channel, sums = task
+    return i, k, run_task(path, channel, loaded(), options, sums)
+
+
+def _sums_task(task: tuple, options: WindowOptions) -> tuple[int, int, dict | None]:
+    """Task ``(file, channel index, path, channel)``: ``(file, channel index, its
+    channel_sums)``; None where the channel has no window or cannot be read (labelling
+    it later says why)."""
     i, k, path, channel = task
-    return i, k, run_task(path, channel, loaded(), options)
+    try:
+        return i, k, channel_sums(path, channel, loaded(), options)
+    except Exception:  # noqa: BLE001 - its labelling task records the error
+        return i, k, None
+
+
+def speaker_group(path: str, channel_index: int) -> tuple[str, int]:
+    """The speaker group of a channel with ``speakers="folder"``: the file's folder (local
+    path or URL) and the channel's index."""
+    return path.rsplit("/", 1)[0] if is_url(path) else os.path.dirname(path), channel_index
+
+
+def _group_sums(files: list[str], headers: dict, mix: bool, spec, workers: int,
+                cluster: str, wopts: WindowOptions, shared: tuple, loaded_here) -> dict:
+    """The first pass of ``speakers="folder"``: speaker group (:func:`speaker_group`) ->
+    the :func:`channel_sums` of all its channels, added."""
+    from ..model.predictor import add_sums
+
+    tasks = [(i, k, path, c) for i, path in enumerate(files)
+             for k, c in enumerate(_channels(headers[path], mix))]
+    totals: dict = {}
+    for i, k, sums in run_tasks(_sums_task, tasks, spec, workers, cluster, (wopts,),
+                                load=_load_for_run, shared=shared, loaded_here=loaded_here):
+        group = speaker_group(files[i], k)
+        totals[group] = add_sums(totals.get(group), sums)
+    return totals
+
+
+def _channels(header, mix: bool) -> list[int | None]:
+    """The channels a file is labelled as (None: the mix), from its header; none for a
+    header that could not be read (an AudioError)."""
+    if isinstance(header, AudioError):
+        return []
+    return [None] if mix else list(range(header[2]))
 
 
 def _plot_names(files: list[str]) -> dict[str, str]:
@@ -233,8 +281,8 @@ class _ArchiveRun:
                                                error=str(header))])
             self.durations.append(0.0)
             return
-        sr, frames, n_channels = header
-        channels = [None] if mix else list(range(n_channels))
+        sr, frames, _ = header
+        channels = _channels(header, mix)
         self.names.append(["mix" if c is None else str(c) for c in channels])
         self.results.append([None] * len(channels))
         self.durations.append(frames / sr if sr else 0.0)
@@ -284,6 +332,19 @@ class _ArchiveRun:
                           results, self.labels, self.channel_names)
 
 
+def _speaker_groups(options: PredictOptions) -> bool:
+    """Whether ``options`` group channels across files (``speakers="folder"``); ValueError
+    (one line) for an unknown choice or one that contradicts ``turns``."""
+    if options.speakers not in SPEAKERS:
+        raise ValueError(f"speakers must be one of {', '.join(SPEAKERS)} "
+                         f"(got {options.speakers!r})")
+    grouped = options.speakers == "folder"
+    if grouped and options.windows.turns:
+        raise ValueError("--speakers folder gives each channel one speaker; --turns splits "
+                         "a channel into two voices: use one of them")
+    return grouped
+
+
 def predict_archive(sources: list[str], model, out: str,
                     options: PredictOptions = PredictOptions(),
                     progress: Progress | None = None) -> PredictReport:
@@ -292,6 +353,12 @@ def predict_archive(sources: list[str], model, out: str,
     writes ``out`` (the labels CSV), the summary and, if asked, segments and plots.
     ``resume`` continues an interrupted run only if the model folder's files, the list of
     archive files and the options are those it started with (else OutputError).
+
+    With ``speakers="folder"`` the model normalises the windows of each folder's channel
+    ``k`` together, as one speaker's (:func:`speaker_group`): a first pass sums each
+    group's statistics (:func:`channel_sums`, over every file, finished ones too), the
+    second labels each channel with its group's sums, so every window is scored exactly
+    as if its group's windows were scored in one call.
 
     On a cluster, a model folder must be readable by the workers; a Predictor object is
     sent to each worker once.
@@ -308,8 +375,14 @@ def predict_archive(sources: list[str], model, out: str,
             model, why = choose_model(headers)
             chosen = f"{model} ({why})"
         model = model_folder(model)  # "default": the model shipped inside the package
+    grouped = _speaker_groups(options)
     silero = options.windows.vad.method == "silero"
     predictor = _load_for_run(model, silero)
+    if grouped and not getattr(predictor, "chunked_groups", False):
+        from ..model.config import ModelError
+
+        raise ModelError("--speakers folder needs a model that normalises per speaker "
+                         "(serfast's network); this model does not")
     labels, spec = list(predictor.labels), predictor.spec
     wopts = replace(options.windows.sized(spec),
                     device="auto" if options.cluster else device)
@@ -317,6 +390,7 @@ def predict_archive(sources: list[str], model, out: str,
     fingerprint = {"model": model_fingerprint(model), "labels": labels,
                    "spec": spec.to_dict(), "mix": options.mix, "window": asdict(wopts),
                    "min_confidence": options.min_confidence,
+                   **({"speakers": options.speakers} if grouped else {}),
                    "archive": hashlib.sha256("\n".join(all_files).encode()).hexdigest()}
     writer = LabelWriter(out, summary_path, labels, fingerprint, options.resume,
                          options.segments)
@@ -328,7 +402,10 @@ def predict_archive(sources: list[str], model, out: str,
         run.record_header_errors()
         workers = worker_count(options.workers, len(run.tasks))
         model_ref = model if isinstance(model, str) else predictor  # workers load a folder
-        for i, k, res in run_tasks(_label_task, run.tasks, spec, workers, options.cluster,
+        totals = (_group_sums(all_files, headers, options.mix, spec, workers, options.cluster,
+                              wopts, (model_ref, silero), predictor) if grouped else {})
+        tasks = [t + (totals.get(speaker_group(t[2], t[1])),) for t in run.tasks]
+        for i, k, res in run_tasks(_label_task, tasks, spec, workers, options.cluster,
                                    (wopts,), load=_load_for_run, shared=(model_ref, silero),
                                    loaded_here=predictor, may_start=run.may_start):
             run.record(i, k, res)

@@ -15,7 +15,7 @@ from .config import ModelError, NetworkConfig
 from .gender import GenderClassifier
 from .inputs import column_sums, network_inputs, stat_block
 
-__all__ = ["Predictor", "calibrated", "fit_temperature"]
+__all__ = ["Predictor", "add_sums", "calibrated", "fit_temperature"]
 
 
 def calibrated(proba: np.ndarray, temperature: float) -> np.ndarray:
@@ -39,6 +39,14 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
         return float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean())
 
     return float(np.exp(minimize_scalar(nll, bounds=(-2.5, 2.5), method="bounded").x))
+
+
+def add_sums(total: dict | None, more: dict | None) -> dict | None:
+    """Two :meth:`Predictor.group_sums` results added: the statistics of both sets of rows
+    as one group (either may be None: no rows)."""
+    if not total or not more:
+        return total or more
+    return {k: tuple(a + b for a, b in zip(total[k], v)) for k, v in more.items()}
 
 
 @dataclass
@@ -105,6 +113,4 @@ class Predictor:
         missing = np.isnan(values[:, self.spec.slices["gender"].start])
         p = self.gender.probability(values[missing]) if self.gender is not None else []
         parts["gender"] = (float(missing.sum()), float(np.sum(p)))
-        if total:
-            parts = {k: tuple(a + b for a, b in zip(total[k], v)) for k, v in parts.items()}
-        return parts
+        return add_sums(total, parts)
