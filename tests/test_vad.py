@@ -132,3 +132,45 @@ def test_the_band_filter_is_scipys_bit_for_bit_and_needs_no_scipy_signal(tmp_pat
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_quiet_recordings_are_speech_and_digital_silence_is_not():
+    """A voice recorded 30 dB down (RAVDESS's calm and sad takes of its quietest actors lie
+    near -60 dB in the speech band) is speech; the same signal 40 dB further down, at the
+    level of dither, is not."""
+    from serfast.calls.vad import frame_levels
+
+    rng = np.random.default_rng(0)
+    voice = synth_clip("sad", 2, 0, SR, 2.0)
+    y = np.concatenate([np.zeros(SR), voice, np.zeros(SR)]).astype(np.float32)
+    level = np.percentile(frame_levels(voice, 512), 90)
+    for gain_db, speech in ((-61 - level, True), (-101 - level, False)):
+        quiet = y * np.float32(10 ** (gain_db / 20))
+        quiet += np.float32(1e-6) * rng.standard_normal(len(y)).astype(np.float32)
+        regions = detect(SpeechDetector(SR, 512), quiet, SR)
+        assert bool(regions) == speech, (gain_db, regions)
+        if speech:  # inside the voice (padded by 0.1 s), most of it
+            assert regions[0][0] >= 0.9 and regions[-1][1] <= 3.1
+            assert sum(b - a for a, b in regions) > 1.0
+
+
+TESS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpora", "tess")
+
+
+def test_every_clip_of_a_steady_voice_is_speech():
+    """TESS's neutral and sad words are held so evenly that their level changes by 0.7-1.0
+    dB from frame to frame (hold music: 0.2-0.6 dB): each of them is speech."""
+    files = sorted(glob.glob(os.path.join(TESS, "*", "*_neutral.flac"))
+                   + glob.glob(os.path.join(TESS, "*", "*_sad.flac")))
+    if not files:
+        pytest.skip(f"real corpus not present at {TESS}")
+    import soundfile as sf
+
+    from serfast.io.audio import resample
+
+    silent = []
+    for path in files:
+        y, sr = sf.read(path, dtype="float32")
+        if not detect(SpeechDetector(SR, 512), resample(y, sr, SR), SR):
+            silent.append(os.path.basename(path))
+    assert not silent, silent

@@ -55,10 +55,10 @@ class VadOptions:
     silero_threshold: float = 0.5
 
     margin_db: float = 10.0
-    min_level_db: float = -55.0
+    min_level_db: float = -65.0
     min_swing_db: float = 3.5
     swing_seconds: float = 1.0
-    min_flux_db: float = 1.0
+    min_flux_db: float = 0.6
     floor_seconds: float = 5.0
     floor_chunks: int = 12
     min_speech: float = 0.3
