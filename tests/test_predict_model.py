@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -85,19 +86,21 @@ def test_long_channel_one_group_whatever_the_chunks(model_dir, tmp_path):
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory):
     """The default network trained by `serfast train` on 4 synthetic speakers, and a store
-    of 2 speakers it never heard."""
+    of 2 speakers it never heard, both extracted as `serfast extract` does by default."""
     import shutil
 
     from serfast.demo import make_demo_corpus
     from serfast.extract import ExtractOptions, extract
+    from serfast.features.spec import STORE_SPEC
 
     root = tmp_path_factory.mktemp("learned")
     make_demo_corpus(str(root / "all"), speakers=6, takes=2)
     for actor in ("Actor_05", "Actor_06"):
         shutil.move(str(root / "all" / actor), str(root / "unseen" / actor))
     train_store, unseen_store = str(root / "train.npy"), str(root / "unseen.npy")
-    extract(str(root / "all"), train_store, ExtractOptions(frames=True, workers=1))
-    extract(str(root / "unseen"), unseen_store, ExtractOptions(frames=True, workers=1))
+    stores = ExtractOptions(spec=STORE_SPEC, frames=True, workers=1)  # serfast extract's
+    extract(str(root / "all"), train_store, stores)
+    extract(str(root / "unseen"), unseen_store, stores)
     model = str(root / "model")
     result = CliRunner().invoke(main, ["train", train_store, "--model", model, "--cv", "0",
                                        "--quiet"])
@@ -234,3 +237,26 @@ def test_speakers_folder_from_the_cli(model_dir, speaker_folders, tmp_path):
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len({r["file"] for r in rows}) == 4 and all(r["label"] for r in rows)
+
+
+def test_speakers_corpus_groups_the_files_of_a_manifest_speaker(model_dir, speaker_folders,
+                                                                tmp_path):
+    """--speakers corpus: a manifest's speaker column makes the groups, across folders."""
+    from serfast import load_predictor
+    from serfast.calls.predict import PredictOptions, archive_speakers, predict_archive
+
+    files = sorted(str(p) for p in speaker_folders.rglob("*.wav"))
+    manifest = speaker_folders / "clips.csv"
+    manifest.write_text("path,label,speaker,gender\n" + "".join(
+        f"{os.path.relpath(f, speaker_folders)},,{who},\n"
+        for f, who in zip(files, ("a", "a", "b", "b"))))
+    assert list(archive_speakers([str(manifest)]).values()) == ["clips_a"] * 2 + ["clips_b"] * 2
+    rec = _Recorder(load_predictor(model_dir))
+    predict_archive([str(manifest)], rec, str(tmp_path / "labels.csv"),
+                    PredictOptions(workers=1, speakers="corpus"))
+    assert len(rec.scored) == 4
+    for group in (rec.scored[:2], rec.scored[2:]):  # spk1's third clip joins spk2's clip
+        values = np.concatenate([v for v, _, _ in group])
+        one_call = load_predictor(model_dir).predict_proba(
+            values, [f for _, fs, _ in group for f in fs], np.zeros(len(values), np.int64))
+        assert np.allclose(np.concatenate([p for _, _, p in group]), one_call, atol=1e-5)

@@ -23,15 +23,15 @@ from ..io.audio import AudioError, audio_info
 from .channel import ChannelResult, WindowOptions, channel_sums, label_channel
 from .turns import split_by_speaker
 from .html_report import DEFAULT_CHANNELS
-from ..io.corpus import CorpusError, is_url, scan
+from ..io.corpus import CorpusError, is_audio, is_url, scan
 from ..features.device import describe, run_device
 from . import labels as labels_csv
 from .labels import LabelWriter
 from ..workers import loaded, run_tasks, worker_count
 
 __all__ = ["AUTO_MODEL", "LIST_EXTENSIONS", "SPEAKERS", "TELEPHONE_RATE", "PredictOptions",
-           "PredictReport", "choose_model", "list_archive", "load_model", "model_fingerprint",
-           "predict_archive", "read_headers", "run_task", "speaker_group"]
+           "PredictReport", "archive_speakers", "choose_model", "list_archive", "load_model", "model_fingerprint",
+           "file_groups", "predict_archive", "read_headers", "run_task"]
 
 #: progress(audio seconds done, audio seconds in total, files done, files failed)
 Progress = Callable[[float, float, int, int], None]
@@ -43,8 +43,10 @@ AUTO_MODEL = "auto"
 TELEPHONE_RATE = 8000
 #: Who speaks where (``PredictOptions.speakers``): "channel", every channel of every file
 #: its own speaker; "folder", the files of one folder share a speaker per channel (a folder
-#: of one speaker's clips, or of one agent's calls).
-SPEAKERS = ("channel", "folder")
+#: of one speaker's clips, or of one agent's calls); "corpus", the files the corpus reader
+#: gives one speaker share it per channel (a manifest's speaker column, or the names of a
+#: corpus serfast knows: :func:`archive_speakers`), each other file alone.
+SPEAKERS = ("channel", "folder", "corpus")
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,15 @@ def list_archive(sources: list[str]) -> list[str]:
     """Audio files of folders (recursive, sorted), list files (one path a line, relative to
     the list), CSV manifests and files given directly, without duplicates. Entries of list
     files and manifests may be fsspec URLs (``s3://bucket/call.wav``), kept as they are."""
-    files: list[str] = []
+    return list(archive_speakers(sources))
+
+
+def archive_speakers(sources: list[str]) -> dict[str, str]:
+    """The files of :func:`list_archive`, in its order, each with the speaker serfast's
+    corpus reader finds for it (:func:`serfast.io.corpus.scan`: a manifest's speaker
+    column, or the file names of a corpus it knows); "" where it finds none and for the
+    entries of list files."""
+    files: list[tuple[str, str]] = []
     for src in sources:
         path = os.path.abspath(src)
         if not os.path.exists(path):
@@ -96,13 +106,16 @@ def list_archive(sources: list[str]) -> list[str]:
             with open(path, encoding="utf-8") as fh:
                 entries = [line.strip() for line in fh
                            if line.strip() and not line.startswith("#")]
-            files += [e if is_url(e) else os.path.join(os.path.dirname(path), e)
+            files += [(e if is_url(e) else os.path.join(os.path.dirname(path), e), "")
                       for e in entries]
         elif os.path.isdir(path) or path.lower().endswith(".csv"):
-            files += [c.path for c in scan(path).clips]
+            files += [(c.path, c.speaker) for c in scan(path).clips]
         else:
-            files.append(path)
-    return list(dict.fromkeys(f if is_url(f) else os.path.abspath(f) for f in files))
+            files.append((path, scan(path).clips[0].speaker if is_audio(path) else ""))
+    out: dict[str, str] = {}
+    for f, speaker in files:
+        out.setdefault(f if is_url(f) else os.path.abspath(f), speaker)
+    return out
 
 
 def choose_model(headers: dict) -> tuple[str, str]:
@@ -207,16 +220,22 @@ def _sums_task(task: tuple, options: WindowOptions) -> tuple[int, int, dict | No
         return i, k, None
 
 
-def speaker_group(path: str, channel_index: int) -> tuple[str, int]:
-    """The speaker group of a channel with ``speakers="folder"``: the file's folder (local
-    path or URL) and the channel's index."""
-    return path.rsplit("/", 1)[0] if is_url(path) else os.path.dirname(path), channel_index
+def file_groups(speakers_of: dict[str, str], speakers: str) -> dict[str, str]:
+    """Each file of :func:`archive_speakers` -> the speaker group its channels belong to
+    (channel ``k`` of every file of a group is one speaker) under ``speakers``: "folder",
+    the file's folder (local path or URL); "corpus", the speaker the corpus reader found,
+    else the file alone."""
+    if speakers == "folder":
+        return {f: "folder:" + (f.rsplit("/", 1)[0] if is_url(f) else os.path.dirname(f))
+                for f in speakers_of}
+    return {f: f"speaker:{who}" if who else f"file:{f}" for f, who in speakers_of.items()}
 
 
-def _group_sums(files: list[str], headers: dict, mix: bool, spec, workers: int,
-                cluster: str, wopts: WindowOptions, shared: tuple, loaded_here) -> dict:
-    """The first pass of ``speakers="folder"``: speaker group (:func:`speaker_group`) ->
-    the :func:`channel_sums` of all its channels, added."""
+def _group_sums(files: list[str], groups: dict[str, str], headers: dict, mix: bool, spec,
+                workers: int, cluster: str, wopts: WindowOptions, shared: tuple,
+                loaded_here) -> dict:
+    """The first pass of grouped speakers: (group, channel index) -> the
+    :func:`channel_sums` of all its channels, added."""
     from ..model.predictor import add_sums
 
     tasks = [(i, k, path, c) for i, path in enumerate(files)
@@ -224,8 +243,8 @@ def _group_sums(files: list[str], headers: dict, mix: bool, spec, workers: int,
     totals: dict = {}
     for i, k, sums in run_tasks(_sums_task, tasks, spec, workers, cluster, (wopts,),
                                 load=_load_for_run, shared=shared, loaded_here=loaded_here):
-        group = speaker_group(files[i], k)
-        totals[group] = add_sums(totals.get(group), sums)
+        key = groups[files[i]], k
+        totals[key] = add_sums(totals.get(key), sums)
     return totals
 
 
@@ -333,15 +352,16 @@ class _ArchiveRun:
 
 
 def _speaker_groups(options: PredictOptions) -> bool:
-    """Whether ``options`` group channels across files (``speakers="folder"``); ValueError
-    (one line) for an unknown choice or one that contradicts ``turns``."""
+    """Whether ``options`` group channels across files (``speakers`` other than
+    "channel"); ValueError (one line) for an unknown choice or one that contradicts
+    ``turns``."""
     if options.speakers not in SPEAKERS:
         raise ValueError(f"speakers must be one of {', '.join(SPEAKERS)} "
                          f"(got {options.speakers!r})")
-    grouped = options.speakers == "folder"
+    grouped = options.speakers != "channel"
     if grouped and options.windows.turns:
-        raise ValueError("--speakers folder gives each channel one speaker; --turns splits "
-                         "a channel into two voices: use one of them")
+        raise ValueError(f"--speakers {options.speakers} gives each channel one speaker; "
+                         "--turns splits a channel into two voices: use one of them")
     return grouped
 
 
@@ -354,18 +374,19 @@ def predict_archive(sources: list[str], model, out: str,
     ``resume`` continues an interrupted run only if the model folder's files, the list of
     archive files and the options are those it started with (else OutputError).
 
-    With ``speakers="folder"`` the model normalises the windows of each folder's channel
-    ``k`` together, as one speaker's (:func:`speaker_group`): a first pass sums each
-    group's statistics (:func:`channel_sums`, over every file, finished ones too), the
-    second labels each channel with its group's sums, so every window is scored exactly
-    as if its group's windows were scored in one call.
+    With ``speakers`` "folder" or "corpus" the model normalises channel ``k`` of the
+    files of a group (:func:`file_groups`) together, as one speaker's: a first pass sums
+    each group's statistics (:func:`channel_sums`, over every file, finished ones too),
+    the second labels each channel with its group's sums, so every window is scored
+    exactly as if its group's windows were scored in one call.
 
     On a cluster, a model folder must be readable by the workers; a Predictor object is
     sent to each worker once.
     """
     start = time.perf_counter()
     device = run_device(options.device, options.cluster)
-    all_files = list_archive(sources)
+    speakers_of = archive_speakers(sources)
+    all_files = list(speakers_of)
     headers = read_headers(all_files)
     chosen = ""
     if isinstance(model, (str, os.PathLike)):
@@ -381,8 +402,8 @@ def predict_archive(sources: list[str], model, out: str,
     if grouped and not getattr(predictor, "chunked_groups", False):
         from ..model.config import ModelError
 
-        raise ModelError("--speakers folder needs a model that normalises per speaker "
-                         "(serfast's network); this model does not")
+        raise ModelError(f"--speakers {options.speakers} needs a model that normalises per "
+                         "speaker (serfast's network); this model does not")
     labels, spec = list(predictor.labels), predictor.spec
     wopts = replace(options.windows.sized(spec),
                     device="auto" if options.cluster else device)
@@ -402,9 +423,11 @@ def predict_archive(sources: list[str], model, out: str,
         run.record_header_errors()
         workers = worker_count(options.workers, len(run.tasks))
         model_ref = model if isinstance(model, str) else predictor  # workers load a folder
-        totals = (_group_sums(all_files, headers, options.mix, spec, workers, options.cluster,
-                              wopts, (model_ref, silero), predictor) if grouped else {})
-        tasks = [t + (totals.get(speaker_group(t[2], t[1])),) for t in run.tasks]
+        groups = file_groups(speakers_of, options.speakers) if grouped else {}
+        totals = (_group_sums(all_files, groups, headers, options.mix, spec, workers,
+                              options.cluster, wopts, (model_ref, silero), predictor)
+                  if grouped else {})
+        tasks = [t + (totals.get((groups.get(t[2]), t[1])),) for t in run.tasks]
         for i, k, res in run_tasks(_label_task, tasks, spec, workers, options.cluster,
                                    (wopts,), load=_load_for_run, shared=(model_ref, silero),
                                    loaded_here=predictor, may_start=run.may_start):
