@@ -92,6 +92,23 @@ def test_predict_on_a_local_cluster_matches_a_local_run(trained_model, stereo_ca
     assert len(local.read_text().splitlines()) >= 4
 
 
+def test_speaker_groups_on_a_local_cluster_match_a_local_run(trained_model, stereo_call,
+                                                              tmp_path):
+    """--speakers folder: the first pass's sums come back from the cluster's workers and
+    the labels equal an in-process run's."""
+    from serfast.calls.predict import PredictOptions, predict_archive
+
+    archive = os.path.dirname(stereo_call)
+    shutil.copy(stereo_call, os.path.join(archive, "call2.wav"))
+    local, dask = tmp_path / "local" / "labels.csv", tmp_path / "dask" / "labels.csv"
+    for out, opts in ((local, PredictOptions(workers=1, speakers="folder")),
+                      (dask, PredictOptions(cluster="local:2", speakers="folder"))):
+        out.parent.mkdir()
+        predict_archive([archive], trained_model, str(out), opts)
+    assert dask.read_text() == local.read_text()
+    assert len(local.read_text().splitlines()) >= 7
+
+
 def test_predict_survives_a_dying_worker(trained_model, stereo_call, tmp_path):
     from distributed import default_client
 

@@ -30,8 +30,8 @@ from .labels import LabelWriter
 from ..workers import loaded, run_tasks, worker_count
 
 __all__ = ["AUTO_MODEL", "LIST_EXTENSIONS", "SPEAKERS", "TELEPHONE_RATE", "PredictOptions",
-           "PredictReport", "archive_speakers", "choose_model", "list_archive", "load_model", "model_fingerprint",
-           "file_groups", "predict_archive", "read_headers", "run_task"]
+           "PredictReport", "archive_speakers", "choose_model", "file_groups", "list_archive",
+           "load_model", "model_fingerprint", "predict_archive", "read_headers", "run_task"]
 
 #: progress(audio seconds done, audio seconds in total, files done, files failed)
 Progress = Callable[[float, float, int, int], None]
@@ -235,10 +235,14 @@ def _group_sums(files: list[str], groups: dict[str, str], headers: dict, mix: bo
                 workers: int, cluster: str, wopts: WindowOptions, shared: tuple,
                 loaded_here) -> dict:
     """The first pass of grouped speakers: (group, channel index) -> the
-    :func:`channel_sums` of all its channels, added."""
+    :func:`channel_sums` of all its channels, added; only for groups of several files (a
+    file alone is normalised by its own windows anyway)."""
+    from collections import Counter
+
     from ..model.predictor import add_sums
 
-    tasks = [(i, k, path, c) for i, path in enumerate(files)
+    size = Counter(groups[f] for f in files)
+    tasks = [(i, k, path, c) for i, path in enumerate(files) if size[groups[path]] > 1
              for k, c in enumerate(_channels(headers[path], mix))]
     totals: dict = {}
     for i, k, sums in run_tasks(_sums_task, tasks, spec, workers, cluster, (wopts,),
