@@ -18,6 +18,11 @@ from serfast.workers import ClusterError
 from .progress import ProgressLine, audio_unit
 
 
+#: Files shorter than this on average (seconds) are clips, not calls: predict suggests
+#: --speakers for them.
+SHORT = 10.0
+
+
 def _names(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip()) or DEFAULT_CHANNELS
 
@@ -116,6 +121,10 @@ def predict(archive, model_dir, out, summary, segments, plots, channel_names, mi
         click.echo(f"model: {rep.chosen}")
     if rep.skipped:
         click.echo(f"resumed: {rep.skipped:,} files were already done")
+    if speakers == "channel" and rep.files > 1 and rep.audio_seconds < SHORT * rep.files:
+        click.echo("note: short files, each normalised alone; where a folder (or a manifest's "
+                   "speaker) holds one speaker's clips, --speakers folder (or corpus) labels "
+                   "them far more accurately")
     if rep.errors:
         click.echo(f"unreadable files and their reasons: rows of {out} with an error")
     if rep.files and rep.errors == rep.channels:

@@ -237,6 +237,17 @@ def test_speakers_folder_from_the_cli(model_dir, speaker_folders, tmp_path):
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len({r["file"] for r in rows}) == 4 and all(r["label"] for r in rows)
+    assert "note: short files" not in result.output
+
+
+def test_short_files_each_alone_get_a_note_naming_speakers(model_dir, speaker_folders,
+                                                           tmp_path):
+    result = CliRunner().invoke(main, ["predict", str(speaker_folders), "--model", model_dir,
+                                       "--out", str(tmp_path / "labels.csv"), "--workers", "1",
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "note: short files, each normalised alone" in result.output
+    assert "--speakers folder" in result.output
 
 
 def test_speakers_corpus_groups_the_files_of_a_manifest_speaker(model_dir, speaker_folders,
