@@ -60,7 +60,7 @@ def _audio(seconds: float) -> str:
 @click.option("--speakers", type=click.Choice(SPEAKERS), default="channel", show_default=True,
               help="Who speaks where: 'channel' = every channel of every file is its own "
                    "speaker; 'folder' = the files of one folder share a speaker per channel "
-                   "(a folder of one speaker's clips, or of one agent's calls); 'corpus' = "
+                   "(a folder of one speaker's clips; channel k of each file); 'corpus' = "
                    "the speaker a manifest's speaker column or a known corpus's file names "
                    "give (other files alone). The model then normalises a speaker's files "
                    "together: far more accurate on short clips, for a second pass.")

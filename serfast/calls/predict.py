@@ -43,7 +43,7 @@ AUTO_MODEL = "auto"
 TELEPHONE_RATE = 8000
 #: Who speaks where (``PredictOptions.speakers``): "channel", every channel of every file
 #: its own speaker; "folder", the files of one folder share a speaker per channel (a folder
-#: of one speaker's clips, or of one agent's calls); "corpus", the files the corpus reader
+#: of one speaker's clips; channel k of each file); "corpus", the files the corpus reader
 #: gives one speaker share it per channel (a manifest's speaker column, or the names of a
 #: corpus serfast knows: :func:`archive_speakers`), each other file alone.
 SPEAKERS = ("channel", "folder", "corpus")
