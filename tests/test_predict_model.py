@@ -221,6 +221,12 @@ def test_speakers_folder_refusals_are_one_line(model_dir, speaker_folders, tmp_p
     with pytest.raises(ModelError, match="normalises per speaker"):
         predict_archive([str(speaker_folders)], PerFile(load_predictor(model_dir)), str(out),
                         PredictOptions(workers=1, speakers="folder"))
+    angry = speaker_folders / "angry"
+    angry.mkdir()
+    (speaker_folders / "spk2" / "0_neutral.wav").rename(angry / "x.wav")
+    with pytest.raises(ValueError, match=r"angry/ is named after an emotion"):
+        predict_archive([str(speaker_folders)], model_dir, str(out),
+                        PredictOptions(workers=1, speakers="folder"))
     with pytest.raises(ValueError, match="speakers must be one of"):
         predict_archive([str(speaker_folders)], model_dir, str(out),
                         PredictOptions(workers=1, speakers="file",

@@ -23,7 +23,7 @@ from ..io.audio import AudioError, audio_info
 from .channel import ChannelResult, WindowOptions, channel_sums, label_channel
 from .turns import split_by_speaker
 from .html_report import DEFAULT_CHANNELS
-from ..io.corpus import CorpusError, is_audio, is_url, scan
+from ..io.corpus import LABEL_ALIASES, CorpusError, is_audio, is_url, scan
 from ..features.device import describe, run_device
 from . import labels as labels_csv
 from .labels import LabelWriter
@@ -224,10 +224,19 @@ def file_groups(speakers_of: dict[str, str], speakers: str) -> dict[str, str]:
     """Each file of :func:`archive_speakers` -> the speaker group its channels belong to
     (channel ``k`` of every file of a group is one speaker) under ``speakers``: "folder",
     the file's folder (local path or URL); "corpus", the speaker the corpus reader found,
-    else the file alone."""
+    else the file alone. ValueError (one line) for "folder" where a folder is named after
+    an emotion (``angry/``): its clips are many speakers', and one group would standardise
+    the emotion away."""
     if speakers == "folder":
-        return {f: "folder:" + (f.rsplit("/", 1)[0] if is_url(f) else os.path.dirname(f))
-                for f in speakers_of}
+        folders = {f: f.rsplit("/", 1)[0] if is_url(f) else os.path.dirname(f)
+                   for f in speakers_of}
+        for folder in folders.values():
+            name = folder.rstrip("/").rsplit("/", 1)[-1]
+            if name.lower() in LABEL_ALIASES:
+                raise ValueError(f"--speakers folder: {name}/ is named after an emotion, so "
+                                 "its files are not one speaker's (--speakers corpus takes "
+                                 "speakers from a manifest or from known file names)")
+        return {f: "folder:" + folder for f, folder in folders.items()}
     return {f: f"speaker:{who}" if who else f"file:{f}" for f, who in speakers_of.items()}
 
 
@@ -401,6 +410,7 @@ def predict_archive(sources: list[str], model, out: str,
             chosen = f"{model} ({why})"
         model = model_folder(model)  # "default": the model shipped inside the package
     grouped = _speaker_groups(options)
+    groups = file_groups(speakers_of, options.speakers) if grouped else {}
     silero = options.windows.vad.method == "silero"
     predictor = _load_for_run(model, silero)
     if grouped and not getattr(predictor, "chunked_groups", False):
@@ -427,7 +437,6 @@ def predict_archive(sources: list[str], model, out: str,
         run.record_header_errors()
         workers = worker_count(options.workers, len(run.tasks))
         model_ref = model if isinstance(model, str) else predictor  # workers load a folder
-        groups = file_groups(speakers_of, options.speakers) if grouped else {}
         totals = (_group_sums(all_files, groups, headers, options.mix, spec, workers,
                               options.cluster, wopts, (model_ref, silero), predictor)
                   if grouped else {})
