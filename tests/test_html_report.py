@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serfast.calls.html_report import (ReportError, audio_href, channel_titles,
+from serfast.calls.html_report import (ReportError, audio_href, channel_titles, display_names,
                                        find_outputs, negative_runs, pack_windows,
                                        read_results, unpack_windows, write_report)
 from serfast.calls.labels import label_fields, summary_fields
@@ -152,6 +152,15 @@ def test_read_results_matches_the_csvs(results, tmp_path):
     assert data["calls"][3]["channels"][0]["error"].endswith("not a readable audio file")
     assert data["calls"][0]["channels"][0]["negative"] is None
     assert data["calls"][2]["channels"][1]["negative"] == [4.0, 10.0, 0.85]
+
+
+def test_display_names_tell_files_of_the_same_name_apart():
+    assert display_names(["/a/x/1.wav", "/a/y/2.wav"]) == {"/a/x/1.wav": "1.wav",
+                                                           "/a/y/2.wav": "2.wav"}
+    assert display_names(["/a/x/1.wav", "/a/y/1.wav", "/a/y/z/2.wav"]) == {
+        "/a/x/1.wav": "x/1.wav", "/a/y/1.wav": "y/1.wav", "/a/y/z/2.wav": "y/z/2.wav"}
+    assert display_names(["s3://b/x/1.wav", "/a/1.wav"]) == {"s3://b/x/1.wav": "s3://b/x/1.wav",
+                                                             "/a/1.wav": "1.wav"}
 
 
 def test_channel_titles():

@@ -30,7 +30,7 @@ from .labels import label_fields, output_paths, summary_fields
 from .summary import NEGATIVE
 
 __all__ = ["ReportError", "PredictOutputs", "ReportInfo", "find_outputs", "read_results",
-           "channel_titles", "audio_href", "pack_windows", "unpack_windows",
+           "channel_titles", "display_names", "audio_href", "pack_windows", "unpack_windows",
            "negative_runs", "write_report", "DEFAULT_CHANNELS"]
 
 #: Channel names of predict's outputs -> titles on the page (agent 0, customer 1).
@@ -210,9 +210,23 @@ def read_results(outputs: PredictOutputs, page: str,
         windows = _attach_windows(outputs.labels, calls, emotions)
     except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError) as err:
         raise ReportError(f"cannot read the results: {' '.join(str(err).split())}") from None
+    for path, name in display_names(list(calls)).items():
+        calls[path]["name"] = name
     names = list(dict.fromkeys(c["name"] for call in calls.values() for c in call["channels"]))
     return {"labels": emotions, "channels": channel_titles(names, titles),
             "calls": list(calls.values()), "windows": windows}
+
+
+def display_names(files: list[str]) -> dict[str, str]:
+    """File -> the name the page shows: its base name, or, where two files share one (the
+    same clip name in several speakers' folders), every file's path below the folder they
+    all share (URLs: whole)."""
+    bases = [os.path.basename(f) for f in files]
+    if len(set(bases)) == len(bases):
+        return dict(zip(files, bases))
+    local = [f for f in files if "://" not in f]
+    root = os.path.commonpath([os.path.dirname(f) for f in local]) if local else ""
+    return {f: os.path.relpath(f, root) if "://" not in f else f for f in files}
 
 
 def _attach_windows(labels_csv: str, calls: dict, emotions: list[str]) -> int:
