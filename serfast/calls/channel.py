@@ -23,9 +23,10 @@ finding one) the engine computes each window whole
 which come from the channel's pitch frames observed once, as on the CPU
 (:class:`serfast.calls.window_prosody.ChannelProsody`). The model sees all the windows of
 the channel as one speaker group (per-speaker normalisation), or, given the statistics of
-a larger group (:func:`channel_sums` of each of its channels), as part of that group. With a model that can score
-a group in chunks (:attr:`serfast.model.Predictor.chunked_groups`, the serfast network), the
-normalisation statistics of the whole channel are summed while its windows stream by
+a larger group (:func:`channel_sums` of each of its channels), as part of that group.
+With a model that can score a group in chunks
+(:attr:`serfast.model.Predictor.chunked_groups`, the serfast network), the normalisation
+statistics of the whole channel are summed while its windows stream by
 (:meth:`~serfast.model.Predictor.group_sums`), the windows' frame features wait in a
 temporary file once more than ``2 * group`` are held, and at the end the windows are
 scored ``group`` at a time with the statistics of the whole channel: exactly as one call
@@ -115,7 +116,7 @@ class _Labeller:
     def __init__(self, predictor, options: WindowOptions, sums: dict | None = None,
                  score: bool = True):
         self.predictor, self.spec = predictor, predictor.spec
-        self.score = score  # False: only sum the normalisation statistics (channel_sums)
+        self.scoring = score  # False: only sum the normalisation statistics (channel_sums)
         self.opt = options = options.sized(self.spec)
         sr = self.spec.sr
         grid = self.spec.hop_length  # window starts and the hop lie on the frame grid
@@ -311,7 +312,7 @@ class _Labeller:
                                                      np.float32)], axis=1)
         if not self.fixed_sums:
             self.sums = self.predictor.group_sums(rows, batch.frames, self.sums)
-        if not self.score:  # only the sums are wanted: nothing is held
+        if not self.scoring:  # only the sums are wanted: nothing is held
             self.values, self.frames, self.mfcc = [], [], []
             return
         if batch.frames:
@@ -349,7 +350,11 @@ def channel_sums(path: str, channel: int | None, predictor,
     """The per-speaker normalisation statistics of the windows :func:`label_channel`
     would score (:meth:`serfast.model.Predictor.group_sums`; None: no window), computed
     the same way and with the same bounded memory, nothing scored. The predictor must
-    score groups in chunks (``chunked_groups``)."""
+    score groups in chunks (``chunked_groups``; else ModelError)."""
+    if not getattr(predictor, "chunked_groups", False):
+        from ..model.config import ModelError
+
+        raise ModelError("this model cannot score a group in chunks")
     state = _Labeller(predictor, options, score=False)
     _stream(state, path, channel, options)
     state.flush()

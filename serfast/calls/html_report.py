@@ -25,6 +25,7 @@ from importlib import resources
 
 import numpy as np
 
+from ..io.corpus import is_url
 from ..io.csv_cells import read_cell
 from .labels import label_fields, output_paths, summary_fields
 from .summary import NEGATIVE
@@ -224,9 +225,9 @@ def display_names(files: list[str]) -> dict[str, str]:
     bases = [os.path.basename(f) for f in files]
     if len(set(bases)) == len(bases):
         return dict(zip(files, bases))
-    local = [f for f in files if "://" not in f]
+    local = [f for f in files if not is_url(f)]
     root = os.path.commonpath([os.path.dirname(f) for f in local]) if local else ""
-    return {f: os.path.relpath(f, root) if "://" not in f else f for f in files}
+    return {f: f if is_url(f) else os.path.relpath(f, root) for f in files}
 
 
 def _attach_windows(labels_csv: str, calls: dict, emotions: list[str]) -> int:
