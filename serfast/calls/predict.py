@@ -23,7 +23,7 @@ from ..io.audio import AudioError, audio_info
 from .channel import ChannelResult, WindowOptions, channel_sums, label_channel
 from .turns import split_by_speaker
 from .html_report import DEFAULT_CHANNELS
-from ..io.corpus import LABEL_ALIASES, CorpusError, is_audio, is_url, scan
+from ..io.corpus import LABEL_ALIASES, CorpusError, is_audio, is_url, parse_path, scan
 from ..features.device import describe, run_device
 from . import labels as labels_csv
 from .labels import LabelWriter
@@ -111,7 +111,7 @@ def archive_speakers(sources: list[str]) -> dict[str, str]:
         elif os.path.isdir(path) or path.lower().endswith(".csv"):
             files += [(c.path, c.speaker) for c in scan(path).clips]
         else:
-            files.append((path, scan(path).clips[0].speaker if is_audio(path) else ""))
+            files.append((path, parse_path(path).speaker if is_audio(path) else ""))
     out: dict[str, str] = {}
     for f, speaker in files:
         out.setdefault(f if is_url(f) else os.path.abspath(f), speaker)
