@@ -167,6 +167,8 @@ def test_channel_titles():
     assert channel_titles(["0", "1", "2", "mix", ""]) == {
         "0": "agent", "1": "customer", "2": "channel 2", "mix": "mix", "": "file"}
     assert channel_titles(["0", "1"], ("rep",)) == {"0": "rep", "1": "channel 1"}
+    assert channel_titles(["0"]) == {"0": "speaker"}  # mono recordings
+    assert channel_titles(["0"], ("rep",)) == {"0": "rep"}
 
 
 def test_audio_href_is_relative_to_the_page(tmp_path):

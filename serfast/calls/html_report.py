@@ -115,7 +115,11 @@ def find_outputs(path: str) -> PredictOutputs:
 
 
 def channel_titles(names: list[str], titles: tuple[str, ...] = DEFAULT_CHANNELS) -> dict:
-    """Channel name ("0", "1", "mix") -> title: channel k gets ``titles[k]`` when given."""
+    """Channel name ("0", "1", "mix") -> title: channel k gets ``titles[k]`` when given;
+    with the default titles, a lone channel 0 (mono recordings: clips, or a mixed call)
+    is the "speaker", not the agent."""
+    if titles == DEFAULT_CHANNELS and [n for n in names if n.isdigit()] == ["0"]:
+        titles = ("speaker",)
     out = {}
     for name in names:
         k = int(name) if name.isdigit() else -1
