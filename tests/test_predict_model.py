@@ -277,3 +277,31 @@ def test_speakers_corpus_groups_the_files_of_a_manifest_speaker(model_dir, speak
         one_call = load_predictor(model_dir).predict_proba(
             values, [f for _, fs, _ in group for f in fs], np.zeros(len(values), np.int64))
         assert np.allclose(np.concatenate([p for _, _, p in group]), one_call, atol=1e-5)
+
+
+def test_speakers_folder_resumes_to_the_full_run(model_dir, speaker_folders, tmp_path):
+    """An interrupted --speakers folder run resumes to the full run's rows: the first
+    pass sums every file of a group again, finished ones too."""
+    from test_predict import interrupted_run
+
+    from serfast.calls.labels import OutputError
+    from serfast.calls.predict import PredictOptions, predict_archive
+
+    full = tmp_path / "full" / "labels.csv"
+    full.parent.mkdir()
+    opts = dict(workers=1, speakers="folder")
+    predict_archive([str(speaker_folders)], model_dir, str(full),
+                    PredictOptions(summary=str(full.parent / "summary.csv"), **opts))
+    out = tmp_path / "resumed" / "labels.csv"
+    out.parent.mkdir()
+    interrupted_run([speaker_folders], model_dir, out, speakers="folder")
+    with pytest.raises(OutputError, match="options"):  # other groups: not the same run
+        predict_archive([str(speaker_folders)], model_dir, str(out),
+                        PredictOptions(summary=str(out.parent / "summary.csv"), resume=True,
+                                       workers=1))
+    rep = predict_archive([str(speaker_folders)], model_dir, str(out),
+                          PredictOptions(summary=str(out.parent / "summary.csv"), resume=True,
+                                         **opts))
+    assert rep.skipped == 1 and rep.files == 3
+    for name in ("labels.csv", "summary.csv"):
+        assert (out.parent / name).read_text() == (full.parent / name).read_text()
