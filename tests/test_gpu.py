@@ -607,3 +607,40 @@ def test_a_failed_gpu_batch_is_computed_on_the_cpu(monkeypatch, caplog):
         assert np.array_equal(g.values, w.values) and np.array_equal(g.frames, w.frames)
     assert caplog.messages == [("GPU batch failed (MemoryError: Out of memory allocating "
                                 "1,234 bytes); computing its 2 clips on the CPU")]
+
+
+GROUPED = """
+import json, os, sys
+import numpy as np
+import soundfile as sf
+from serfast.calls.predict import PredictOptions, predict_archive
+from serfast.demo import synth_clip
+model, tmp = sys.argv[1], sys.argv[2]
+for k, emotion in enumerate(("angry", "sad", "happy")):
+    os.makedirs(os.path.join(tmp, "spk"), exist_ok=True)
+    y = np.concatenate([np.zeros(8000), synth_clip(emotion, 7, k, 22050, 2.5), np.zeros(8000)])
+    sf.write(os.path.join(tmp, "spk", f"{k}.wav"), y, 22050)
+probs, devices = {}, {}
+for device in ("cpu", "gpu"):
+    out = os.path.join(tmp, device, "labels.csv")
+    os.makedirs(os.path.dirname(out))
+    rep = predict_archive([os.path.join(tmp, "spk")], model, out,
+                          PredictOptions(workers=1, device=device, speakers="folder"))
+    devices[device] = rep.device
+    import csv
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    probs[device] = [[float(r[k]) for k in r if k.startswith("p_")] for r in rows]
+a, b = np.array(probs["cpu"]), np.array(probs["gpu"])
+print(json.dumps({"devices": devices, "windows": len(a), "same_shape": a.shape == b.shape,
+                  "diff": float(np.abs(a - b).max()) if a.shape == b.shape else 1.0}))
+"""
+
+
+def test_speaker_groups_on_the_gpu_with_numpy_as_cupy(trained_model, tmp_path):
+    """predict --speakers folder --device gpu (CuPy stood in for by NumPy, CUDA kernels on
+    the simulator): the first pass's sums and the labels come out as on the CPU."""
+    write_stand_in(tmp_path)
+    res = simulated(GROUPED, tmp_path, args=[trained_model, tmp_path / "run"])
+    assert res["devices"] == {"cpu": "CPU", "gpu": "GPU 0 (Stand-in GPU)"}
+    assert res["windows"] >= 3 and res["same_shape"] and res["diff"] < 1e-3
