@@ -1,11 +1,12 @@
 """Benchmark: `serfast predict` on folders of short clips of speakers the model never heard,
 each clip its own speaker (``--speakers channel``, the default) against the clips of a
-folder normalised together (``--speakers folder``).
+folder normalised together (``--speakers folder``) and all the corpus's clips normalised
+together (``--speakers archive``: speakers unknown).
 
 For each corpus of ``../shared/corpora`` (every folder there holds one speaker): the
 shipped model's recipe is trained on the stores of the other five corpora
 (``bench/build_default_model.py``'s stores and options, no cross-validation), then
-`predict` labels the held-out corpus's folder both ways, in one run on the same cores.
+`predict` labels the held-out corpus's folder each way, in one run on the same cores.
 A clip's answer is its windows' mean probability, restricted to the classes the corpus
 has (as leave-one-corpus-out scores them); a clip with no window of speech counts as
 wrong. Prints per-corpus UAR and accuracy, the means, and the wall time of each run.
@@ -26,6 +27,9 @@ from dataclasses import replace
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: predict's speaker groups compared: each clip alone, each folder one speaker, all clips
+#: of the held-out corpus one group (speakers unknown)
+MODES = ("channel", "folder", "archive")
 sys.path.insert(0, HERE)
 from build_default_model import CORPORA, extract_stores, options  # noqa: E402
 
@@ -84,7 +88,7 @@ def main(argv=None) -> int:
         folder = os.path.join(args.corpora, corpus)
         truth = {p: t for p, t in clip_labels(folder).items() if t in classes}
         result = {"corpus": corpus, "clips": len(truth)}
-        for speakers in ("channel", "folder"):
+        for speakers in MODES:
             out = os.path.join(args.work, f"{corpus}-{speakers}.csv")
             for stale in (out, out.replace(".csv", ".summary.csv")):
                 if os.path.exists(stale):
@@ -94,12 +98,11 @@ def main(argv=None) -> int:
             result[speakers] = {**score(out, truth, classes),
                                 "seconds": time.perf_counter() - start}
         rows.append(result)
-        print(f"{corpus:8s} {len(truth):5d} clips  per clip: UAR {result['channel']['uar']:.3f} "
-              f"acc {result['channel']['accuracy']:.3f} ({result['channel']['seconds']:.1f} s)  "
-              f"per folder: UAR {result['folder']['uar']:.3f} "
-              f"acc {result['folder']['accuracy']:.3f} ({result['folder']['seconds']:.1f} s)  "
-              f"clips without speech {result['folder']['silent']}", flush=True)
-    for speakers in ("channel", "folder"):
+        print(f"{corpus:8s} {len(truth):5d} clips  " + "  ".join(
+            f"--speakers {m}: UAR {result[m]['uar']:.3f} acc {result[m]['accuracy']:.3f} "
+            f"({result[m]['seconds']:.1f} s)" for m in MODES)
+            + f"  clips without speech {result['folder']['silent']}", flush=True)
+    for speakers in MODES:
         print(f"mean, --speakers {speakers}: UAR "
               f"{np.mean([r[speakers]['uar'] for r in rows]):.3f}, accuracy "
               f"{np.mean([r[speakers]['accuracy'] for r in rows]):.3f}")

@@ -62,8 +62,10 @@ def _audio(seconds: float) -> str:
                    "speaker; 'folder' = the files of one folder share a speaker per channel "
                    "(a folder of one speaker's clips; channel k of each file); 'corpus' = "
                    "the speaker a manifest's speaker column or a known corpus's file names "
-                   "give (other files alone). The model then normalises a speaker's files "
-                   "together: far more accurate on short clips, for a second pass.")
+                   "give (other files alone); 'archive' = all files one speaker per channel "
+                   "(clips of unknown speakers, recorded alike). The model then normalises "
+                   "a speaker's files together: far more accurate on short clips, for a "
+                   "second pass.")
 @click.option("--window", type=click.FloatRange(0.1), default=None,
               help=f"Window in seconds [default: the model's crop, {FeatureSpec.duration}].")
 @click.option("--hop", type=click.FloatRange(0.05), default=None,

@@ -199,6 +199,23 @@ def test_speakers_folder_scores_each_folder_as_one_group(model_dir, speaker_fold
     assert np.allclose(runs["folder"][3][2], runs["channel"][3][2], atol=1e-6)
 
 
+def test_speakers_archive_scores_every_file_as_one_group(model_dir, speaker_folders,
+                                                         tmp_path):
+    """--speakers archive: every file's windows in one group (speakers unknown)."""
+    from serfast import load_predictor
+    from serfast.calls.predict import PredictOptions, file_groups, predict_archive
+
+    assert set(file_groups({"/a/1.wav": "", "/b/2.wav": "x"}, "archive").values()) == {"archive"}
+    rec = _Recorder(load_predictor(model_dir))
+    predict_archive([str(speaker_folders)], rec, str(tmp_path / "labels.csv"),
+                    PredictOptions(workers=1, speakers="archive"))
+    assert len(rec.scored) == 4
+    values = np.concatenate([v for v, _, _ in rec.scored])
+    one_call = load_predictor(model_dir).predict_proba(
+        values, [f for _, fs, _ in rec.scored for f in fs], np.zeros(len(values), np.int64))
+    assert np.allclose(np.concatenate([p for _, _, p in rec.scored]), one_call, atol=1e-5)
+
+
 def test_speakers_folder_refusals_are_one_line(model_dir, speaker_folders, tmp_path):
     """--speakers folder with --turns, or with a model that cannot sum a group's
     statistics, is refused in one line before anything is written."""

@@ -45,8 +45,9 @@ TELEPHONE_RATE = 8000
 #: its own speaker; "folder", the files of one folder share a speaker per channel (a folder
 #: of one speaker's clips; channel k of each file); "corpus", the files the corpus reader
 #: gives one speaker share it per channel (a manifest's speaker column, or the names of a
-#: corpus serfast knows: :func:`archive_speakers`), each other file alone.
-SPEAKERS = ("channel", "folder", "corpus")
+#: corpus serfast knows: :func:`archive_speakers`), each other file alone; "archive", every
+#: file's channel k is one group (clips of unknown speakers, recorded alike).
+SPEAKERS = ("channel", "folder", "corpus", "archive")
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def file_groups(speakers_of: dict[str, str], speakers: str) -> dict[str, str]:
     """Each file of :func:`archive_speakers` -> the speaker group its channels belong to
     (channel ``k`` of every file of a group is one speaker) under ``speakers``: "folder",
     the file's folder (local path or URL); "corpus", the speaker the corpus reader found,
-    else the file alone. ValueError (one line) for "folder" where a folder is named after
+    else the file alone; "archive", one group of every file. ValueError (one line) for "folder" where a folder is named after
     an emotion (``angry/``): its clips are many speakers', and one group would standardise
     the emotion away."""
     if speakers == "folder":
@@ -237,6 +238,8 @@ def file_groups(speakers_of: dict[str, str], speakers: str) -> dict[str, str]:
                                  "its files are not one speaker's (--speakers corpus takes "
                                  "speakers from a manifest or from known file names)")
         return {f: "folder:" + folder for f, folder in folders.items()}
+    if speakers == "archive":
+        return dict.fromkeys(speakers_of, "archive")
     return {f: f"speaker:{who}" if who else f"file:{f}" for f, who in speakers_of.items()}
 
 
@@ -387,7 +390,7 @@ def predict_archive(sources: list[str], model, out: str,
     ``resume`` continues an interrupted run only if the model folder's files, the list of
     archive files and the options are those it started with (else OutputError).
 
-    With ``speakers`` "folder" or "corpus" the model normalises channel ``k`` of the
+    With ``speakers`` "folder", "corpus" or "archive" the model normalises channel ``k`` of the
     files of a group (:func:`file_groups`) together, as one speaker's: a first pass sums
     each group's statistics (:func:`channel_sums`, over every file, finished ones too),
     the second labels each channel with its group's sums, so every window is scored
