@@ -225,9 +225,9 @@ def file_groups(speakers_of: dict[str, str], speakers: str) -> dict[str, str]:
     """Each file of :func:`archive_speakers` -> the speaker group its channels belong to
     (channel ``k`` of every file of a group is one speaker) under ``speakers``: "folder",
     the file's folder (local path or URL); "corpus", the speaker the corpus reader found,
-    else the file alone; "archive", one group of every file. ValueError (one line) for "folder" where a folder is named after
-    an emotion (``angry/``): its clips are many speakers', and one group would standardise
-    the emotion away."""
+    else the file alone; "archive", one group of every file. ValueError (one line) for
+    "folder" where a folder is named after an emotion (``angry/``): its clips are many
+    speakers', and one group would standardise the emotion away."""
     if speakers == "folder":
         folders = {f: f.rsplit("/", 1)[0] if is_url(f) else os.path.dirname(f)
                    for f in speakers_of}
