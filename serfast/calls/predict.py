@@ -390,8 +390,8 @@ def predict_archive(sources: list[str], model, out: str,
     ``resume`` continues an interrupted run only if the model folder's files, the list of
     archive files and the options are those it started with (else OutputError).
 
-    With ``speakers`` "folder", "corpus" or "archive" the model normalises channel ``k`` of the
-    files of a group (:func:`file_groups`) together, as one speaker's: a first pass sums
+    With ``speakers`` "folder", "corpus" or "archive" the model normalises channel ``k``
+    of the files of a group (:func:`file_groups`) together, as one speaker's: a first pass sums
     each group's statistics (:func:`channel_sums`, over every file, finished ones too),
     the second labels each channel with its group's sums, so every window is scored
     exactly as if its group's windows were scored in one call.
@@ -400,6 +400,7 @@ def predict_archive(sources: list[str], model, out: str,
     sent to each worker once.
     """
     start = time.perf_counter()
+    grouped = _speaker_groups(options)
     device = run_device(options.device, options.cluster)
     speakers_of = archive_speakers(sources)
     all_files = list(speakers_of)
@@ -412,7 +413,6 @@ def predict_archive(sources: list[str], model, out: str,
             model, why = choose_model(headers)
             chosen = f"{model} ({why})"
         model = model_folder(model)  # "default": the model shipped inside the package
-    grouped = _speaker_groups(options)
     groups = file_groups(speakers_of, options.speakers) if grouped else {}
     silero = options.windows.vad.method == "silero"
     predictor = _load_for_run(model, silero)
