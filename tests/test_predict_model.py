@@ -161,6 +161,17 @@ class _Recorder:
         return probs
 
 
+def one_call(model_dir, chunks) -> tuple[np.ndarray, np.ndarray]:
+    """The probabilities ``chunks`` of a _Recorder got, and those of every one of their
+    windows scored in one call as one group."""
+    from serfast import load_predictor
+
+    values = np.concatenate([v for v, _, _ in chunks])
+    whole = load_predictor(model_dir).predict_proba(
+        values, [f for _, fs, _ in chunks for f in fs], np.zeros(len(values), np.int64))
+    return np.concatenate([p for _, _, p in chunks]), whole
+
+
 @pytest.fixture
 def speaker_folders(tmp_path):
     """One speaker's three clips in one folder, another speaker's clip in a second."""
@@ -188,14 +199,10 @@ def test_speakers_folder_scores_each_folder_as_one_group(model_dir, speaker_fold
                         PredictOptions(workers=1, speakers=speakers))
         runs[speakers] = rec.scored
     assert len(runs["folder"]) == len(runs["channel"]) == 4  # one chunk per file, in order
-    group = runs["folder"][:3]
-    values = np.concatenate([v for v, _, _ in group])
-    frames = [f for _, fs, _ in group for f in fs]
-    one_call = load_predictor(model_dir).predict_proba(values, frames,
-                                                       np.zeros(len(values), np.int64))
-    assert np.allclose(np.concatenate([p for _, _, p in group]), one_call, atol=1e-5)
+    grouped, whole = one_call(model_dir, runs["folder"][:3])
+    assert np.allclose(grouped, whole, atol=1e-5)
     per_clip = np.concatenate([p for _, _, p in runs["channel"][:3]])
-    assert not np.allclose(per_clip, one_call, atol=1e-3)  # the group changes the scores
+    assert not np.allclose(per_clip, whole, atol=1e-3)  # the group changes the scores
     assert np.allclose(runs["folder"][3][2], runs["channel"][3][2], atol=1e-6)
 
 
@@ -210,10 +217,8 @@ def test_speakers_archive_scores_every_file_as_one_group(model_dir, speaker_fold
     predict_archive([str(speaker_folders)], rec, str(tmp_path / "labels.csv"),
                     PredictOptions(workers=1, speakers="archive"))
     assert len(rec.scored) == 4
-    values = np.concatenate([v for v, _, _ in rec.scored])
-    one_call = load_predictor(model_dir).predict_proba(
-        values, [f for _, fs, _ in rec.scored for f in fs], np.zeros(len(values), np.int64))
-    assert np.allclose(np.concatenate([p for _, _, p in rec.scored]), one_call, atol=1e-5)
+    grouped, whole = one_call(model_dir, rec.scored)
+    assert np.allclose(grouped, whole, atol=1e-5)
 
 
 def test_speakers_folder_refusals_are_one_line(model_dir, speaker_folders, tmp_path):
@@ -290,10 +295,8 @@ def test_speakers_corpus_groups_the_files_of_a_manifest_speaker(model_dir, speak
                     PredictOptions(workers=1, speakers="corpus"))
     assert len(rec.scored) == 4
     for group in (rec.scored[:2], rec.scored[2:]):  # spk1's third clip joins spk2's clip
-        values = np.concatenate([v for v, _, _ in group])
-        one_call = load_predictor(model_dir).predict_proba(
-            values, [f for _, fs, _ in group for f in fs], np.zeros(len(values), np.int64))
-        assert np.allclose(np.concatenate([p for _, _, p in group]), one_call, atol=1e-5)
+        grouped, whole = one_call(model_dir, group)
+        assert np.allclose(grouped, whole, atol=1e-5)
 
 
 def test_speakers_folder_resumes_to_the_full_run(model_dir, speaker_folders, tmp_path):
