@@ -61,8 +61,10 @@ _SWITCH_PROB = 0.01
 _NO_TROUGH_PROB = 0.01
 #: Frames per autocorrelation batch (bounds the FFT buffers and observations to ~30 MB).
 _CHUNK = 1024
-#: Frames whose Viterbi values are held at once (~1.5 MB at 22,050 Hz).
-_SEGMENT = 256
+#: Frames whose Viterbi values are held at once (~6 MB at 22,050 Hz): a clip of up to
+#: 11.9 s decodes in one forward pass; a longer one runs a second pass (see
+#: ``pitch_kernels.viterbi_states``).
+_SEGMENT = 1024
 
 PITCH_COLUMNS = ["f0_mean", "f0_std", "f0_p10", "f0_p50", "f0_p90", "f0_range_st",
                  "f0_slope_st_s", "f0_delta_abs_st", "voiced_fraction", "voicing_prob_mean"]
