@@ -361,6 +361,20 @@ def test_existing_output_is_refused(archive, predictor, tmp_path):
         run([archive / "a.wav"], predictor, out, resume=True)
 
 
+def test_a_missing_output_folder_is_refused_before_any_file_is_labelled(archive, predictor,
+                                                                         tmp_path):
+    from serfast.calls.labels import OutputError
+
+    predictor.calls.clear()
+    missing = tmp_path / "no_such_folder"
+    for out, kw in [(missing / "labels.csv", {}),
+                    (tmp_path / "labels.csv", {"segments": str(missing / "s.csv")})]:
+        with pytest.raises(OutputError, match=f"folder {missing} does not exist"):
+            run([archive / "a.wav"], predictor, out, **kw)
+    assert predictor.calls == [] and not missing.exists()
+    assert not (tmp_path / "labels.csv").exists()
+
+
 def test_denoising_brings_window_features_back_towards_the_clean_call(predictor):
     """Under steady line noise, the windows' features of the denoised channel (the
     default) lie closer to those of the same call without noise than the raw channel's."""

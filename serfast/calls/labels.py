@@ -34,8 +34,8 @@ from .summary import UNCERTAIN, merge_segments, summarize
 if TYPE_CHECKING:
     from .channel import ChannelResult
 
-__all__ = ["LabelWriter", "OutputError", "OutputPaths", "label_fields", "label_rows",
-           "output_paths", "segment_fields", "summary_fields", "summary_rows",
+__all__ = ["LabelWriter", "OutputError", "OutputPaths", "check_folders", "label_fields",
+           "label_rows", "output_paths", "segment_fields", "summary_fields", "summary_rows",
            "write_segments"]
 
 
@@ -49,6 +49,16 @@ class OutputPaths(NamedTuple):
     labels: str
     summary: str
     segments: str
+
+
+def check_folders(paths: list[str]) -> None:
+    """OutputError (one line, as ``serfast extract`` says it) unless the folder of every
+    non-empty path of ``paths`` exists: a run must not label a whole archive and then
+    fail to write."""
+    for path in filter(None, paths):
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise OutputError(f"cannot write {path}: folder {folder} does not exist")
 
 
 def output_paths(labels: str) -> OutputPaths:

@@ -400,6 +400,8 @@ def predict_archive(sources: list[str], model, out: str,
     sent to each worker once.
     """
     start = time.perf_counter()
+    summary_path = options.summary or labels_csv.output_paths(out).summary
+    labels_csv.check_folders([out, summary_path, options.segments])
     grouped = _speaker_groups(options)
     device = run_device(options.device, options.cluster)
     speakers_of = archive_speakers(sources)
@@ -424,7 +426,6 @@ def predict_archive(sources: list[str], model, out: str,
     labels, spec = list(predictor.labels), predictor.spec
     wopts = replace(options.windows.sized(spec),
                     device="auto" if options.cluster else device)
-    summary_path = options.summary or labels_csv.output_paths(out).summary
     fingerprint = {"model": model_fingerprint(model), "labels": labels,
                    "spec": spec.to_dict(), "mix": options.mix, "window": asdict(wopts),
                    "min_confidence": options.min_confidence,
