@@ -194,6 +194,10 @@ def test_page_embeds_names_as_data_only_and_overwrites_only_reports(results, tmp
     with pytest.raises(ReportError, match="is not a serfast report"):
         write_report(str(labels), str(other))
     assert other.read_text() == "<html>mine</html>"
+    missing = tmp_path / "no_such_folder"
+    with pytest.raises(ReportError, match=f"folder {missing} does not exist"):
+        write_report(str(labels), str(missing / "report.html"))
+    assert not missing.exists()
 
 
 def test_cli_report_and_one_line_errors(results, tmp_path):

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..io.corpus import is_url
 from ..io.csv_cells import read_cell
+from ..io.files import missing_folder
 from .labels import label_fields, output_paths, summary_fields
 from .summary import NEGATIVE
 
@@ -317,6 +318,9 @@ def write_report(results: str, page: str, titles: tuple[str, ...] = DEFAULT_CHAN
     ``page``; ``titles`` name channels 0, 1, … . An earlier report at ``page`` is replaced,
     any other file is refused."""
     start = time.perf_counter()
+    why = missing_folder(page)
+    if why:
+        raise ReportError(why)
     page = os.path.abspath(page)
     _refuse_foreign(page)
     outputs = find_outputs(results)

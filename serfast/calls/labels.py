@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from ..io.csv_cells import read_cell, safe_cell
-from ..io.files import FileLock, atomic_write, move_into_place
+from ..io.files import FileLock, atomic_write, missing_folder, move_into_place
 from ..io.journal import Journal
 from .summary import UNCERTAIN, merge_segments, summarize
 
@@ -52,13 +52,13 @@ class OutputPaths(NamedTuple):
 
 
 def check_folders(paths: list[str]) -> None:
-    """OutputError (one line, as ``serfast extract`` says it) unless the folder of every
-    non-empty path of ``paths`` exists: a run must not label a whole archive and then
-    fail to write."""
+    """OutputError (one line) unless the folder of every non-empty path of ``paths``
+    exists and is writable: a run must not label a whole archive and then fail to
+    write."""
     for path in filter(None, paths):
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise OutputError(f"cannot write {path}: folder {folder} does not exist")
+        why = missing_folder(path)
+        if why:
+            raise OutputError(why)
 
 
 def output_paths(labels: str) -> OutputPaths:

@@ -22,10 +22,22 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-__all__ = ["FileLock", "LOCK_MARK", "atomic_write", "move_into_place", "sync_folder"]
+__all__ = ["FileLock", "LOCK_MARK", "atomic_write", "missing_folder", "move_into_place",
+           "sync_folder"]
 
 #: What a lock file of serfast's holds (a file that holds anything else is not one).
 LOCK_MARK = b"serfast lock\n"
+
+
+def missing_folder(path: str) -> str | None:
+    """Why ``path`` cannot be written because of its folder (one line: it does not exist,
+    or is not writable), or None. Every output check says it in these words."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"cannot write {path}: folder {folder} does not exist"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write {path}: folder {folder} is not writable"
+    return None
 
 
 def sync_folder(folder: str) -> None:

@@ -48,7 +48,7 @@ from .. import __version__
 from ..errors import one_line
 from .corpus import gender_value, is_url
 from .csv_cells import read_cell, safe_row
-from .files import FileLock, atomic_write, move_into_place
+from .files import FileLock, atomic_write, missing_folder, move_into_place
 from .journal import Journal
 from .spilled_frames import FramesFile, copy_bytes, remove_spills, spill_dir
 from ..features.spec import FeatureSpec
@@ -117,11 +117,9 @@ _RUNNING = ("journal", "partial", "frames_partial")
 
 def check_out(out: str) -> None:
     """StoreError (one line) unless the folder of store ``out`` exists and is writable."""
-    folder = os.path.dirname(os.path.abspath(_paths(out)["npy"]))
-    if not os.path.isdir(folder):
-        raise StoreError(f"cannot write {out}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise StoreError(f"cannot write {out}: folder {folder} is not writable")
+    why = missing_folder(out)
+    if why:
+        raise StoreError(why)
 
 
 def file_stat(path: str) -> list[int] | None:
