@@ -27,6 +27,11 @@ def _names(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip()) or DEFAULT_CHANNELS
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless n is 1: "1 file", "2,000 files"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _audio(seconds: float) -> str:
     """Seconds of audio in the unit that reads best: ``42.0 s``, ``3.5 min``, ``2.25 h``."""
     scale, name = audio_unit(seconds)
@@ -113,16 +118,17 @@ def predict(archive, model_dir, out, summary, segments, plots, channel_names, mi
         rep = predict_archive(list(archive), model_dir, out, options, progress)
     except (CorpusError, OutputError, ClusterError, DeviceError, ValueError, OSError) as err:
         raise click.ClickException(" ".join(str(err).split())) from None
-    click.echo(f"labelled {rep.windows:,} windows ({_audio(rep.speech_seconds)} of speech) "
-               f"in {rep.channels:,} channels of {rep.files:,} files "
+    click.echo(f"labelled {_count(rep.windows, 'window')} ({_audio(rep.speech_seconds)} of "
+               f"speech) in {_count(rep.channels, 'channel')} of {_count(rep.files, 'file')} "
                f"({_audio(rep.audio_seconds)} of audio) in {rep.seconds:.1f} s "
-               f"on {f'Dask cluster {cluster}' if cluster else f'{rep.workers} worker(s)'}"
+               f"on {f'Dask cluster {cluster}' if cluster else _count(rep.workers, 'worker')}"
                f"{'' if rep.device == 'CPU' else f' with {rep.device}'}, "
                f"{rep.errors:,} failed -> {out}")
     if rep.chosen:
         click.echo(f"model: {rep.chosen}")
     if rep.skipped:
-        click.echo(f"resumed: {rep.skipped:,} files were already done")
+        click.echo(f"resumed: {_count(rep.skipped, 'file')} "
+                   f"{'was' if rep.skipped == 1 else 'were'} already done")
     if speakers == "channel" and rep.files > 1 and rep.audio_seconds < SHORT * rep.files:
         click.echo("note: short files, each normalised alone; where a folder (or a manifest's "
                    "speaker) holds one speaker's clips, --speakers folder (or corpus) labels "
