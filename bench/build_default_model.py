@@ -25,7 +25,8 @@ Usage::
 
     python bench/build_default_model.py [--corpora ../shared/corpora] [--work /tmp/serfast-default]
                                         [--out serfast/model/default] [--features all]
-                                        [--augment telephone] [--skip-loco]
+                                        [--augment telephone [--copies 1] [--seed 0]]
+                                        [--skip-loco]
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ def options(ensemble: int = ENSEMBLE, linear: int = LINEAR):
 
 
 def extract_stores(corpora_dir: str, work: str, features: str = "seed",
-                   augment: str = "") -> list[str]:
+                   augment: str = "", copies: int = 1, seed: int = 0) -> list[str]:
     """One store per corpus in ``work`` (extracted with the feature set ``features``
-    and, with ``augment``, one copy of every clip per augmentation, unless complete);
-    their paths."""
+    and, with ``augment``, ``copies`` copies of every clip per augmentation drawn with
+    ``seed``, unless complete); their paths."""
     os.makedirs(work, exist_ok=True)
     stores = []
     for name in CORPORA:
@@ -76,7 +77,8 @@ def extract_stores(corpora_dir: str, work: str, features: str = "seed",
         if not os.path.exists(out):
             subprocess.run([sys.executable, "-m", "serfast_cli", "extract", source, out,
                             "--frames", "--quiet", "--features", features, *CROP,
-                            *(["--augment", augment] if augment else [])],
+                            *(["--augment", augment, "--copies", str(copies),
+                               "--seed", str(seed)] if augment else [])],
                            check=True)
         stores.append(out)
     return stores
@@ -156,6 +158,10 @@ def main(argv=None) -> int:
                     help="train on one copy of every clip per augmentation too (serfast "
                          "extract --augment; the telephone model: telephone); the table is "
                          "then also scored on the held-out corpora's copies")
+    ap.add_argument("--copies", type=int, default=1,
+                    help="copies of every clip per augmentation (serfast extract --copies)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the augmentations' random draws (serfast extract --seed)")
     ap.add_argument("--skip-loco", action="store_true",
                     help="train the final model only (temperature 1)")
     args = ap.parse_args(argv)
@@ -169,7 +175,8 @@ def main(argv=None) -> int:
 
     opts = options(args.ensemble, args.linear)
     start = time.perf_counter()
-    stores = extract_stores(args.corpora, args.work, args.features, args.augment)
+    stores = extract_stores(args.corpora, args.work, args.features, args.augment,
+                            args.copies, args.seed)
     ds = load_dataset(stores, resolve_classes(opts.classes), need_frames=True)
     n_copies = int(ds.augmented.sum())
     print(f"{len(ds.y) - n_copies} clips and {n_copies} augmented copies of "
@@ -177,6 +184,8 @@ def main(argv=None) -> int:
           f"({time.perf_counter() - start:.0f} s)")
     info = {"recipe": {k: v for k, v in vars(opts).items()}, "stores": CORPORA,
             "crop": CROP, "features": args.features, "augment": args.augment,
+            **({"augment_copies": args.copies, "augment_seed": args.seed}
+               if args.augment else {}),
             "clips": int(len(ds.y) - n_copies), "copies": n_copies,
             "speakers": int(len(np.unique(ds.speakers)))}
     temperature = 1.0
