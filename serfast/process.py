@@ -29,7 +29,7 @@ def own_this_process() -> None:
     if not _OWNED["process"]:
         _OWNED["process"] = True
         reuse_freed_memory()
-        atexit.register(gc.freeze)  # files are closed by then; only the collector's walk goes
+        atexit.register(gc.freeze)  # teardown still frees by refcount; only the last walk goes
 
 
 def owned() -> bool:
