@@ -1,0 +1,93 @@
+"""Speaker embeddings of windows: who speaks, not what they feel.
+
+The encoder is Resemblyzer's GE2E voice encoder (Apache-2.0, ``voice_encoder.LICENSE``
+beside it), trained on thousands of speakers to map 1.6 s of speech to a 256-value unit
+vector that is close for one voice and far between voices; ``bench/build_voice_encoder.py``
+converted it to ONNX (weights in float16), and onnxruntime runs it on the CPU.
+
+Its input is Resemblyzer's: 16 kHz audio scaled to -30 dBFS (here per partial, since a
+channel streams), the power of a 400-sample periodic-Hann STFT every 160 samples (centred,
+zero-padded), 40 Slaney mel bands (librosa's bank), 160 frames. A span of speech gets the
+partial centred in it; one shorter than 1.6 s is zero-padded, as Resemblyzer pads.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+__all__ = ["MODEL", "PARTIAL_SECONDS", "embed", "partial_mels", "window_embeddings"]
+
+#: The ONNX model shipped with serfast.
+MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_encoder.onnx")
+RATE = 16000  # Hz
+N_FFT, HOP, N_MELS, N_FRAMES = 400, 160, 40, 160
+PARTIAL_SECONDS = N_FRAMES * HOP / RATE  # 1.6 s
+LEVEL_DBFS = -30.0
+
+
+@functools.lru_cache(maxsize=1)
+def _mel_bank() -> np.ndarray:
+    """librosa's (40, 201) mel bank at 16 kHz, from serfast's table cache."""
+    from ..features.table_cache import cached_tables
+
+    def build():
+        import librosa
+
+        return {"mel": librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)}
+
+    return cached_tables("voice-mel", [RATE, N_FFT, N_MELS], build)["mel"].astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _session():
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # predict runs one channel per core
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(MODEL, options, providers=["CPUExecutionProvider"])
+
+
+def partial_mels(y16: np.ndarray) -> np.ndarray:
+    """(160, 40) float32 encoder input of up to 1.6 s of 16 kHz audio ``y16``."""
+    y = np.asarray(y16, np.float64)[:N_FRAMES * HOP]
+    rms = np.sqrt(np.mean(y * y)) if len(y) else 0.0
+    if rms > 0:
+        y = y * (10 ** (LEVEL_DBFS / 20) / rms)
+    y = np.pad(y, (N_FFT // 2, N_FFT // 2 + max(0, N_FRAMES * HOP - len(y))))
+    frames = np.lib.stride_tricks.sliding_window_view(y, N_FFT)[::HOP][:N_FRAMES]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)
+    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
+    return (power @ _mel_bank().T.astype(np.float64)).astype(np.float32)
+
+
+def embed(mels: np.ndarray) -> np.ndarray:
+    """(n, 256) float32 unit vectors of (n, frames, 40) encoder inputs."""
+    if len(mels) == 0:
+        return np.zeros((0, 256), np.float32)
+    return _session().run(None, {"mels": np.ascontiguousarray(mels, np.float32)})[0]
+
+
+def window_embeddings(audio: np.ndarray, base: int, starts, ends, sr: int) -> np.ndarray:
+    """(n, 256) embeddings of spans ``[starts[i], ends[i])`` (samples at ``sr``) of a
+    channel whose ``audio`` begins at sample ``base``: each of the 1.6 s at its centre.
+    Equal spans are embedded once."""
+    import soxr
+
+    half = int(round(PARTIAL_SECONDS * sr / 2))
+    spans = list(zip(starts, ends))
+    unique = sorted(set(spans))
+    mels = []
+    for s, e in unique:
+        centre = (s + e) // 2
+        a, b = max(s, centre - half), min(e, centre + half)
+        piece = np.asarray(audio[a - base:b - base], np.float32)
+        mels.append(partial_mels(soxr.resample(piece, sr, RATE, "HQ") if sr != RATE else piece))
+    if not mels:
+        return embed(np.zeros((0, N_FRAMES, N_MELS)))
+    vectors = embed(np.stack(mels))
+    row = {span: k for k, span in enumerate(unique)}
+    return vectors[[row[span] for span in spans]]
