@@ -1,4 +1,5 @@
-"""Speaker turns of a mixed channel: voices from window MFCCs, results split per voice."""
+"""Speaker turns of a mixed channel: voices from window speaker embeddings, results split
+per voice."""
 
 from __future__ import annotations
 
@@ -11,25 +12,31 @@ from serfast.demo import synth_clip
 from serfast.features.spec import FeatureSpec
 
 
+def _embeddings(truth: np.ndarray, rng, spread: float = 0.3) -> np.ndarray:
+    """Unit vectors around one random direction per voice, as a speaker encoder gives."""
+    centres = np.abs(rng.normal(0, 1, (2, 256)))
+    x = centres[truth] + spread * np.abs(rng.normal(0, 1, (len(truth), 256)))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
 def test_two_voices_in_runs_are_found_and_a_speaks_first():
     rng = np.random.default_rng(0)
     truth = np.repeat([1, 0, 1, 0, 1], [6, 5, 7, 4, 6])  # the first voice is 1 here
-    centres = rng.normal(0, 1, (2, 20))
-    mfcc = centres[truth] + 0.3 * rng.normal(0, 1, (len(truth), 20))
+    embeddings = _embeddings(truth, rng)
     starts = np.arange(len(truth)) * 1.25
     shuffled = rng.permutation(len(truth))  # the order of the rows does not matter
-    voices = speaker_turns(mfcc[shuffled], starts[shuffled])
+    voices = speaker_turns(embeddings[shuffled], starts[shuffled])
     np.testing.assert_array_equal(voices, 1 - truth[shuffled])  # named A, B by appearance
 
 
 def test_a_lone_window_takes_its_neighbours_voice():
     rng = np.random.default_rng(1)
     truth = np.repeat([0, 1, 0], [8, 8, 8])
-    mfcc = np.where(truth[:, None] == 0, 0.0, 3.0) + 0.2 * rng.normal(0, 1, (24, 20))
-    mfcc[12] = 0.0  # one window inside B's turn looks like A
-    voices = speaker_turns(mfcc, np.arange(24.0))
+    embeddings = _embeddings(truth, rng)
+    embeddings[12] = embeddings[0]  # one window inside B's turn sounds like A
+    voices = speaker_turns(embeddings, np.arange(24.0))
     np.testing.assert_array_equal(voices, truth)
-    assert speaker_turns(mfcc[:1], np.zeros(1)).tolist() == [0]
+    assert speaker_turns(embeddings[:1], np.zeros(1)).tolist() == [0]
 
 
 def test_split_by_speaker_gives_each_voice_its_windows_and_speech():
@@ -94,3 +101,26 @@ def test_predict_writes_labels_and_summary_per_voice(tmp_path):
     with open(output_paths(out).summary, newline="") as fh:
         summary = [r["channel"] for r in csv.DictReader(fh)]
     assert set(channels) == {"0:A", "0:B"} and summary == ["0:A", "0:B"]
+
+
+def test_two_real_actors_taking_turns_are_told_apart(tmp_path, ravdess_files):
+    """Actors 03 and 05 (two men), four clips each in four emotions, alternating in one
+    8 kHz channel as on a phone line: most windows get the right voice (measured 22 of
+    23)."""
+    import soxr
+
+    from conftest import RAVDESS
+
+    def clips(actor):
+        return [soxr.resample(sf.read(str(p), dtype="float32")[0], 48000, 8000)
+                for p in sorted((RAVDESS / f"Actor_{actor:02d}").glob("*.flac"))[2::12][:4]]
+
+    turns = [c for pair in zip(clips(3), clips(5)) for c in pair]
+    y = np.concatenate([part for c in turns for part in (c, np.zeros(2400, np.float32))])
+    edges = np.cumsum([0] + [len(c) + 2400 for c in turns]) / 8000
+    path = str(tmp_path / "mono.wav")
+    sf.write(path, y, 8000, subtype="FLOAT")
+    res = label_channel(path, 0, Uniform(), WindowOptions(turns=True))
+    who = np.searchsorted(edges, (res.starts + res.ends) / 2, side="right") - 1
+    truth = who % 2  # actor 03 first: voice A
+    assert len(truth) >= 16 and np.mean(res.speakers == truth) >= 0.8

@@ -152,7 +152,7 @@ class _Labeller:
         self.spill = None
         self.spilled: list[int] = []  # frame counts of the windows in the spill file
         self.turns = False  # find speaker turns (label_channel decides)
-        self.mfcc: list[np.ndarray] = []  # every window's MFCC means, for the turns
+        self.voices: list[np.ndarray] = []  # every window's speaker embedding, for the turns
 
     @property
     def end(self) -> int:
@@ -196,9 +196,8 @@ class _Labeller:
         regions = [(a / sr, min(b, self.end) / sr) for a, b in self.regions]
         speakers = None
         if self.turns:
-            mfcc = (np.concatenate(self.mfcc)[order] if self.mfcc
-                    else np.zeros((0, self.spec.n_mfcc), np.float32))
-            speakers = speaker_turns(mfcc, spans[:, 0])
+            voices = np.concatenate(self.voices)[order] if self.voices else np.zeros((0, 1))
+            speakers = speaker_turns(voices, spans[:, 0])
         return ChannelResult(spans[:, 0], spans[:, 1], probs, regions, self.end / sr,
                              speakers=speakers)
 
@@ -252,6 +251,17 @@ class _Labeller:
         self.values = [values[take:]]
         self.frames = self.frames[take:]
 
+    def _speech_within(self, s: int, e: int) -> tuple[int, int]:
+        """The part of window [s, e) inside the closed speech region it overlaps last (the
+        region it was placed over; all of a short region's windows give the region), or
+        the window itself (a window of the open region)."""
+        for a, b in reversed(self.regions):
+            if b <= s:
+                break
+            if a < e:
+                return max(s, a), min(e, b)
+        return s, e
+
     def _plan(self, closed: list[tuple[int, int]]) -> None:
         for a, b in closed:
             self.regions.append((a, b))
@@ -300,7 +310,12 @@ class _Labeller:
                                    self.predictor.needs_frames, self.opt.device,
                                    pitch_voice=pitch_voice)
         self.spans += self.pending
-        self.mfcc.append(batch.values[:, self.spec.slices["mfcc"]])
+        if self.turns:
+            from .voice_encoder import window_embeddings  # onnxruntime: only for turns
+
+            speech = [self._speech_within(s, e) for s, e in self.pending]
+            self.voices.append(window_embeddings(self.audio, self.base, *zip(*speech),
+                                                 self.spec.sr))
         self.values.append(batch.values)
         if batch.frames is not None:
             self.frames += batch.frames
@@ -313,7 +328,7 @@ class _Labeller:
         if not self.fixed_sums:
             self.sums = self.predictor.group_sums(rows, batch.frames, self.sums)
         if not self.scoring:  # only the sums are wanted: nothing is held
-            self.values, self.frames, self.mfcc = [], [], []
+            self.values, self.frames = [], []
             return
         if batch.frames:
             self.frame_dim = batch.frames[0].shape[1]

@@ -145,8 +145,8 @@ def read_headers(files: list[str]) -> dict:
 
 def load_model(model):
     """A Predictor: ``model`` itself, or the one saved in the folder ``model``; ModelError
-    (one line) for a model whose feature set lacks the seed columns (``prosody``): the
-    windows' MFCC means find the speaker turns."""
+    (one line) for a model whose feature set lacks the seed columns (``prosody``), which
+    predict does not label."""
     if isinstance(model, (str, os.PathLike)):
         from ..model.saved import load_predictor
 

@@ -1,8 +1,9 @@
 """Speaker turns of a recording that holds both speakers in one channel.
 
-Each window of the channel is described by its MFCC means (the 0th coefficient, loudness, left out), standardised over the channel's windows, and
-the windows are split into two voices by k-means (k = 2, started from the two windows
-farthest apart along the first principal axis). A window whose two neighbours (in time)
+Each window of the channel is described by a speaker embedding of the 1.6 s at its centre
+(:mod:`serfast.calls.voice_encoder`: unit vectors, close for one voice), and the windows
+are split into two voices by spherical k-means (k = 2, cosine similarity, started from the
+two windows farthest apart along the first principal axis). A window whose two neighbours (in time)
 both belong to the other voice is given theirs: one window shorter than a turn is noise.
 Voices are named by order of appearance: ``A`` speaks first.
 
@@ -23,27 +24,30 @@ __all__ = ["SPEAKERS", "speaker_turns", "split_by_speaker"]
 SPEAKERS = ("A", "B")
 
 
-def speaker_turns(mfcc: np.ndarray, starts: np.ndarray, iterations: int = 50) -> np.ndarray:
+def speaker_turns(embeddings: np.ndarray, starts: np.ndarray,
+                  iterations: int = 50) -> np.ndarray:
     """Voice index (0 = ``A``, 1 = ``B``) of each window.
 
-    mfcc : (n, n_mfcc) the windows' MFCC means (``FeatureSpec.slices["mfcc"]`` of their
-    rows).  starts : (n,) window starts in seconds (any order).  Returns (n,) int64.
+    embeddings : (n, d) the windows' speaker embeddings (unit vectors,
+    :func:`serfast.calls.voice_encoder.window_embeddings`).  starts : (n,) window starts
+    in seconds (any order).  Returns (n,) int64.
     """
-    n = len(mfcc)
+    n = len(embeddings)
     if n < 2:
         return np.zeros(n, np.int64)
-    mfcc = np.asarray(mfcc, np.float64)[:, 1:]
-    x = (mfcc - mfcc.mean(axis=0)) / (mfcc.std(axis=0) + 1e-9)
-    axis = np.linalg.svd(x, full_matrices=False)[2][0]
+    x = np.asarray(embeddings, np.float64)
+    x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+    axis = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)[2][0]
     along = x @ axis
     centres = x[[int(along.argmin()), int(along.argmax())]]
     voice = np.full(n, -1, np.int64)
     for _ in range(iterations):
-        nearest = ((x[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+        nearest = (x @ centres.T).argmax(axis=1)
         if (nearest == voice).all() or (nearest == nearest[0]).all():
             break
         voice = nearest
         centres = np.stack([x[voice == k].mean(axis=0) for k in (0, 1)])
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True) + 1e-12
     voice = np.maximum(voice, 0)
     order = np.argsort(starts, kind="stable")
     timed = voice[order]
