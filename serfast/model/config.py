@@ -36,8 +36,10 @@ class NetworkConfig:
     ``frames``: whether frame-level features are used; ``n_steps``: frames per clip fed
     to sequence members (pad/crop); ``stats``: which frames the MLPs' utterance
     statistics pool: "all" (every log-mel band and MFCC) or "mfcc" (the mean log-mel
-    and the MFCC); ``temperature``: the softmax temperature T the ensemble's
-    probabilities are calibrated with (p_k proportional to p_k ** (1 / T)).
+    and the MFCC); ``rhythm``: whether the statistics end with the speech rhythm of the
+    frames' F0 and loudness (:func:`serfast.model.inputs.rhythm_stats`; sets with prosody);
+    ``temperature``: the softmax temperature T the ensemble's probabilities are calibrated
+    with (p_k proportional to p_k ** (1 / T)).
     """
 
     network: str = "serfast"
@@ -49,6 +51,7 @@ class NetworkConfig:
     n_steps: int = 0
     members: list[str] = field(default_factory=list)  # "stats" / "linear" / "seq" per member
     stats: str = "all"
+    rhythm: bool = False
     temperature: float = 1.0
 
     @property

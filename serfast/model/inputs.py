@@ -9,11 +9,21 @@ from ..features.spec import FeatureSpec
 from .config import ModelError, NetworkConfig
 from .gender import GenderClassifier
 
-__all__ = ["PRIOR_ROWS", "VOICED_DB", "pooled_frame_stats", "moments", "column_sums",
-           "standardize", "gender_column", "network_inputs", "stat_block"]
+__all__ = ["PRIOR_ROWS", "RHYTHM_COLUMNS", "VOICED_DB", "pooled_frame_stats", "rhythm_stats",
+           "moments", "column_sums", "standardize", "gender_column", "network_inputs",
+           "stat_block"]
 
 PRIOR_ROWS = 4.0  # pseudo-rows of the training distribution added to every group
 VOICED_DB = 25.0  # frames within this many dB of a clip's loudest frame are "voiced"
+#: :func:`rhythm_stats`, per clip: voiced runs per second of the speech span, log of their
+#: mean length (log s), their std (s), pauses per second, log of their mean length
+#: (log s), the span's share in pauses, loudness peaks per second, its voiced share.
+RHYTHM_COLUMNS = ("voiced_runs_per_s", "voiced_run_log_s", "voiced_run_std_s",
+                  "pauses_per_s", "pause_log_s", "pause_share", "peaks_per_s",
+                  "voiced_share")
+ACTIVE_DB = 30.0  # rhythm: frames within this many dB of the loudest are speech
+PEAK_DB = 20.0  # rhythm: loudness peaks count within this many dB of the loudest frame
+MIN_VOICED_S, MIN_PAUSE_S, PEAK_GAP_S = 0.05, 0.1, 0.07  # rhythm: shortest run, pause, gap
 
 
 def pooled_frame_stats(frames: list[np.ndarray], n_mels: int) -> np.ndarray:
@@ -35,6 +45,53 @@ def pooled_frame_stats(frames: list[np.ndarray], n_mels: int) -> np.ndarray:
         out.append(np.concatenate([voiced.mean(0), voiced.std(0), lo, hi, delta,
                                    [voiced.shape[0] / f.shape[0]]]))
     return np.asarray(out, dtype=np.float32)
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """Lengths (frames) of the runs of True in ``mask``."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+
+
+def rhythm_stats(f0_hz: np.ndarray, rms_db: np.ndarray, hop_s: float) -> np.ndarray:
+    """Speech rhythm of one clip from its frames: (len(RHYTHM_COLUMNS),) float32.
+
+    f0_hz : (n_frames,) pYIN F0, 0 where unvoiced.  rms_db : (n_frames,) frame loudness in
+    dB.  hop_s : seconds between frames. The speech span runs from the first to the last
+    frame within :data:`ACTIVE_DB` of the loudest; in it, voiced runs (voiced speech
+    frames, at least :data:`MIN_VOICED_S`) and pauses (frames below the speech level, at
+    least :data:`MIN_PAUSE_S`) are counted per second and measured, and loudness peaks
+    (maxima of the 3-frame mean within :data:`PEAK_DB` of the loudest, at least
+    :data:`PEAK_GAP_S` apart) counted per second. Only rates and shares: the span's
+    length, which follows the words said, is left out. Runs of none give 0 (log of one
+    frame for the log lengths).
+    """
+    db = np.asarray(rms_db, np.float64)
+    active = db > db.max() - ACTIVE_DB
+    span = np.flatnonzero(active)
+    a, b = span[0], span[-1] + 1
+    frames, seconds = b - a, (b - a) * hop_s
+    speech = active[a:b]
+    voiced = _runs(speech & (np.asarray(f0_hz)[a:b] > 0))
+    voiced = voiced[voiced >= np.ceil(MIN_VOICED_S / hop_s)]
+    pauses = _runs(~speech)
+    pauses = pauses[pauses >= np.ceil(MIN_PAUSE_S / hop_s)]
+    edged = np.pad(db[a:b], 2, constant_values=db.max() - ACTIVE_DB)  # speech starts rising
+    smooth = np.convolve(edged, np.ones(3) / 3, mode="valid")  # [1:-1]: the span's frames
+    top = ((smooth[1:-1] > smooth[:-2]) & (smooth[1:-1] >= smooth[2:])
+           & (smooth[1:-1] > db.max() - PEAK_DB))
+    peaks, last = 0, -np.inf
+    for k in np.flatnonzero(top):
+        if k - last >= np.ceil(PEAK_GAP_S / hop_s):
+            peaks, last = peaks + 1, k
+    return np.array([len(voiced) / seconds,
+                     np.log(hop_s * (voiced.mean() if len(voiced) else 1.0)),
+                     hop_s * voiced.std() if len(voiced) else 0.0,
+                     len(pauses) / seconds,
+                     np.log(hop_s * (pauses.mean() if len(pauses) else 1.0)),
+                     pauses.sum() / frames,
+                     peaks / seconds,
+                     voiced.sum() / frames], np.float32)
 
 
 def _quantiles(ordered: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
@@ -175,10 +232,17 @@ def stat_block(config: NetworkConfig, spec: FeatureSpec, values: np.ndarray,
     """Unstandardised utterance features of the serfast MLPs: (n, d) float32.
 
     With frames: :func:`pooled_frame_stats` of every frame column (``config.stats``
-    "all") or of the mean log-mel and the MFCC ("mfcc"), then the store values."""
+    "all") or of the mean log-mel and the MFCC ("mfcc"), then the store values, then
+    (``config.rhythm``) the :func:`rhythm_stats` of each clip."""
     block = np.asarray(values[:, spec.slices["values"]], dtype=np.float32)
     if not config.frames:
         return block
+    if config.rhythm:
+        columns = spec.frame_columns
+        f0, db = columns.index("f0_hz"), columns.index("rms_db")
+        hop_s = spec.hop_length / spec.sr
+        block = np.hstack([block, np.stack([rhythm_stats(f[:, f0], f[:, db], hop_s)
+                                            for f in frames])])
     if config.stats == "mfcc":
         n = spec.n_mels
         frames = [np.hstack([np.asarray(f[:, :n], np.float32).mean(1, keepdims=True),

@@ -71,6 +71,7 @@ class TrainOptions:
     linear: int = 0  # serfast: logistic-regression members over the same statistics
     linear_c: float = 0.003  # their inverse L2 strength (scikit-learn's C)
     stats: str = "mfcc"  # serfast: frames the MLP statistics pool: all | mfcc (NetworkConfig)
+    rhythm: bool = True  # serfast: add the speech rhythm of F0 and loudness frames if stored
     sequence: bool = False  # serfast: also sequence members over the frames
     epochs: int | None = None  # serfast: 40 fixed; method: at most 100, early stopping
     batch_size: int | None = None  # serfast 32, method 64
@@ -209,7 +210,9 @@ def network_config(options: TrainOptions, ds: Dataset) -> NetworkConfig:
                          norm=options.norm or ("speaker" if serfast else "global"),
                          ensemble=options.ensemble, frames=frames,
                          n_steps=n_steps if sequence or not serfast else 0,
-                         members=kinds, stats=options.stats)
+                         members=kinds, stats=options.stats,
+                         rhythm=(serfast and frames and options.rhythm
+                                 and "f0_hz" in ds.spec.frame_columns))
 
 
 def fit_gender(ds: Dataset, rows: np.ndarray) -> GenderClassifier | None:
