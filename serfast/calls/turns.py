@@ -1,10 +1,11 @@
 """Speaker turns of a recording that holds both speakers in one channel.
 
-Each window of the channel is described by a speaker embedding of the 1.6 s at its centre
-(:mod:`serfast.calls.voice_encoder`: unit vectors, close for one voice), and the windows
-are split into two voices by spherical k-means (k = 2, cosine similarity, started from the
-two windows farthest apart along the first principal axis). A window whose two neighbours (in time)
-both belong to the other voice is given theirs: one window shorter than a turn is noise.
+Each window of the channel is described by a speaker embedding of up to 1.6 s at the
+centre of its speech (:mod:`serfast.calls.voice_encoder`: unit vectors, close for one
+voice), and the windows are split into two voices by spherical k-means (k = 2, cosine
+similarity, started from the two windows farthest apart along the first principal axis).
+A window whose two neighbours (in time) both belong to the other voice is given theirs:
+one window shorter than a turn is noise.
 Voices are named by order of appearance: ``A`` speaks first.
 
 :func:`split_by_speaker` turns one :class:`~serfast.calls.channel.ChannelResult` with
