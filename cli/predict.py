@@ -68,9 +68,10 @@ def _audio(seconds: float) -> str:
                    "(a folder of one speaker's clips; channel k of each file); 'corpus' = "
                    "the speaker a manifest's speaker column or a known corpus's file names "
                    "give (other files alone); 'archive' = all files one speaker per channel "
-                   "(clips of unknown speakers, recorded alike). The model then normalises "
-                   "a speaker's files together: far more accurate on short clips, for a "
-                   "second pass.")
+                   "(clips of unknown speakers, recorded alike); 'voice' = the channels "
+                   "whose voices cluster together (clips of unknown speakers; at most 5,000 "
+                   "channels). The model then normalises a speaker's files together: far "
+                   "more accurate on short clips, for a second pass (a third with 'voice').")
 @click.option("--window", type=click.FloatRange(0.1), default=None,
               help=f"Window in seconds [default: the model's crop, {FeatureSpec.duration}].")
 @click.option("--hop", type=click.FloatRange(0.05), default=None,
@@ -132,7 +133,8 @@ def predict(archive, model_dir, out, summary, segments, plots, channel_names, mi
     if speakers == "channel" and rep.files > 1 and rep.audio_seconds < SHORT * rep.files:
         click.echo("note: short files, each normalised alone; where a folder (or a manifest's "
                    "speaker) holds one speaker's clips, --speakers folder (or corpus) labels "
-                   "them far more accurately")
+                   "them far more accurately, and where the speakers are unknown, "
+                   "--speakers voice")
     if rep.errors:
         click.echo(f"unreadable files and their reasons: rows of {out} with an error")
     if rep.files and rep.errors == rep.channels:

@@ -325,3 +325,74 @@ def test_speakers_folder_resumes_to_the_full_run(model_dir, speaker_folders, tmp
     assert rep.skipped == 1 and rep.files == 3
     for name in ("labels.csv", "summary.csv"):
         assert (out.parent / name).read_text() == (full.parent / name).read_text()
+
+
+def test_speakers_voice_groups_the_files_whose_voices_cluster(model_dir, speaker_folders,
+                                                               tmp_path, monkeypatch):
+    """--speakers voice: speakers unknown, the files are grouped by the clusters of their
+    voices. With each folder's files given one voice (the synthetic voices all sound
+    alike to the encoder), every window scores as with --speakers folder; a file without
+    speech scores alone, as with --speakers channel."""
+    from serfast import load_predictor
+    from serfast.calls import voice_groups
+    from serfast.calls.predict import PredictOptions, predict_archive
+
+    unit = np.eye(256, dtype=np.float32)
+    folder_voice = {"spk1": unit[0], "spk2": unit[1]}
+    monkeypatch.setattr(voice_groups, "channel_voice", lambda path, *a: folder_voice[
+        os.path.basename(os.path.dirname(path))])
+    runs = {}
+    for speakers in ("folder", "voice", "channel"):
+        rec = _Recorder(load_predictor(model_dir))
+        predict_archive([str(speaker_folders)], rec, str(tmp_path / f"{speakers}.csv"),
+                        PredictOptions(workers=1, speakers=speakers))
+        runs[speakers] = [p for _, _, p in rec.scored]
+    assert len(runs["voice"]) == len(runs["folder"]) == 4
+    for by_folder, by_voice in zip(runs["folder"], runs["voice"]):
+        np.testing.assert_allclose(by_voice, by_folder, atol=1e-6)
+    folder_voice["spk1"] = None  # no speech found: each of its files alone
+    rec = _Recorder(load_predictor(model_dir))
+    predict_archive([str(speaker_folders)], rec, str(tmp_path / "silent.csv"),
+                    PredictOptions(workers=1, speakers="voice"))
+    for alone, got in zip(runs["channel"][:3], [p for _, _, p in rec.scored][:3]):
+        np.testing.assert_allclose(got, alone, atol=1e-6)
+
+
+def test_speakers_voice_finds_two_real_actors(ravdess_files, tmp_path):
+    """Four clips each of RAVDESS actors 03 and 08 in one folder: the voice clusters are
+    the actors, so the labels equal those of --speakers corpus (actors from the names)."""
+    import csv
+    import shutil
+
+    from conftest import RAVDESS
+    from serfast.calls.predict import PredictOptions, predict_archive
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for actor in (3, 8):
+        for p in sorted((RAVDESS / f"Actor_{actor:02d}").glob("*.flac"))[2::12][:4]:
+            shutil.copy(p, folder / p.name)
+    rows = {}
+    for speakers in ("corpus", "voice"):
+        out = tmp_path / f"{speakers}.csv"
+        predict_archive([str(folder)], "default", str(out),
+                        PredictOptions(workers=1, speakers=speakers))
+        with open(out, newline="") as fh:
+            rows[speakers] = [r for r in csv.DictReader(fh)]
+    assert len(rows["voice"]) == len(rows["corpus"]) >= 16
+    for a, b in zip(rows["corpus"], rows["voice"]):
+        assert a["label"] == b["label"] and abs(float(a["p_angry"]) - float(b["p_angry"])) < 1e-4
+
+
+def test_speakers_voice_refuses_more_channels_than_it_clusters(model_dir, speaker_folders,
+                                                               tmp_path, monkeypatch):
+    from serfast.calls import voice_groups
+    from serfast.calls.predict import PredictOptions, predict_archive
+
+    monkeypatch.setattr(voice_groups, "MAX_CHANNELS", 3)
+    out = tmp_path / "labels.csv"
+    with pytest.raises(ValueError, match="at most 3 channels at once .got 4.: label the "
+                                         "archive in parts"):
+        predict_archive([str(speaker_folders)], model_dir, str(out),
+                        PredictOptions(workers=1, speakers="voice"))
+    assert not out.exists()

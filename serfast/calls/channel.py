@@ -49,7 +49,8 @@ from ..io.audio import audio_info, channel_blocks
 from .turns import speaker_turns
 from .vad import VadOptions, speech_detector
 
-__all__ = ["ChannelResult", "WindowOptions", "channel_sums", "label_channel", "region_windows"]
+__all__ = ["ChannelResult", "WindowOptions", "channel_sums", "label_channel", "region_windows",
+           "stream_channel"]
 
 
 @dataclass(frozen=True)
@@ -336,7 +337,10 @@ class _Labeller:
             self._spill()
 
 
-def _stream(state: _Labeller, path: str, channel: int | None, options: WindowOptions) -> None:
+def stream_channel(state, path: str, channel: int | None, options: WindowOptions) -> None:
+    """Push channel ``channel`` of ``path`` block by block into ``state`` (anything with
+    ``spec.sr`` and ``push(block)``), noise-reduced as ``options`` say and resampled to
+    ``state.spec.sr``."""
     reducer = (None if options.denoise is None
                else functools.partial(NoiseReducer, options=options.denoise))
     for block in channel_blocks(path, channel, state.spec.sr, options.block_seconds,
@@ -356,7 +360,7 @@ def label_channel(path: str, channel: int | None, predictor,
     """
     state = _Labeller(predictor, options, sums)
     state.turns = options.turns and (channel is None or audio_info(path)[2] == 1)
-    _stream(state, path, channel, options)
+    stream_channel(state, path, channel, options)
     return state.finish()
 
 
@@ -371,6 +375,6 @@ def channel_sums(path: str, channel: int | None, predictor,
 
         raise ModelError("this model cannot score a group in chunks")
     state = _Labeller(predictor, options, score=False)
-    _stream(state, path, channel, options)
+    stream_channel(state, path, channel, options)
     state.flush()
     return state.sums

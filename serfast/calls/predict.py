@@ -46,8 +46,10 @@ TELEPHONE_RATE = 8000
 #: of one speaker's clips; channel k of each file); "corpus", the files the corpus reader
 #: gives one speaker share it per channel (a manifest's speaker column, or the names of a
 #: corpus serfast knows: :func:`archive_speakers`), each other file alone; "archive", every
-#: file's channel k is one group (clips of unknown speakers, recorded alike).
-SPEAKERS = ("channel", "folder", "corpus", "archive")
+#: file's channel k is one group (clips of unknown speakers, recorded alike); "voice", the
+#: channels whose voices cluster together are one group (clips of unknown speakers:
+#: :mod:`serfast.calls.voice_groups`).
+SPEAKERS = ("channel", "folder", "corpus", "archive", "voice")
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,18 @@ def _sums_task(task: tuple, options: WindowOptions) -> tuple[int, int, dict | No
         return i, k, None
 
 
+def _voice_task(task: tuple, options: WindowOptions) -> tuple[int, int, np.ndarray | None]:
+    """Task ``(file, channel index, path, channel)``: ``(file, channel index, its voice)``;
+    None where it has no speech or cannot be read (labelling it later says why)."""
+    from .voice_groups import channel_voice
+
+    i, k, path, channel = task
+    try:
+        return i, k, channel_voice(path, channel, loaded().spec, options)
+    except Exception:  # noqa: BLE001 - its labelling task records the error
+        return i, k, None
+
+
 def file_groups(speakers_of: dict[str, str], speakers: str) -> dict[str, str]:
     """Each file of :func:`archive_speakers` -> the speaker group its channels belong to
     (channel ``k`` of every file of a group is one speaker) under ``speakers``: "folder",
@@ -243,23 +257,46 @@ def file_groups(speakers_of: dict[str, str], speakers: str) -> dict[str, str]:
     return {f: f"speaker:{who}" if who else f"file:{f}" for f, who in speakers_of.items()}
 
 
-def _group_sums(files: list[str], groups: dict[str, str], headers: dict, mix: bool, spec,
+def _file_channels(files: list[str], headers: dict, mix: bool) -> list[tuple]:
+    """``(file index, channel index, path, channel)`` of every channel of ``files``."""
+    return [(i, k, path, c) for i, path in enumerate(files)
+            for k, c in enumerate(_channels(headers[path], mix))]
+
+
+def _voice_groups(files: list[str], headers: dict, mix: bool, spec, workers: int,
+                  cluster: str, wopts: WindowOptions, shared: tuple, loaded_here) -> dict:
+    """The first pass of ``speakers`` "voice": (path, channel index) -> its cluster's
+    group; channels without speech are in none (each is normalised alone)."""
+    from .voice_groups import voice_clusters
+
+    tasks = _file_channels(files, headers, mix)
+    voices = {}
+    for i, k, voice in run_tasks(_voice_task, tasks, spec, workers, cluster, (wopts,),
+                                 load=_load_for_run, shared=shared, loaded_here=loaded_here):
+        if voice is not None:
+            voices[files[i], k] = voice
+    keys = [(path, k) for _, k, path, _ in tasks if (path, k) in voices]  # archive order
+    clusters = voice_clusters(np.array([voices[key] for key in keys]))
+    return {key: f"voice:{c}" for key, c in zip(keys, clusters)}
+
+
+def _group_sums(files: list[str], groups: dict, headers: dict, mix: bool, spec,
                 workers: int, cluster: str, wopts: WindowOptions, shared: tuple,
                 loaded_here) -> dict:
-    """The first pass of grouped speakers: (group, channel index) -> the
-    :func:`channel_sums` of all its channels, added; only for groups of several files (a
-    file alone is normalised by its own windows anyway)."""
+    """The second pass of grouped speakers: group -> the :func:`channel_sums` of all its
+    channels (``groups``: (path, channel index) -> group), added; only for groups of
+    several channels (a channel alone is normalised by its own windows anyway)."""
     from collections import Counter
 
     from ..model.predictor import add_sums
 
-    size = Counter(groups[f] for f in files)
-    tasks = [(i, k, path, c) for i, path in enumerate(files) if size[groups[path]] > 1
-             for k, c in enumerate(_channels(headers[path], mix))]
+    size = Counter(groups.values())
+    tasks = [t for t in _file_channels(files, headers, mix)
+             if size[groups.get((t[2], t[1]))] > 1]
     totals: dict = {}
     for i, k, sums in run_tasks(_sums_task, tasks, spec, workers, cluster, (wopts,),
                                 load=_load_for_run, shared=shared, loaded_here=loaded_here):
-        key = groups[files[i]], k
+        key = groups[files[i], k]
         totals[key] = add_sums(totals.get(key), sums)
     return totals
 
@@ -391,7 +428,9 @@ def predict_archive(sources: list[str], model, out: str,
     archive files and the options are those it started with (else OutputError).
 
     With ``speakers`` "folder", "corpus" or "archive" the model normalises channel ``k``
-    of the files of a group (:func:`file_groups`) together, as one speaker's: a first pass sums
+    of the files of a group (:func:`file_groups`) together, as one speaker's; with
+    "voice", the channels whose voices cluster together (a first pass finds each
+    channel's voice: :mod:`serfast.calls.voice_groups`). A pass sums
     each group's statistics (:func:`channel_sums`, over every file, finished ones too),
     the second labels each channel with its group's sums, so every window is scored
     exactly as if its group's windows were scored in one call.
@@ -415,7 +454,12 @@ def predict_archive(sources: list[str], model, out: str,
             model, why = choose_model(headers)
             chosen = f"{model} ({why})"
         model = model_folder(model)  # "default": the model shipped inside the package
-    groups = file_groups(speakers_of, options.speakers) if grouped else {}
+    by_voice = options.speakers == "voice"
+    named = file_groups(speakers_of, options.speakers) if grouped and not by_voice else {}
+    if by_voice:
+        from .voice_groups import check_channels
+
+        check_channels(sum(len(_channels(h, options.mix)) for h in headers.values()))
     silero = options.windows.vad.method == "silero"
     predictor = _load_for_run(model, silero)
     if grouped and not getattr(predictor, "chunked_groups", False):
@@ -441,10 +485,15 @@ def predict_archive(sources: list[str], model, out: str,
         run.record_header_errors()
         workers = worker_count(options.workers, len(run.tasks))
         model_ref = model if isinstance(model, str) else predictor  # workers load a folder
-        totals = (_group_sums(all_files, groups, headers, options.mix, spec, workers,
-                              options.cluster, wopts, (model_ref, silero), predictor)
-                  if grouped else {})
-        tasks = [t + (totals.get((groups.get(t[2]), t[1])),) for t in run.tasks]
+        passes = (spec, workers, options.cluster, wopts, (model_ref, silero), predictor)
+        if by_voice:
+            groups = _voice_groups(all_files, headers, options.mix, *passes)
+        else:  # channel k of the files of a named group
+            groups = {(path, k): f"{named[path]}/{k}"
+                      for _, k, path, _ in _file_channels(all_files, headers, options.mix)
+                      if path in named}
+        totals = _group_sums(all_files, groups, headers, options.mix, *passes) if grouped else {}
+        tasks = [t + (totals.get(groups.get((t[2], t[1]))),) for t in run.tasks]
         for i, k, res in run_tasks(_label_task, tasks, spec, workers, options.cluster,
                                    (wopts,), load=_load_for_run, shared=(model_ref, silero),
                                    loaded_here=predictor, may_start=run.may_start):

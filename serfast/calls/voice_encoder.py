@@ -18,7 +18,8 @@ import os
 
 import numpy as np
 
-__all__ = ["MODEL", "PARTIAL_SECONDS", "embed", "partial_mels", "window_embeddings"]
+__all__ = ["MODEL", "PARTIAL_SECONDS", "centre_piece", "embed", "embed_pieces", "partial_mels",
+           "window_embeddings"]
 
 #: The ONNX model shipped with serfast.
 MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_encoder.onnx")
@@ -75,19 +76,24 @@ def window_embeddings(audio: np.ndarray, base: int, starts, ends, sr: int) -> np
     """(n, 256) embeddings of spans ``[starts[i], ends[i])`` (samples at ``sr``) of a
     channel whose ``audio`` begins at sample ``base``: each of the 1.6 s at its centre.
     Equal spans are embedded once."""
-    import soxr
-
-    half = int(round(PARTIAL_SECONDS * sr / 2))
     spans = list(zip(starts, ends))
     unique = sorted(set(spans))
-    mels = []
-    for s, e in unique:
-        centre = (s + e) // 2
-        a, b = max(s, centre - half), min(e, centre + half)
-        piece = np.asarray(audio[a - base:b - base], np.float32)
-        mels.append(partial_mels(soxr.resample(piece, sr, RATE, "HQ") if sr != RATE else piece))
-    if not mels:
-        return embed(np.zeros((0, N_FRAMES, N_MELS)))
-    vectors = embed(np.stack(mels))
+    vectors = embed_pieces([centre_piece(audio, s - base, e - base, sr) for s, e in unique], sr)
     row = {span: k for k, span in enumerate(unique)}
     return vectors[[row[span] for span in spans]]
+
+
+def centre_piece(audio: np.ndarray, start: int, end: int, sr: int) -> np.ndarray:
+    """The (up to) 1.6 s at the centre of ``audio[start:end]`` (samples at ``sr``)."""
+    half = int(round(PARTIAL_SECONDS * sr / 2))
+    centre = (start + end) // 2
+    return np.asarray(audio[max(start, centre - half):min(end, centre + half)], np.float32)
+
+
+def embed_pieces(pieces: list[np.ndarray], sr: int) -> np.ndarray:
+    """(n, 256) embeddings of up to 1.6 s each of audio at ``sr`` Hz."""
+    import soxr
+
+    mels = [partial_mels(soxr.resample(p, sr, RATE, "HQ") if sr != RATE else p)
+            for p in pieces]
+    return embed(np.stack(mels) if mels else np.zeros((0, N_FRAMES, N_MELS), np.float32))
