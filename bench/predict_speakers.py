@@ -1,7 +1,8 @@
 """Benchmark: `serfast predict` on folders of short clips of speakers the model never heard,
 each clip its own speaker (``--speakers channel``, the default) against the clips of a
-folder normalised together (``--speakers folder``) and all the corpus's clips normalised
-together (``--speakers archive``: speakers unknown).
+folder normalised together (``--speakers folder``), all the corpus's clips normalised
+together (``--speakers archive``: speakers unknown) and the clips whose voices cluster
+together normalised together (``--speakers voice``: speakers unknown).
 
 For each corpus of ``../shared/corpora`` (every folder there holds one speaker): the
 shipped model's recipe is trained on the stores of the other five corpora
@@ -13,6 +14,7 @@ wrong. Prints per-corpus UAR and accuracy, the means, and the wall time of each 
 
     python bench/predict_speakers.py [--stores /tmp/serfast-default] [--corpora ../shared/corpora]
                                      [--work /tmp/serfast-speakers] [--only nemo,emoes]
+                                     [--modes channel,folder,archive,voice]
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: predict's speaker groups compared: each clip alone, each folder one speaker, all clips
-#: of the held-out corpus one group (speakers unknown)
-MODES = ("channel", "folder", "archive")
+#: of the held-out corpus one group, clusters of voices (the last two: speakers unknown)
+MODES = ("channel", "folder", "archive", "voice")
 sys.path.insert(0, HERE)
 from build_default_model import CORPORA, extract_stores, options  # noqa: E402
 
@@ -75,7 +77,9 @@ def main(argv=None) -> int:
     ap.add_argument("--corpora", default=os.path.join(HERE, "..", "..", "shared", "corpora"))
     ap.add_argument("--work", default="/tmp/serfast-speakers")
     ap.add_argument("--only", default="", help="comma list of corpora to hold out")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma list of --speakers modes")
     args = ap.parse_args(argv)
+    modes = args.modes.split(",")
     extract_stores(args.corpora, args.stores, "all", "")
     held_out = args.only.split(",") if args.only else list(CORPORA)
     classes = list(SEED6)
@@ -88,7 +92,7 @@ def main(argv=None) -> int:
         folder = os.path.join(args.corpora, corpus)
         truth = {p: t for p, t in clip_labels(folder).items() if t in classes}
         result = {"corpus": corpus, "clips": len(truth)}
-        for speakers in MODES:
+        for speakers in modes:
             out = os.path.join(args.work, f"{corpus}-{speakers}.csv")
             for stale in (out, out.replace(".csv", ".summary.csv")):
                 if os.path.exists(stale):
@@ -100,9 +104,9 @@ def main(argv=None) -> int:
         rows.append(result)
         print(f"{corpus:8s} {len(truth):5d} clips  " + "  ".join(
             f"--speakers {m}: UAR {result[m]['uar']:.3f} acc {result[m]['accuracy']:.3f} "
-            f"({result[m]['seconds']:.1f} s)" for m in MODES)
-            + f"  clips without speech {result['folder']['silent']}", flush=True)
-    for speakers in MODES:
+            f"({result[m]['seconds']:.1f} s)" for m in modes)
+            + f"  clips without speech {result[modes[0]]['silent']}", flush=True)
+    for speakers in modes:
         print(f"mean, --speakers {speakers}: UAR "
               f"{np.mean([r[speakers]['uar'] for r in rows]):.3f}, accuracy "
               f"{np.mean([r[speakers]['accuracy'] for r in rows]):.3f}")
