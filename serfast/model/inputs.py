@@ -237,15 +237,16 @@ def stat_block(config: NetworkConfig, spec: FeatureSpec, values: np.ndarray,
     block = np.asarray(values[:, spec.slices["values"]], dtype=np.float32)
     if not config.frames:
         return block
-    if config.rhythm:
-        columns = spec.frame_columns
-        f0, db = columns.index("f0_hz"), columns.index("rms_db")
-        hop_s = spec.hop_length / spec.sr
-        block = np.hstack([block, np.stack([rhythm_stats(f[:, f0], f[:, db], hop_s)
-                                            for f in frames])])
     if config.stats == "mfcc":
         n = spec.n_mels
-        frames = [np.hstack([np.asarray(f[:, :n], np.float32).mean(1, keepdims=True),
-                             f[:, n:]]) for f in frames]
-        return np.hstack([pooled_frame_stats(frames, 1), block])
-    return np.hstack([pooled_frame_stats(frames, spec.n_mels), block])
+        pooled = pooled_frame_stats([np.hstack([np.asarray(f[:, :n], np.float32).mean(
+            1, keepdims=True), f[:, n:]]) for f in frames], 1)
+    else:
+        pooled = pooled_frame_stats(frames, spec.n_mels)
+    if not config.rhythm:
+        return np.hstack([pooled, block])
+    columns = spec.frame_columns
+    f0, db = columns.index("f0_hz"), columns.index("rms_db")
+    hop_s = spec.hop_length / spec.sr
+    rhythm = np.stack([rhythm_stats(f[:, f0], f[:, db], hop_s) for f in frames])
+    return np.hstack([pooled, block, rhythm])
