@@ -27,11 +27,13 @@ RATE = 16000  # Hz
 N_FFT, HOP, N_MELS, N_FRAMES = 400, 160, 40, 160
 PARTIAL_SECONDS = N_FRAMES * HOP / RATE  # 1.6 s
 LEVEL_DBFS = -30.0
+_HANN = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic
 
 
 @functools.lru_cache(maxsize=1)
-def _mel_bank() -> np.ndarray:
-    """librosa's (40, 201) mel bank at 16 kHz, from serfast's table cache."""
+def _mel_bank_t() -> np.ndarray:
+    """librosa's mel bank at 16 kHz (float32 values), transposed: (201, 40) float64; from
+    serfast's table cache."""
     from ..features.table_cache import cached_tables
 
     def build():
@@ -39,7 +41,8 @@ def _mel_bank() -> np.ndarray:
 
         return {"mel": librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)}
 
-    return cached_tables("voice-mel", [RATE, N_FFT, N_MELS], build)["mel"].astype(np.float32)
+    bank = cached_tables("voice-mel", [RATE, N_FFT, N_MELS], build)["mel"]
+    return bank.astype(np.float32).T.astype(np.float64)
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,9 +63,8 @@ def partial_mels(y16: np.ndarray) -> np.ndarray:
         y = y * (10 ** (LEVEL_DBFS / 20) / rms)
     y = np.pad(y, (N_FFT // 2, N_FFT // 2 + max(0, N_FRAMES * HOP - len(y))))
     frames = np.lib.stride_tricks.sliding_window_view(y, N_FFT)[::HOP][:N_FRAMES]
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)
-    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-    return (power @ _mel_bank().T.astype(np.float64)).astype(np.float32)
+    power = np.abs(np.fft.rfft(frames * _HANN, axis=1)) ** 2
+    return (power @ _mel_bank_t()).astype(np.float32)
 
 
 def embed(mels: np.ndarray) -> np.ndarray:
