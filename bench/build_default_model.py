@@ -1,14 +1,14 @@
 """Rebuild serfast's shipped models from the six corpora of ``../shared/corpora``:
-``default`` (feature set ``all``, the defaults below), ``fast`` (``--features seed --out
-serfast/model/fast --work /tmp/serfast-fast``) and ``telephone`` (``--augment telephone
+``default`` (feature set ``all`` with the speaker embedding, the defaults below), ``fast``
+(``--features seed --no-embedding --out serfast/model/fast --work /tmp/serfast-fast``) and ``telephone`` (``--augment telephone
 --out serfast/model/telephone --work /tmp/serfast-tel``: trained on every clip and a
 telephone copy of it, for call audio).
 
 Steps (same seed -> same stores, same model, same table):
 
 1. ``serfast extract`` each corpus into ``WORK/<corpus>.npy`` (frames, the whole file:
-   ``--offset 0 --duration 0``, ``--features`` FEATURES), unless a complete store is
-   already there;
+   ``--offset 0 --duration 0``, ``--features`` FEATURES, ``--embedding``), unless a
+   complete store is already there;
 2. leave-one-corpus-out with the recipe of :data:`OPTIONS` (serfast's default network),
    keeping every held-out probability: per-corpus accuracy, UAR and ECE, before and
    after temperature calibration (each corpus's temperature is fitted on the other five
@@ -25,6 +25,7 @@ Usage::
 
     python bench/build_default_model.py [--corpora ../shared/corpora] [--work /tmp/serfast-default]
                                         [--out serfast/model/default] [--features all]
+                                        [--no-embedding]
                                         [--augment telephone [--copies 1] [--seed 0]]
                                         [--skip-loco]
 """
@@ -62,10 +63,11 @@ def options(ensemble: int = ENSEMBLE, linear: int = LINEAR):
 
 
 def extract_stores(corpora_dir: str, work: str, features: str = "seed",
-                   augment: str = "", copies: int = 1, seed: int = 0) -> list[str]:
-    """One store per corpus in ``work`` (extracted with the feature set ``features``
-    and, with ``augment``, ``copies`` copies of every clip per augmentation drawn with
-    ``seed``, unless complete); their paths."""
+                   augment: str = "", copies: int = 1, seed: int = 0,
+                   embedding: bool = False) -> list[str]:
+    """One store per corpus in ``work`` (extracted with the feature set ``features``,
+    the speaker embedding when ``embedding``, and, with ``augment``, ``copies`` copies of
+    every clip per augmentation drawn with ``seed``, unless complete); their paths."""
     os.makedirs(work, exist_ok=True)
     stores = []
     for name in CORPORA:
@@ -77,6 +79,7 @@ def extract_stores(corpora_dir: str, work: str, features: str = "seed",
         if not os.path.exists(out):
             subprocess.run([sys.executable, "-m", "serfast_cli", "extract", source, out,
                             "--frames", "--quiet", "--features", features, *CROP,
+                            "--embedding" if embedding else "--no-embedding",
                             *(["--augment", augment, "--copies", str(copies),
                                "--seed", str(seed)] if augment else [])],
                            check=True)
@@ -150,6 +153,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=os.path.join(ROOT, "serfast", "model", "default"))
     ap.add_argument("--features", default=FEATURES, choices=("seed", "prosody", "all"),
                     help="the stores' feature set (serfast extract --features)")
+    ap.add_argument("--no-embedding", action="store_true",
+                    help="stores without the speaker embedding (serfast extract "
+                         "--no-embedding; the fast model)")
     ap.add_argument("--ensemble", type=int, default=ENSEMBLE,
                     help="MLP members (serfast train --ensemble)")
     ap.add_argument("--linear", type=int, default=LINEAR,
@@ -176,14 +182,15 @@ def main(argv=None) -> int:
     opts = options(args.ensemble, args.linear)
     start = time.perf_counter()
     stores = extract_stores(args.corpora, args.work, args.features, args.augment,
-                            args.copies, args.seed)
+                            args.copies, args.seed, not args.no_embedding)
     ds = load_dataset(stores, resolve_classes(opts.classes), need_frames=True)
     n_copies = int(ds.augmented.sum())
     print(f"{len(ds.y) - n_copies} clips and {n_copies} augmented copies of "
           f"{len(set(ds.corpora))} corpora, {len(np.unique(ds.speakers))} speakers "
           f"({time.perf_counter() - start:.0f} s)")
     info = {"recipe": {k: v for k, v in vars(opts).items()}, "stores": CORPORA,
-            "crop": CROP, "features": args.features, "augment": args.augment,
+            "crop": CROP, "features": args.features, "embedding": not args.no_embedding,
+            "augment": args.augment,
             **({"augment_copies": args.copies, "augment_seed": args.seed}
                if args.augment else {}),
             "clips": int(len(ds.y) - n_copies), "copies": n_copies,

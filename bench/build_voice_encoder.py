@@ -1,6 +1,7 @@
-"""Build ``serfast/calls/voice_encoder.onnx``, the speaker encoder of ``predict --turns``,
+"""Build ``serfast/features/voice_encoder.onnx``, the speaker encoder of the
+``embedding`` columns and ``predict --turns``,
 from Resemblyzer's pretrained GE2E voice encoder (Apache-2.0; its licence ships beside
-the model as ``serfast/calls/voice_encoder.LICENSE``).
+the model as ``serfast/features/voice_encoder.LICENSE``).
 
     pip download resemblyzer==0.1.4 --no-deps -d /tmp/rz && pip install onnx
     python bench/build_voice_encoder.py /tmp/rz/Resemblyzer-0.1.4-py3-none-any.whl
@@ -27,7 +28,7 @@ import zipfile
 
 import numpy as np
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "serfast", "calls",
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "serfast", "features",
                    "voice_encoder.onnx")
 HIDDEN, LAYERS, MELS = 256, 3, 40
 

@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     from serfast.model.train import load_dataset, resolve_classes
 
     start = time.perf_counter()
-    stores = extract_stores(args.corpora, args.work, args.features, augment="telephone")
+    stores = extract_stores(args.corpora, args.work, args.features, augment="telephone",
+                            embedding=args.features == "all")
     ds = load_dataset(stores, resolve_classes(options().classes), need_frames=True)
     print(f"{int((~ds.augmented).sum())} clips and {int(ds.augmented.sum())} telephone "
           f"copies of {len(CORPORA)} corpora ({time.perf_counter() - start:.0f} s)")

@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default=",".join(MODES), help="comma list of --speakers modes")
     args = ap.parse_args(argv)
     modes = args.modes.split(",")
-    extract_stores(args.corpora, args.stores, "all", "")
+    extract_stores(args.corpora, args.stores, "all", "", embedding=True)
     held_out = args.only.split(",") if args.only else list(CORPORA)
     classes = list(SEED6)
     rows = []

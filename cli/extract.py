@@ -66,6 +66,10 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
               help="Feature set: seed (the method's 169 columns, the fastest), prosody "
                    "(pitch, voice quality, loudness, spectral shape, frame statistics) or "
                    "all (both: what serfast train's default recipe does best on).")
+@click.option("--embedding/--no-embedding", default=None,
+              help="Also store each clip's speaker embedding (256 columns from the "
+                   "shipped voice encoder; the default and telephone models read it). "
+                   "Default: with the all set.")
 @click.option("--frames/--no-frames", default=True, show_default=True,
               help="Also store per-frame log-mel and MFCC (with prosody: F0, voicing "
                    "probability and RMS dB too); serfast train's default network needs "
@@ -87,15 +91,17 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where features are computed; auto = the GPU when one is usable.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def extract(corpus, out, workers, resume, overwrite, feature_set, frames, sr, offset,
-            duration, augment, copies, seed, cluster, device, quiet):
+def extract(corpus, out, workers, resume, overwrite, feature_set, embedding, frames, sr,
+            offset, duration, augment, copies, seed, cluster, device, quiet):
     """Extract features of every clip under CORPUS (folder, file or CSV manifest) into
     the store OUT (.npy, with .csv and .json beside it)."""
     if not out.endswith(".npy"):
         raise click.BadParameter("OUT must end in .npy", param_hint="OUT")
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
-    spec = FeatureSpec(sr=sr, offset=offset, duration=duration, name=feature_set)
+    spec = FeatureSpec(sr=sr, offset=offset, duration=duration, name=feature_set,
+                       embedding=(feature_set == STORE_SPEC.name and STORE_SPEC.embedding)
+                       if embedding is None else embedding)
     options = ExtractOptions(spec=spec,
                              workers=workers, frames=frames, augment=_csv_list(augment),
                              copies=copies, seed=seed, resume=resume, overwrite=overwrite,

@@ -72,13 +72,22 @@ def test_temperature_keeps_the_ranking_and_spreads_the_probabilities():
 
 
 def test_evaluate_default_on_a_store_of_another_crop_names_the_options(good_corpus, tmp_path):
-    """The shipped model reads whole files of the all set: a seed store of the 0.6 + 2.5 s
-    crop is refused in one line that says how to re-extract it."""
+    """The shipped model reads whole files of the all set with the speaker embedding: a
+    seed store of the 0.6 + 2.5 s crop, or one without the embedding, is refused in one
+    line that says how to re-extract it."""
+    from dataclasses import replace
+
     from serfast.extract import ExtractOptions, extract
+    from serfast.features.spec import STORE_SPEC
     from serfast.model.train import TrainError, evaluate
 
     out = str(tmp_path / "crop.npy")
     extract(str(good_corpus), out, ExtractOptions(workers=1, frames=True))
     with pytest.raises(TrainError, match="re-extract with --offset 0, --duration 0, "
-                                         "--features all$"):
+                                         "--features all, --embedding$"):
         evaluate("default", [out])
+    plain = str(tmp_path / "plain.npy")
+    extract(str(good_corpus), plain, ExtractOptions(
+        spec=replace(STORE_SPEC, embedding=False), workers=1, frames=True))
+    with pytest.raises(TrainError, match="model's: re-extract with --embedding$"):
+        evaluate("default", [plain])

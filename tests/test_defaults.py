@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -56,7 +57,8 @@ def test_extract_stores_frames_unless_told_not_to(stores):
 
 def test_extract_defaults_to_the_whole_clips_seed_and_prosody_columns(stores):
     store = open_store(str(stores["default"][0]))
-    assert store.spec == STORE_SPEC == FeatureSpec(name="all", offset=0.0, duration=0.0)
+    assert store.spec == STORE_SPEC == FeatureSpec(name="all", offset=0.0, duration=0.0,
+                                                   embedding=True)
     seed = FeatureSpec().columns  # the method's 168 values and gender, last in every set
     assert store.columns[:len(seed) - 1] == seed[:-1] and store.columns[-1] == seed[-1]
     durations = sorted(float(r["duration"]) for r in store.rows)
@@ -71,9 +73,11 @@ def test_training_on_another_set_or_a_crop_says_so_in_one_line(stores, tmp_path)
     assert method.exit_code == 0, method.output
     notes = [line for line in method.output.splitlines() if line.startswith("note: ")]
     assert notes == ["note: the stores hold the seed set, not all and a crop of 2.5 s from "
-                     "0.6 s, not the whole clip: serfast's default network does better "
+                     "0.6 s, not the whole clip and no speaker embedding: serfast's default "
+                     "network does better "
                      "within and across corpora on stores of serfast extract's defaults "
-                     "(--features all --offset 0 --duration 0; README, Training)"]
+                     "(--features all --offset 0 --duration 0 --embedding; README, "
+                     "Training)"]
     default = CliRunner().invoke(main, ["train", str(stores["default"][0]), "--model",
                                         str(tmp_path / "d"), "--cv", "0", "--epochs", "1",
                                         "--quiet"])
@@ -81,7 +85,9 @@ def test_training_on_another_set_or_a_crop_says_so_in_one_line(stores, tmp_path)
     assert store_notes(FeatureSpec(), TrainOptions(network="method")) == []
     whole_seed = FeatureSpec(offset=0.0, duration=0.0)
     assert store_notes(whole_seed, TrainOptions())[0].startswith(
-        "the stores hold the seed set, not all: ")
+        "the stores hold the seed set, not all and no speaker embedding: ")
+    assert store_notes(replace(STORE_SPEC, embedding=False), TrainOptions())[0].startswith(
+        "the stores hold no speaker embedding: ")
 
 
 def test_clips_kept_without_their_corpus_label_are_reported(stores):

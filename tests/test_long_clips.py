@@ -34,12 +34,14 @@ def _close(got, want, spec):
 def test_a_long_whole_file_streams_to_the_whole_file_row(tmp_path):
     path = str(tmp_path / "long.wav")
     _long_file(path)
-    spec = FeatureSpec(offset=0.0, duration=0.0)
+    spec = FeatureSpec(offset=0.0, duration=0.0, embedding=True)
     assert long_route(path, spec) == STREAM and long_route(path, FeatureSpec()) == ""
     want = compute_batch([load_clip(path, spec)], spec).values[0]
     got, n = stream_features(path, spec)
     assert n == len(load_clip(path, spec))
     _close(got, want, spec)
+    at = spec.slices["embedding"]  # the centre 1.6 s, gathered from the stream
+    np.testing.assert_array_equal(got[at], want[at])
 
 
 def test_extract_streams_long_whole_files(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 record of the set, frames on the seed's grid, and the model's refusal of another set."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,13 +11,16 @@ from click.testing import CliRunner
 from serfast.features import gpu
 from serfast.features.cpu import compute_batch
 from serfast.features.pitch import PITCH_COLUMNS, pitch_row, pitch_track
-from serfast.features.spec import FEATURE_SETS, PROSODY_FRAME_COLUMNS, FeatureSpec
+from serfast.features.spec import (EMBEDDING_SIZE, FEATURE_SETS, PROSODY_FRAME_COLUMNS,
+                                   STORE_SPEC, FeatureSpec)
 from serfast.features.voice import VOICE_COLUMNS, pitch_voice_row
+from serfast.features.voice_encoder import embed_pieces
 from serfast.io.store import open_store
 
 from conftest import rng_signal, speech
 
 SEED, PROSODY, ALL = (FeatureSpec(name=n) for n in FEATURE_SETS)
+ALL_EMBEDDED = replace(ALL, embedding=True)
 
 
 def clips():
@@ -54,6 +58,32 @@ def test_all_is_seed_then_prosody_and_seed_is_unchanged():
         assert np.array_equal(row[at["pitch"]], pitch_row(y, 22050))
 
 
+def test_the_embedding_follows_the_set_and_precedes_gender():
+    names = [f"embedding_{i:03d}" for i in range(EMBEDDING_SIZE)]
+    assert ALL_EMBEDDED.columns == ALL.columns[:-1] + names + ["gender"]
+    assert ALL_EMBEDDED.slices["embedding"] == slice(ALL.n_features, ALL_EMBEDDED.n_features)
+    assert ALL_EMBEDDED.slices["values"].stop == ALL.n_features + EMBEDDING_SIZE
+    assert ALL_EMBEDDED.seed == SEED and ALL_EMBEDDED.frame_columns == ALL.frame_columns
+    assert STORE_SPEC.embedding and STORE_SPEC.name == "all"
+    before = ALL.to_dict()
+    del before["embedding"]  # a store's JSON from before the embedding existed
+    assert FeatureSpec.from_dict(before) == ALL
+    assert FeatureSpec.from_dict(ALL_EMBEDDED.to_dict()) == ALL_EMBEDDED
+
+
+def test_the_embedding_is_the_encoders_of_each_clips_centre_alone_or_in_a_batch():
+    signals = clips()
+    batch = compute_batch(signals, ALL_EMBEDDED).values
+    assert np.array_equal(batch[:, :ALL.n_features], compute_batch(signals, ALL).values)
+    at, half = ALL_EMBEDDED.slices["embedding"], 17640  # 0.8 s at 22,050 Hz
+    for y, row in zip(signals, batch):
+        alone = compute_batch([y], replace(SEED, embedding=True)).values[0]
+        np.testing.assert_array_equal(row[at], alone[SEED.n_features:])
+        centre = y[max(0, len(y) // 2 - half):len(y) // 2 + half]
+        np.testing.assert_array_equal(row[at], embed_pieces([centre], 22050)[0])
+        assert np.isfinite(row).all() and abs(np.linalg.norm(row[at]) - 1) < 1e-5
+
+
 def test_frames_carry_pitch_on_the_seed_grid():
     y = speech("angry", 2)
     frames = compute_batch([y], PROSODY, frames=True).frames[0]
@@ -69,11 +99,12 @@ def test_frames_carry_pitch_on_the_seed_grid():
 
 
 def gpu_errors(fused):
-    """Largest CPU-vs-GPU-backend difference of every set with prosody: values relative
-    to the column scale, frames absolute. NumPy stands in for CuPy."""
+    """Largest CPU-vs-GPU-backend difference of every set with prosody (``all`` with the
+    speaker embedding): values relative to the column scale, frames absolute. NumPy stands
+    in for CuPy."""
     signals = clips()
     out = []
-    for spec in (PROSODY, ALL):
+    for spec in (PROSODY, ALL_EMBEDDED):
         cpu = compute_batch(signals, spec, frames=True)
         dev = gpu.compute_batch_xp(signals, spec, frames=True, xp=np, fused=fused)
         scale = np.maximum(np.abs(cpu.values).max(axis=0), 1e-6)
@@ -105,9 +136,10 @@ def test_extract_records_the_set_and_the_model_refuses_another(good_corpus, tmp_
                                "--frames", "--workers", "1", "--quiet"])
     assert res.exit_code == 0, res.output
     store = open_store(out)
-    assert store.spec == FeatureSpec(name="all", sr=22050, offset=0.0, duration=0.0)
-    assert store.columns == ALL.columns
-    assert store.values.shape == (6, len(ALL.columns))
+    assert store.spec == FeatureSpec(name="all", sr=22050, offset=0.0, duration=0.0,
+                                     embedding=True)
+    assert store.columns == ALL_EMBEDDED.columns
+    assert store.values.shape == (6, len(ALL_EMBEDDED.columns))
     assert store.row_frames(0).shape[1] == len(ALL.frame_columns)
     meta = json.load(open(tmp_path / "all.json"))
     assert meta["spec"]["name"] == "all" and meta["frames"]["columns"] == ALL.frame_columns

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -49,7 +50,8 @@ def test_inside_frames_are_those_without_padding():
     assert inside_frames(1000, SPEC)[1] <= inside_frames(1000, SPEC)[0]
 
 
-@pytest.mark.parametrize("spec", [SPEC, ALL], ids=["seed", "all"])
+@pytest.mark.parametrize("spec", [SPEC, ALL, replace(ALL, embedding=True)],
+                         ids=["seed", "all", "all+embedding"])
 @pytest.mark.parametrize("frames", [False, True])
 def test_windows_equal_the_per_window_computation(frames, spec):
     y = voice(20.0)

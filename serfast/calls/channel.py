@@ -312,7 +312,7 @@ class _Labeller:
                                    pitch_voice=pitch_voice)
         self.spans += self.pending
         if self.turns:
-            from .voice_encoder import window_embeddings  # onnxruntime: only for turns
+            from ..features.voice_encoder import window_embeddings  # onnxruntime: only for turns
 
             speech = [self._speech_within(s, e) for s, e in self.pending]
             self.voices.append(window_embeddings(self.audio, self.base, *zip(*speech),

@@ -1,7 +1,7 @@
 """Speaker turns of a recording that holds both speakers in one channel.
 
 Each window of the channel is described by a speaker embedding of up to 1.6 s at the
-centre of its speech (:mod:`serfast.calls.voice_encoder`: unit vectors, close for one
+centre of its speech (:mod:`serfast.features.voice_encoder`: unit vectors, close for one
 voice), and the windows are split into two voices by spherical k-means (k = 2, cosine
 similarity, started from the two windows farthest apart along the first principal axis).
 A window whose two neighbours (in time) both belong to the other voice is given theirs:
@@ -30,7 +30,7 @@ def speaker_turns(embeddings: np.ndarray, starts: np.ndarray,
     """Voice index (0 = ``A``, 1 = ``B``) of each window.
 
     embeddings : (n, d) the windows' speaker embeddings (unit vectors,
-    :func:`serfast.calls.voice_encoder.window_embeddings`).  starts : (n,) window starts
+    :func:`serfast.features.voice_encoder.window_embeddings`).  starts : (n,) window starts
     in seconds (any order).  Returns (n,) int64.
     """
     n = len(embeddings)

@@ -1,6 +1,6 @@
 """Speaker groups for recordings of unknown speakers: each channel's voice, clustered.
 
-A channel's voice is the mean speaker embedding (:mod:`serfast.calls.voice_encoder`) of
+A channel's voice is the mean speaker embedding (:mod:`serfast.features.voice_encoder`) of
 up to :data:`MAX_REGIONS` of its speech regions (the 1.6 s at each one's centre), found
 by the same streaming noise reduction and VAD as labelling. Voices are clustered by
 average linkage over cosine distances, cut at :data:`DISTANCE`: on the six corpora, with
@@ -17,7 +17,7 @@ import numpy as np
 
 from .channel import WindowOptions, stream_channel
 from .vad import speech_detector
-from .voice_encoder import centre_piece, embed_pieces
+from ..features.voice_encoder import centre_piece, embed_pieces
 
 __all__ = ["DISTANCE", "MAX_CHANNELS", "MAX_REGIONS", "channel_voice", "check_channels",
            "voice_clusters"]

@@ -16,7 +16,9 @@ column layout and librosa's constants come from ``spec`` and ``librosa_constants
 are independent: a clip's row is the same alone or in any batch.
 Sets with prosody add the columns of ``serfast.features.shape`` from the same STFT
 magnitude and clamped log-mel, and pitch and voice quality from one pYIN pass.
-Gender is not an audio feature: the store appends it from the corpus.
+With ``spec.embedding``, each clip's speaker embedding (``voice_encoder.clip_embeddings``,
+onnxruntime) fills the ``embedding`` columns. Gender is not an audio feature: the store
+appends it from the corpus.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from . import cpu_kernels, shape
 from .filterbanks import FilterBanks, filter_banks
 from .librosa_constants import AMIN, TUNING_EDGES
 from .spec import BatchFeatures, FeatureSpec, n_frames, pitch_bins
+from .voice_encoder import clip_embeddings
 
 __all__ = ["CHUNK_FRAMES", "KERNEL_GROUPS", "clip_features", "column_starts",
            "compute_batch"]
@@ -50,7 +53,7 @@ def column_starts(spec: FeatureSpec) -> np.ndarray:
 def clip_features(y: np.ndarray, spec: FeatureSpec, banks: FilterBanks, starts: np.ndarray,
                   out: np.ndarray, frames: bool = False,
                   pitch_voice: tuple | None = None) -> np.ndarray | None:
-    """The features of one clip, written into ``out``.
+    """The features of one clip but its speaker embedding, written into ``out``.
 
     y : (n,) float32, n >= 1, mono at ``spec.sr``.  starts : ``column_starts(spec)``.
     out : (spec.n_features,) float32, the store row without gender.  pitch_voice : the
@@ -131,6 +134,8 @@ def compute_batch(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(),
              else [None] * len(signals))
     logmels = [clip_features(y, spec, banks, starts, values[i], frames, known[i])
                for i, y in enumerate(signals)]
+    if spec.embedding:
+        values[:, spec.slices["embedding"]] = clip_embeddings(signals, spec.sr)
     if not frames:
         return BatchFeatures(values, None)
     n_mels = spec.n_mels

@@ -21,7 +21,8 @@ Sets with prosody add the spectral-shape, loudness and frame-statistic columns o
 log-mel and frame RMS. Pitch and voice quality (pYIN with its Viterbi decoding, jitter,
 shimmer, HNR) run on the host CPU, clip by clip, while the GPU computes the rest: pYIN's
 Viterbi is a sequential recursion over frames, and the clip's pYIN pass costs about as
-much as copying it to a GPU would.
+much as copying it to a GPU would. The speaker embedding (``spec.embedding``) runs on the
+host CPU too, by onnxruntime, as the CPU backend runs it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from .gpu_transfer import STAGING_THREADS, to_host, uploaded
 from .librosa_constants import (A440, AMIN, OCTAVE_ZERO_HZ, PIPTRACK_THRESHOLD, TINY32,
                                 TUNING_EDGES, VARIANCE_FLOOR, ZCR_THRESHOLD)
 from .spec import BatchFeatures, FeatureSpec, n_frames, pitch_bins
+from .voice_encoder import clip_embeddings
 
 __all__ = ["DeviceBanks", "HOST_CHUNK_FRAMES", "check_kernels", "compute_batch_xp",
            "device_banks", "frame_time_fused", "frame_time_xp", "frame_time_kernel",
@@ -153,6 +155,8 @@ def compute_batch_xp(signals: list[np.ndarray], spec: FeatureSpec = FeatureSpec(
                                            axis=1)
                 frame_list[row] = block
         del y, rows, logmel, extra  # free the chunk before the next one arrives
+    if spec.embedding:  # onnxruntime, on the CPU
+        values[:, spec.slices["embedding"]] = clip_embeddings(signals, spec.sr)
     return BatchFeatures(values, frame_list)
 
 

@@ -21,8 +21,9 @@ The frame-level columns (clamped log-mel dB, MFCC) are handed out chunk by chunk
 2, once the dB floor is known, for the caller to write where it likes.
 
 Memory: a few chunk buffers (~30 MB) and the candidate counts (at most ~80 MB, usually a
-few MB), whatever the length. Only the seed columns are streamed (pYIN and the prosody
-statistics need the whole clip).
+few MB), whatever the length. Only the seed columns (and the speaker embedding of the
+centre 1.6 s, gathered in pass 1) are streamed: pYIN and the prosody statistics need the
+whole clip.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .cpu import CHUNK_FRAMES
 from .filterbanks import filter_banks
 from .librosa_constants import AMIN, TUNING_EDGES, VARIANCE_FLOOR
 from .spec import FeatureSpec, n_frames, pitch_bins
+from .voice_encoder import PARTIAL_SECONDS, embed_pieces
 from ..io.audio import AudioError, audio_info, channel_blocks
 
 __all__ = ["LONG_SECONDS", "PROSODY_MAX_SECONDS", "REFUSE", "STREAM", "long_route",
@@ -205,9 +207,16 @@ def stream_features(path: str, spec: FeatureSpec,
     sample_sum = 0.0
     db_max = np.float32(-np.inf)
     high = np.zeros((1 << (32 - long_kernels.LOW_BITS), width), np.int64)
+    half = int(round(PARTIAL_SECONDS * spec.sr / 2))  # the embedding's piece, as centre_piece
+    centre, seen, piece = n // 2, 0, []
     for c in _chunks(path, spec, start, n):
         found = fr.compute(c)
         k = c.count
+        if spec.embedding:
+            lo, hi = max(0, centre - half - seen), min(len(c.new), centre + half - seen)
+            if hi > lo:
+                piece.append(c.new[lo:hi])
+            seen += len(c.new)
         mel_sum += fr.melpow[:k].sum(axis=0, dtype=np.float64)
         shape_sum += fr.stats[:k].sum(axis=0)
         db_max = max(db_max, fr.db(k).max())
@@ -248,8 +257,10 @@ def stream_features(path: str, spec: FeatureSpec,
         peak = np.abs(raw).max(axis=1)
         peak[peak < np.finfo(np.float32).tiny] = 1.0
         chroma += (raw / peak[:, None]).sum(axis=0, dtype=np.float64)
-    return _row(spec, fr, total, n, time_sum, chroma, db_sum, mel_sum, mean, moments,
-                shape_sum), n
+    row = _row(spec, fr, total, n, time_sum, chroma, db_sum, mel_sum, mean, moments, shape_sum)
+    if spec.embedding:
+        row[spec.slices["embedding"]] = embed_pieces([np.concatenate(piece)], spec.sr)[0]
+    return row, n
 
 
 def _row(spec, fr, total, n, time_sum, chroma, db_sum, mel_sum, mean, moments,

@@ -18,7 +18,7 @@ import numpy as np
 
 from .librosa_constants import PITCH_RANGE
 
-__all__ = ["BatchFeatures", "FEATURE_SETS", "FeatureSpec", "PROSODY_FRAME_COLUMNS",
+__all__ = ["BatchFeatures", "EMBEDDING_SIZE", "FEATURE_SETS", "FeatureSpec", "PROSODY_FRAME_COLUMNS",
            "SHAPE_TRACKS", "STORE_SPEC", "inside_frame_range", "n_frames", "pitch_bins"]
 
 #: The named feature sets: ``seed`` (the SER-FusionNet method's 169 columns), ``prosody``
@@ -43,6 +43,9 @@ SHAPE_TRACKS = tuple(f"contrast_{i}" for i in range(7)) + ("flatness", "rolloff"
 #: Per-frame columns that the prosody sets add to the frame-level store: pYIN F0 in Hz
 #: (0 where unvoiced), pYIN voicing probability, frame RMS in dB.
 PROSODY_FRAME_COLUMNS = ("f0_hz", "voicing_prob", "rms_db")
+#: Columns of the speaker embedding (``FeatureSpec.embedding``): the shipped voice encoder's
+#: unit vector (``serfast.features.voice_encoder.clip_embedding``).
+EMBEDDING_SIZE = 256
 #: The prosody groups, in store order, with their column names.
 _PROSODY_GROUPS = (
     ("pitch", _PITCH_COLUMNS), ("voice", _VOICE_COLUMNS), ("loudness", _LOUDNESS_COLUMNS),
@@ -72,6 +75,11 @@ class FeatureSpec:
         Dynamic range of the dB mel spectrogram behind the MFCCs.
     name : str
         The feature set, one of :data:`FEATURE_SETS`; it decides :attr:`columns`.
+    embedding : bool
+        Also store the speaker embedding of the clip's centre 1.6 s
+        (:data:`EMBEDDING_SIZE` columns after the set's, before gender). Standardised per
+        speaker, how a voice departs from its own mean carries emotion across corpora
+        (bench/RESULTS.md).
     """
 
     sr: int = 22050
@@ -84,6 +92,7 @@ class FeatureSpec:
     n_chroma: int = 12
     top_db: float = 80.0
     name: str = field(default="seed")
+    embedding: bool = False
 
     @property
     def n_bins(self) -> int:
@@ -107,8 +116,8 @@ class FeatureSpec:
 
     @property
     def seed(self) -> "FeatureSpec":
-        """This spec with the seed set: what the seed kernels compute."""
-        return replace(self, name="seed")
+        """This spec with the seed set and no embedding: what the seed kernels compute."""
+        return replace(self, name="seed", embedding=False)
 
     def _seed_groups(self) -> tuple[tuple[str, int], ...]:
         return (("zcr", 1), ("chroma", self.n_chroma), ("mfcc", self.n_mfcc), ("rms", 1),
@@ -121,9 +130,11 @@ class FeatureSpec:
 
     def _group_sizes(self) -> tuple[tuple[str, int], ...]:
         """(group, columns) in store order: the one statement of the layout (seed
-        groups, then prosody groups, then gender)."""
+        groups, then prosody groups, then the embedding, then gender)."""
         return ((self._seed_groups() if self.has_seed else ())
-                + (self._prosody_groups() if self.has_prosody else ()) + (("gender", 1),))
+                + (self._prosody_groups() if self.has_prosody else ())
+                + ((("embedding", EMBEDDING_SIZE),) if self.embedding else ())
+                + (("gender", 1),))
 
     @property
     def slices(self) -> dict[str, slice]:
@@ -138,6 +149,7 @@ class FeatureSpec:
         ``shape_mean``, ``shape_std``, ``shape_delta``, ``mfcc_std``, ``mfcc_delta`` and
         the block ``prosody`` (all of them); sets with the seed columns have the block
         ``seed`` (zcr to bandwidth). ``acoustic`` and ``stats`` exist only with ``seed``.
+        With :attr:`embedding`, the group ``embedding`` precedes gender.
         """
         out, at = {}, 0
         for name, size in self._group_sizes():
@@ -176,6 +188,8 @@ class FeatureSpec:
                 out += [f"mfcc_{i:02d}_{suffix}" for i in range(size)]
             elif name in _INDEX_DIGITS:
                 out += [f"{name}_{i:0{_INDEX_DIGITS[name]}d}" for i in range(size)]
+            elif name == "embedding":
+                out += [f"embedding_{i:03d}" for i in range(size)]
             elif name == "moments":
                 out += _MOMENT_COLUMNS
             else:
@@ -211,11 +225,11 @@ class FeatureSpec:
         return cls(**known)
 
 
-#: What ``serfast extract`` computes unless told otherwise: the seed and prosody columns of
-#: each whole clip, the store that serfast train's default recipe does best on and that the
-#: shipped ``default`` and ``telephone`` models read. ``FeatureSpec()`` stays the method's
-#: seed set and its 0.6 s + 2.5 s crop.
-STORE_SPEC = FeatureSpec(name="all", offset=0.0, duration=0.0)
+#: What ``serfast extract`` computes unless told otherwise: the seed and prosody columns and
+#: the speaker embedding of each whole clip, the store that serfast train's default recipe
+#: does best on and that the shipped ``default`` and ``telephone`` models read.
+#: ``FeatureSpec()`` stays the method's seed set and its 0.6 s + 2.5 s crop.
+STORE_SPEC = FeatureSpec(name="all", offset=0.0, duration=0.0, embedding=True)
 
 
 def n_frames(n_samples, spec: FeatureSpec):

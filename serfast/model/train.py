@@ -640,7 +640,8 @@ def compare(ds: Dataset, options: TrainOptions, progress: Progress = _quiet,
 def store_notes(spec, options: TrainOptions) -> list[str]:
     """One line for stores that serfast's default network does worse on than on
     :data:`~serfast.features.spec.STORE_SPEC`'s (``serfast extract``'s defaults): a set
-    without the prosody columns, or a crop instead of the whole clip. Empty otherwise."""
+    without the prosody columns, a crop instead of the whole clip, or no speaker
+    embedding. Empty otherwise."""
     if options.network != "serfast":
         return []
     lacks = []
@@ -648,12 +649,22 @@ def store_notes(spec, options: TrainOptions) -> list[str]:
         lacks.append(f"the {spec.name} set, not {STORE_SPEC.name}")
     if (spec.offset, spec.duration) != (STORE_SPEC.offset, STORE_SPEC.duration):
         lacks.append(f"a crop of {spec.duration:g} s from {spec.offset:g} s, not the whole clip")
+    if STORE_SPEC.embedding and not spec.embedding:
+        lacks.append("no speaker embedding")
     if not lacks:
         return []
     return [f"the stores hold {' and '.join(lacks)}: serfast's default network does better "
             f"within and across corpora on stores of serfast extract's defaults "
             f"(--features {STORE_SPEC.name} --offset {STORE_SPEC.offset:g} --duration "
-            f"{STORE_SPEC.duration:g}; README, Training)"]
+            f"{STORE_SPEC.duration:g} --embedding; README, Training)"]
+
+
+def _option(key: str, value) -> str:
+    """The ``serfast extract`` option that sets the spec's ``key`` to ``value``."""
+    if isinstance(value, bool):
+        return f"--{'' if value else 'no-'}{key}"
+    name = "features" if key == "name" else key.replace("_", "-")
+    return f"--{name} {value:g}" if isinstance(value, float) else f"--{name} {value}"
 
 
 def train(store_paths: list[str], model_dir: str, options: TrainOptions = TrainOptions(),
@@ -728,10 +739,7 @@ def evaluate(model_dir: str, store_paths: list[str]) -> dict:
                       need_frames=predictor.needs_frames)
     if ds.spec != predictor.spec:
         want, got = predictor.spec.to_dict(), ds.spec.to_dict()
-        differ = ", ".join(
-            f"--{'features' if k == 'name' else k.replace('_', '-')} "
-            + (f"{want[k]:g}" if isinstance(want[k], float) else f"{want[k]}")
-            for k in want if want[k] != got.get(k))
+        differ = ", ".join(_option(k, want[k]) for k in want if want[k] != got.get(k))
         raise TrainError(f"the store was extracted with another feature spec than the "
                          f"model's: re-extract with {differ}")
     rows = np.flatnonzero(~ds.augmented)

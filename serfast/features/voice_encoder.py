@@ -1,4 +1,5 @@
-"""Speaker embeddings of windows: who speaks, not what they feel.
+"""Speaker embeddings of clips and windows: who speaks, and how their voice departs from
+its usual self.
 
 The encoder is Resemblyzer's GE2E voice encoder (Apache-2.0, ``voice_encoder.LICENSE``
 beside it), trained on thousands of speakers to map 1.6 s of speech to a 256-value unit
@@ -9,6 +10,9 @@ Its input is Resemblyzer's: 16 kHz audio scaled to -30 dBFS (here per partial, s
 channel streams), the power of a 400-sample periodic-Hann STFT every 160 samples (centred,
 zero-padded), 40 Slaney mel bands (librosa's bank), 160 frames. A span of speech gets the
 partial centred in it; one shorter than 1.6 s is zero-padded, as Resemblyzer pads.
+
+Uses: a store's ``embedding`` columns (:func:`clip_embeddings`; standardised per speaker,
+they carry emotion), ``predict --turns`` and ``--speakers voice`` (who speaks when).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ import os
 
 import numpy as np
 
-__all__ = ["MODEL", "PARTIAL_SECONDS", "centre_piece", "embed", "embed_pieces", "partial_mels",
-           "window_embeddings"]
+__all__ = ["MODEL", "PARTIAL_SECONDS", "centre_piece", "clip_embeddings", "embed",
+           "embed_pieces", "partial_mels", "window_embeddings"]
 
 #: The ONNX model shipped with serfast.
 MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_encoder.onnx")
@@ -72,6 +76,13 @@ def embed(mels: np.ndarray) -> np.ndarray:
     if len(mels) == 0:
         return np.zeros((0, 256), np.float32)
     return _session().run(None, {"mels": np.ascontiguousarray(mels, np.float32)})[0]
+
+
+def clip_embeddings(signals: list[np.ndarray], sr: int) -> np.ndarray:
+    """(n, 256) float32 embeddings of whole clips (each (n_i,) float32 at ``sr`` Hz, at
+    least one sample): each of the (up to) 1.6 s at the clip's centre. A clip's row is the
+    same alone or in any batch."""
+    return embed_pieces([centre_piece(y, 0, len(y), sr) for y in signals], sr)
 
 
 def window_embeddings(audio: np.ndarray, base: int, starts, ends, sr: int) -> np.ndarray:
