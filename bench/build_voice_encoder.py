@@ -10,9 +10,11 @@ The wheel's ``pretrained.pt`` (a legacy PyTorch pickle) is read without PyTorch 
 unpickler that admits only tensors, their storages and ordered dicts. The network (a
 3-layer LSTM of 256 units over 40 mel bands, a 256-unit linear layer, ReLU, L2 norm:
 Resemblyzer's ``VoiceEncoder.forward``) becomes ONNX ``LSTM`` nodes with the weights
-stored as float16 (half the file) and cast to float32 on load. The script checks the
-ONNX model through onnxruntime against a NumPy forward pass of the float32 weights on
-random mel input and prints the largest difference.
+stored as float16 (half the file) and cast to float32 on load. Its outputs are the
+embedding and the second LSTM layer's outputs at every frame (``layer2``, (frames, batch,
+256); serfast's store keeps their mean). The script checks the ONNX model through
+onnxruntime against a NumPy forward pass of the float32 weights on random mel input and
+prints the largest differences.
 """
 
 from __future__ import annotations
@@ -111,7 +113,8 @@ def build_onnx(w: dict[str, np.ndarray]):
         x = f"x{k + 1}"
     lw = weight("LW", w["linear.weight"].T)
     lb = weight("LB", w["linear.bias"])
-    nodes += [helper.make_node("Squeeze", [f"h{LAYERS - 1}", "axis0"], ["last"]),
+    nodes += [helper.make_node("Identity", ["x2"], ["layer2"]),  # the second layer's outputs
+              helper.make_node("Squeeze", [f"h{LAYERS - 1}", "axis0"], ["last"]),
               helper.make_node("MatMul", ["last", lw], ["lin"]),
               helper.make_node("Add", ["lin", lb], ["raw"]),
               helper.make_node("Relu", ["raw"], ["positive"]),
@@ -119,7 +122,9 @@ def build_onnx(w: dict[str, np.ndarray]):
     graph = helper.make_graph(
         nodes, "ge2e_voice_encoder",
         [helper.make_tensor_value_info("mels", TensorProto.FLOAT, ["batch", "frames", MELS])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN]),
+         helper.make_tensor_value_info("layer2", TensorProto.FLOAT,
+                                       ["frames", "batch", HIDDEN])],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
                               producer_name="serfast bench/build_voice_encoder.py")
@@ -128,8 +133,9 @@ def build_onnx(w: dict[str, np.ndarray]):
     return model
 
 
-def numpy_forward(w: dict[str, np.ndarray], mels: np.ndarray) -> np.ndarray:
-    """Resemblyzer's forward pass in float64: (batch, frames, 40) -> (batch, 256)."""
+def numpy_forward(w: dict[str, np.ndarray], mels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Resemblyzer's forward pass in float64: (batch, frames, 40) -> the embeddings (batch,
+    256) and the second LSTM layer's outputs (batch, frames, 256)."""
     def sigmoid(v):
         return 1.0 / (1.0 + np.exp(-v))
 
@@ -145,8 +151,10 @@ def numpy_forward(w: dict[str, np.ndarray], mels: np.ndarray) -> np.ndarray:
             h = sigmoid(o) * np.tanh(c)
             hs[:, t] = h
         x = hs
+        if k == 1:
+            layer2 = hs
     e = np.maximum(h @ w["linear.weight"].T + w["linear.bias"], 0.0)
-    return e / np.linalg.norm(e, axis=1, keepdims=True)
+    return e / np.linalg.norm(e, axis=1, keepdims=True), layer2
 
 
 def main() -> None:
@@ -167,10 +175,12 @@ def main() -> None:
     onnx.save(build_onnx(weights), args.out)
     mels = (np.random.default_rng(0).random((8, 160, MELS)) ** 4).astype(np.float32)
     session = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"])
-    got = session.run(None, {"mels": mels})[0]
-    want = numpy_forward(weights, mels)
+    got, got_layer2 = session.run(None, {"mels": mels})
+    want, want_layer2 = numpy_forward(weights, mels)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB); largest difference "
-          f"from the float32 weights' forward pass: {np.abs(got - want).max():.2e}")
+          f"from the float32 weights' forward pass: {np.abs(got - want).max():.2e} "
+          f"(embedding), {np.abs(got_layer2.transpose(1, 0, 2) - want_layer2).max():.2e} "
+          f"(second layer's outputs)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from serfast.features.pitch import PITCH_COLUMNS, pitch_row, pitch_track
 from serfast.features.spec import (EMBEDDING_SIZE, FEATURE_SETS, PROSODY_FRAME_COLUMNS,
                                    STORE_SPEC, FeatureSpec)
 from serfast.features.voice import VOICE_COLUMNS, pitch_voice_row
-from serfast.features.voice_encoder import embed_pieces
+from serfast.features.voice_encoder import piece_embeddings
 from serfast.io.store import open_store
 
 from conftest import rng_signal, speech
@@ -59,7 +59,9 @@ def test_all_is_seed_then_prosody_and_seed_is_unchanged():
 
 
 def test_the_embedding_follows_the_set_and_precedes_gender():
-    names = [f"embedding_{i:03d}" for i in range(EMBEDDING_SIZE)]
+    names = ([f"embedding_{i:03d}" for i in range(256)]
+             + [f"encoder_layer2_{i:03d}" for i in range(256)])
+    assert EMBEDDING_SIZE == 512
     assert ALL_EMBEDDED.columns == ALL.columns[:-1] + names + ["gender"]
     assert ALL_EMBEDDED.slices["embedding"] == slice(ALL.n_features, ALL_EMBEDDED.n_features)
     assert ALL_EMBEDDED.slices["values"].stop == ALL.n_features + EMBEDDING_SIZE
@@ -80,8 +82,8 @@ def test_the_embedding_is_the_encoders_of_each_clips_centre_alone_or_in_a_batch(
         alone = compute_batch([y], replace(SEED, embedding=True)).values[0]
         np.testing.assert_array_equal(row[at], alone[SEED.n_features:])
         centre = y[max(0, len(y) // 2 - half):len(y) // 2 + half]
-        np.testing.assert_array_equal(row[at], embed_pieces([centre], 22050)[0])
-        assert np.isfinite(row).all() and abs(np.linalg.norm(row[at]) - 1) < 1e-5
+        np.testing.assert_array_equal(row[at], piece_embeddings([centre], 22050)[0])
+        assert np.isfinite(row).all() and abs(np.linalg.norm(row[at][:256]) - 1) < 1e-5
 
 
 def test_frames_carry_pitch_on_the_seed_grid():

@@ -39,7 +39,7 @@ from .cpu import CHUNK_FRAMES
 from .filterbanks import filter_banks
 from .librosa_constants import AMIN, TUNING_EDGES, VARIANCE_FLOOR
 from .spec import FeatureSpec, n_frames, pitch_bins
-from .voice_encoder import PARTIAL_SECONDS, embed_pieces
+from .voice_encoder import PARTIAL_SECONDS, piece_embeddings
 from ..io.audio import AudioError, audio_info, channel_blocks
 
 __all__ = ["LONG_SECONDS", "PROSODY_MAX_SECONDS", "REFUSE", "STREAM", "long_route",
@@ -259,7 +259,7 @@ def stream_features(path: str, spec: FeatureSpec,
         chroma += (raw / peak[:, None]).sum(axis=0, dtype=np.float64)
     row = _row(spec, fr, total, n, time_sum, chroma, db_sum, mel_sum, mean, moments, shape_sum)
     if spec.embedding:
-        row[spec.slices["embedding"]] = embed_pieces([np.concatenate(piece)], spec.sr)[0]
+        row[spec.slices["embedding"]] = piece_embeddings([np.concatenate(piece)], spec.sr)[0]
     return row, n
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .librosa_constants import PITCH_RANGE
 
-__all__ = ["BatchFeatures", "EMBEDDING_SIZE", "FEATURE_SETS", "FeatureSpec", "PROSODY_FRAME_COLUMNS",
+__all__ = ["BatchFeatures", "EMBEDDING_COLUMNS", "EMBEDDING_SIZE", "FEATURE_SETS", "FeatureSpec", "PROSODY_FRAME_COLUMNS",
            "SHAPE_TRACKS", "STORE_SPEC", "inside_frame_range", "n_frames", "pitch_bins"]
 
 #: The named feature sets: ``seed`` (the SER-FusionNet method's 169 columns), ``prosody``
@@ -43,9 +43,12 @@ SHAPE_TRACKS = tuple(f"contrast_{i}" for i in range(7)) + ("flatness", "rolloff"
 #: Per-frame columns that the prosody sets add to the frame-level store: pYIN F0 in Hz
 #: (0 where unvoiced), pYIN voicing probability, frame RMS in dB.
 PROSODY_FRAME_COLUMNS = ("f0_hz", "voicing_prob", "rms_db")
-#: Columns of the speaker embedding (``FeatureSpec.embedding``): the shipped voice encoder's
-#: unit vector (``serfast.features.voice_encoder.clip_embedding``).
-EMBEDDING_SIZE = 256
+#: Columns of the speaker embedding (``FeatureSpec.embedding``), from the shipped voice
+#: encoder (``serfast.features.voice_encoder.clip_embeddings``): its unit vector, then the
+#: mean over the frames of its second LSTM layer's outputs.
+EMBEDDING_COLUMNS = (tuple(f"embedding_{i:03d}" for i in range(256))
+                     + tuple(f"encoder_layer2_{i:03d}" for i in range(256)))
+EMBEDDING_SIZE = len(EMBEDDING_COLUMNS)
 #: The prosody groups, in store order, with their column names.
 _PROSODY_GROUPS = (
     ("pitch", _PITCH_COLUMNS), ("voice", _VOICE_COLUMNS), ("loudness", _LOUDNESS_COLUMNS),
@@ -76,9 +79,9 @@ class FeatureSpec:
     name : str
         The feature set, one of :data:`FEATURE_SETS`; it decides :attr:`columns`.
     embedding : bool
-        Also store the speaker embedding of the clip's centre 1.6 s
-        (:data:`EMBEDDING_SIZE` columns after the set's, before gender). Standardised per
-        speaker, how a voice departs from its own mean carries emotion across corpora
+        Also store the voice encoder's view of the clip's centre 1.6 s
+        (:data:`EMBEDDING_COLUMNS`, after the set's columns, before gender). Standardised
+        per speaker, how a voice departs from its own mean carries emotion across corpora
         (bench/RESULTS.md).
     """
 
@@ -189,7 +192,7 @@ class FeatureSpec:
             elif name in _INDEX_DIGITS:
                 out += [f"{name}_{i:0{_INDEX_DIGITS[name]}d}" for i in range(size)]
             elif name == "embedding":
-                out += [f"embedding_{i:03d}" for i in range(size)]
+                out += EMBEDDING_COLUMNS
             elif name == "moments":
                 out += _MOMENT_COLUMNS
             else:

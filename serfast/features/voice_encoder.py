@@ -11,8 +11,9 @@ channel streams), the power of a 400-sample periodic-Hann STFT every 160 samples
 zero-padded), 40 Slaney mel bands (librosa's bank), 160 frames. A span of speech gets the
 partial centred in it; one shorter than 1.6 s is zero-padded, as Resemblyzer pads.
 
-Uses: a store's ``embedding`` columns (:func:`clip_embeddings`; standardised per speaker,
-they carry emotion), ``predict --turns`` and ``--speakers voice`` (who speaks when).
+Uses: a store's ``embedding`` columns (:func:`clip_embeddings`: the unit vector and the
+mean of the second LSTM layer's outputs; standardised per speaker, they carry emotion),
+``predict --turns`` and ``--speakers voice`` (the unit vectors: who speaks when).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import numpy as np
 
 __all__ = ["MODEL", "PARTIAL_SECONDS", "centre_piece", "clip_embeddings", "embed",
-           "embed_pieces", "partial_mels", "window_embeddings"]
+           "embed_pieces", "partial_mels", "piece_embeddings", "window_embeddings"]
 
 #: The ONNX model shipped with serfast.
 MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_encoder.onnx")
@@ -75,14 +76,30 @@ def embed(mels: np.ndarray) -> np.ndarray:
     """(n, 256) float32 unit vectors of (n, frames, 40) encoder inputs."""
     if len(mels) == 0:
         return np.zeros((0, 256), np.float32)
-    return _session().run(None, {"mels": np.ascontiguousarray(mels, np.float32)})[0]
+    return _session().run(["embedding"], {"mels": np.ascontiguousarray(mels, np.float32)})[0]
 
 
 def clip_embeddings(signals: list[np.ndarray], sr: int) -> np.ndarray:
-    """(n, 256) float32 embeddings of whole clips (each (n_i,) float32 at ``sr`` Hz, at
-    least one sample): each of the (up to) 1.6 s at the clip's centre. A clip's row is the
-    same alone or in any batch."""
-    return embed_pieces([centre_piece(y, 0, len(y), sr) for y in signals], sr)
+    """(n, 512) float32 encoder columns of whole clips (each (n_i,) float32 at ``sr`` Hz,
+    at least one sample): :func:`piece_embeddings` of the (up to) 1.6 s at each clip's
+    centre. A clip's row is the same alone or in any batch."""
+    return piece_embeddings([centre_piece(y, 0, len(y), sr) for y in signals], sr)
+
+
+def piece_embeddings(pieces: list[np.ndarray], sr: int) -> np.ndarray:
+    """(n, 512) float32: for up to 1.6 s each of audio at ``sr`` Hz, the unit embedding
+    (256), then the mean of the second LSTM layer's outputs (256) over the frames that
+    hold audio (not the zero padding of a short piece)."""
+    import soxr
+
+    pieces = [soxr.resample(p, sr, RATE, "HQ") if sr != RATE else p for p in pieces]
+    if not pieces:
+        return np.zeros((0, 512), np.float32)
+    mels = np.stack([partial_mels(p) for p in pieces])
+    vectors, layer2 = _session().run(None, {"mels": mels})
+    counts = [min(N_FRAMES, max(1, -(-len(p) // HOP))) for p in pieces]
+    states = np.stack([layer2[:c, i].mean(axis=0) for i, c in enumerate(counts)])
+    return np.hstack([vectors, states]).astype(np.float32)
 
 
 def window_embeddings(audio: np.ndarray, base: int, starts, ends, sr: int) -> np.ndarray:
