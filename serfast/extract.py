@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 import numpy as np
@@ -24,6 +24,7 @@ from .io.augment import AUGMENTATIONS, augment
 from .io.corpus import Clip, scan
 from .features.device import batch_features, describe, gpu_processes, resolve_device, run_device
 from .features.spec import FeatureSpec
+from .features.voice_encoder import clip_embeddings
 from .io.spilled_frames import FrameSink
 from .io.store import RowMeta, RowResult, StoreWriter, check_out, long_frames_dir
 from .workers import run_tasks, worker_count
@@ -125,7 +126,8 @@ def decode_task(task: ClipTask, spec: FeatureSpec,
 def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frames: bool,
                  device: str = "cpu", gpu_share: float = 1.0) -> list[RowResult]:
     """Features of decoded rows: one clip per call on the CPU (so a row never depends on
-    its neighbours and one failure stays one row), one batch on the GPU, using at most
+    its neighbours and one failure stays one row; the encoder's columns in one batch,
+    which gives each clip's alone), one batch on the GPU, using at most
     ``gpu_share`` of its memory. If the GPU fails (out of memory, say), the CPU computes
     the batch and a warning says so: a busy GPU loses no rows."""
     def row(r: int, y: np.ndarray, batch, i: int) -> RowResult:
@@ -146,14 +148,32 @@ def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frame
                         one_line(err, with_type=True), len(signals))
     from .features.cpu import compute_batch  # Numba and SciPy: only where features run
 
+    own = replace(spec, embedding=False)  # the encoder runs once for the batch, below
+    embedded = _embeddings([y for _, y in signals], spec)
     results = []
-    for r, y in signals:
+    for i, (r, y) in enumerate(signals):
         try:
-            results.append(row(r, y, compute_batch([y], spec, frames=frames), 0))
+            batch = compute_batch([y], own, frames=frames)
+            if spec.embedding:
+                vectors = embedded[i] if embedded is not None else clip_embeddings([y], spec.sr)
+                batch.values = np.hstack([batch.values, vectors[None]])
+            results.append(row(r, y, batch, 0))
         except Exception as err:  # noqa: BLE001
             reason = f"feature error: {one_line(err, with_type=True)}"
             results.append(RowResult(r, error=reason))
     return results
+
+
+def _embeddings(clips: list[np.ndarray], spec: FeatureSpec) -> np.ndarray | None:
+    """The encoder's columns of every clip in one batch (a row is the same alone or in
+    any batch: ``clip_embeddings``), or None without the embedding or when the batch fails
+    (then each clip is embedded alone, so one bad clip stays one error row)."""
+    if not spec.embedding or not clips:
+        return None
+    try:
+        return clip_embeddings(clips, spec.sr)
+    except Exception:  # noqa: BLE001 - retried clip by clip
+        return None
 
 
 def _decode_shard(shard: list[ClipTask], spec: FeatureSpec, frames: bool,
