@@ -160,3 +160,28 @@ def test_evaluate_refuses_a_store_of_another_set(trained_model, good_corpus, tmp
                                          "re-extract with --features seed$") as err:
         evaluate(trained_model, [out])
     assert "\n" not in str(err.value)
+
+
+def test_extract_embeds_a_shard_at_once_and_a_failed_batch_clip_by_clip(monkeypatch):
+    from serfast import extract as X
+
+    real, calls = X.clip_embeddings, []
+
+    def flaky(signals, sr):
+        calls.append(len(signals))
+        if len(signals) > 1 or np.all(signals[0] == np.float32(0.95)):
+            raise RuntimeError("encoder broke")
+        return real(signals, sr)
+
+    signals = [(0, speech("happy", 3)), (1, np.full(5000, 0.95, np.float32)),
+               (2, speech("sad", 1))]
+    rows = X.feature_rows(signals, ALL_EMBEDDED, frames=False)
+    assert [r.error for r in rows] == [""] * 3
+    monkeypatch.setattr(X, "clip_embeddings", flaky)
+    retried = X.feature_rows(signals, ALL_EMBEDDED, frames=False)
+    assert calls == [3, 1, 1, 1]
+    assert retried[1].error == "feature error: RuntimeError: encoder broke"
+    for i in (0, 2):
+        np.testing.assert_array_equal(retried[i].values, rows[i].values)
+        np.testing.assert_array_equal(
+            rows[i].values, compute_batch([signals[i][1]], ALL_EMBEDDED).values[0])
