@@ -155,7 +155,8 @@ def feature_rows(signals: list[tuple[int, np.ndarray]], spec: FeatureSpec, frame
         try:
             batch = compute_batch([y], own, frames=frames)
             if spec.embedding:
-                vectors = embedded[i] if embedded is not None else clip_embeddings([y], spec.sr)
+                vectors = (embedded[i] if embedded is not None
+                           else clip_embeddings([y], spec.sr)[0])
                 batch.values = np.hstack([batch.values, vectors[None]])
             results.append(row(r, y, batch, 0))
         except Exception as err:  # noqa: BLE001
