@@ -67,9 +67,9 @@ def run_and_report(corpus: str, out: str, options: ExtractOptions, quiet: bool) 
                    "(pitch, voice quality, loudness, spectral shape, frame statistics) or "
                    "all (both: what serfast train's default recipe does best on).")
 @click.option("--embedding/--no-embedding", default=None,
-              help="Also store each clip's speaker embedding (256 columns from the "
-                   "shipped voice encoder; the default and telephone models read it). "
-                   "Default: with the all set.")
+              help="Also store what the shipped speaker encoder makes of each clip (512 "
+                   "columns; the default and telephone models read them). Default: with "
+                   "the all set.")
 @click.option("--frames/--no-frames", default=True, show_default=True,
               help="Also store per-frame log-mel and MFCC (with prosody: F0, voicing "
                    "probability and RMS dB too); serfast train's default network needs "

@@ -40,8 +40,8 @@ Sets with prosody (``all``) add, per window:
   sums it.
 
 The speaker embedding (``spec.embedding``) is the encoder's of the window's own samples,
-as per window. Windows too short to have an inside frame are computed whole. Frames are kept only for
-the audio the caller still holds (:meth:`ChannelFrames.trim`).
+as per window. Windows too short to have an inside frame are computed whole. Frames are
+kept only for the audio the caller still holds (:meth:`ChannelFrames.trim`).
 """
 
 from __future__ import annotations

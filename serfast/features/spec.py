@@ -18,8 +18,9 @@ import numpy as np
 
 from .librosa_constants import PITCH_RANGE
 
-__all__ = ["BatchFeatures", "EMBEDDING_COLUMNS", "EMBEDDING_SIZE", "FEATURE_SETS", "FeatureSpec", "PROSODY_FRAME_COLUMNS",
-           "SHAPE_TRACKS", "STORE_SPEC", "inside_frame_range", "n_frames", "pitch_bins"]
+__all__ = ["BatchFeatures", "EMBEDDING_COLUMNS", "EMBEDDING_SIZE", "FEATURE_SETS", "FeatureSpec",
+           "PROSODY_FRAME_COLUMNS", "SHAPE_TRACKS", "STORE_SPEC", "inside_frame_range",
+           "n_frames", "pitch_bins"]
 
 #: The named feature sets: ``seed`` (the SER-FusionNet method's 169 columns), ``prosody``
 #: (pitch, voice quality, loudness dynamics, spectral shape and frame statistics) and

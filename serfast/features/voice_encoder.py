@@ -23,8 +23,8 @@ import os
 
 import numpy as np
 
-__all__ = ["MODEL", "PARTIAL_SECONDS", "centre_piece", "clip_embeddings", "embed",
-           "embed_pieces", "partial_mels", "piece_embeddings", "window_embeddings"]
+__all__ = ["MODEL", "PARTIAL_SECONDS", "centre_piece", "clip_embeddings", "embed_pieces",
+           "partial_mels", "piece_embeddings", "window_embeddings"]
 
 #: The ONNX model shipped with serfast.
 MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_encoder.onnx")
@@ -72,13 +72,6 @@ def partial_mels(y16: np.ndarray) -> np.ndarray:
     return (power @ _mel_bank_t()).astype(np.float32)
 
 
-def embed(mels: np.ndarray) -> np.ndarray:
-    """(n, 256) float32 unit vectors of (n, frames, 40) encoder inputs."""
-    if len(mels) == 0:
-        return np.zeros((0, 256), np.float32)
-    return _session().run(["embedding"], {"mels": np.ascontiguousarray(mels, np.float32)})[0]
-
-
 def clip_embeddings(signals: list[np.ndarray], sr: int) -> np.ndarray:
     """(n, 512) float32 encoder columns of whole clips (each (n_i,) float32 at ``sr`` Hz,
     at least one sample): :func:`piece_embeddings` of the (up to) 1.6 s at each clip's
@@ -121,9 +114,5 @@ def centre_piece(audio: np.ndarray, start: int, end: int, sr: int) -> np.ndarray
 
 
 def embed_pieces(pieces: list[np.ndarray], sr: int) -> np.ndarray:
-    """(n, 256) embeddings of up to 1.6 s each of audio at ``sr`` Hz."""
-    import soxr
-
-    mels = [partial_mels(soxr.resample(p, sr, RATE, "HQ") if sr != RATE else p)
-            for p in pieces]
-    return embed(np.stack(mels) if mels else np.zeros((0, N_FRAMES, N_MELS), np.float32))
+    """(n, 256) unit embeddings of up to 1.6 s each of audio at ``sr`` Hz."""
+    return piece_embeddings(pieces, sr)[:, :256]
