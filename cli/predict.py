@@ -42,10 +42,12 @@ def _audio(seconds: float) -> str:
 @click.argument("archive", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--model", "model_dir", default=AUTO_MODEL, show_default=True,
               help="Folder of a trained model, or a model shipped with serfast: 'default' "
-                   "(seed + prosody features), 'telephone' (the same, trained on telephone "
-                   "copies too: for call audio), 'fast' (seed features: about 2x faster, "
-                   "less accurate); 'auto' = 'telephone' when every recording is sampled "
-                   "at 8 kHz or less, else 'default'.")
+                   "(seed + prosody features and the speaker encoder's columns), "
+                   "'telephone' (seed features and the encoder's columns, trained on "
+                   "telephone copies too: for call audio, about 1.7x faster than "
+                   "'default'), 'fast' (seed features alone: about 4x faster, less "
+                   "accurate); 'auto' = 'telephone' when every recording is sampled at "
+                   "8 kHz or less, else 'default'.")
 @click.option("--out", required=True, type=click.Path(),
               help="Labels CSV (e.g. day1.csv): one row per window of speech.")
 @click.option("--summary", default="", type=click.Path(),

@@ -43,10 +43,12 @@ __all__ = ["DEFAULT_MODEL", "NETWORKS", "SHIPPED_MODELS", "check_model_dir", "lo
 #: that name in the working directory is ``./default``.
 DEFAULT_MODEL = "default"
 #: The models shipped inside the package, by the name that stands for each: ``default``
-#: (the ``all`` feature set: seed + prosody, the best across corpora on wide-band audio),
-#: ``telephone`` (the same, trained on a telephone copy of every clip too: the best on
-#: call audio) and ``fast`` (the seed set: about 2x faster on call archives, weaker on
-#: unseen corpora). README's model card has their leave-one-corpus-out tables.
+#: (the ``all`` feature set with the speaker encoder's columns: the best across corpora
+#: on wide-band audio), ``telephone`` (the seed set with the encoder's columns, trained on
+#: a telephone copy of every clip too: for call audio, as accurate there as the ``all``
+#: set and about 1.7x faster) and ``fast`` (the seed set alone: about 4x faster on call
+#: archives than ``default``, weaker on unseen corpora). README's model card has their
+#: leave-one-corpus-out tables.
 SHIPPED_MODELS = (DEFAULT_MODEL, "telephone", "fast")
 
 
