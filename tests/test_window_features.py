@@ -50,8 +50,9 @@ def test_inside_frames_are_those_without_padding():
     assert inside_frames(1000, SPEC)[1] <= inside_frames(1000, SPEC)[0]
 
 
-@pytest.mark.parametrize("spec", [SPEC, ALL, replace(ALL, embedding=True)],
-                         ids=["seed", "all", "all+embedding"])
+@pytest.mark.parametrize("spec", [SPEC, ALL, replace(SPEC, embedding=True),
+                                  replace(ALL, embedding=True)],
+                         ids=["seed", "all", "seed+embedding", "all+embedding"])
 @pytest.mark.parametrize("frames", [False, True])
 def test_windows_equal_the_per_window_computation(frames, spec):
     y = voice(20.0)
