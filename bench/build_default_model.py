@@ -1,7 +1,8 @@
 """Rebuild serfast's shipped models from the six corpora of ``../shared/corpora``:
 ``default`` (feature set ``all`` with the speaker embedding, the defaults below), ``fast``
-(``--features seed --no-embedding --out serfast/model/fast --work /tmp/serfast-fast``) and ``telephone`` (``--augment telephone
---out serfast/model/telephone --work /tmp/serfast-tel``: trained on every clip and a
+(``--features seed --no-embedding --out serfast/model/fast --work /tmp/serfast-fast``) and
+``telephone`` (``--features seed --augment telephone --out serfast/model/telephone --work
+/tmp/serfast-tel``: the seed set with the speaker embedding, trained on every clip and a
 telephone copy of it, for call audio).
 
 Steps (same seed -> same stores, same model, same table):
