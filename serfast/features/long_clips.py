@@ -39,7 +39,7 @@ from .cpu import CHUNK_FRAMES
 from .filterbanks import filter_banks
 from .librosa_constants import AMIN, TUNING_EDGES, VARIANCE_FLOOR
 from .spec import FeatureSpec, n_frames, pitch_bins
-from .voice_encoder import PARTIAL_SECONDS, piece_embeddings
+from .voice_encoder import centre_span, piece_embeddings
 from ..io.audio import AudioError, audio_info, channel_blocks
 
 __all__ = ["LONG_SECONDS", "PROSODY_MAX_SECONDS", "REFUSE", "STREAM", "long_route",
@@ -207,13 +207,12 @@ def stream_features(path: str, spec: FeatureSpec,
     sample_sum = 0.0
     db_max = np.float32(-np.inf)
     high = np.zeros((1 << (32 - long_kernels.LOW_BITS), width), np.int64)
-    half = int(round(PARTIAL_SECONDS * spec.sr / 2))  # the embedding's piece, as centre_piece
-    centre, seen, piece = n // 2, 0, []
+    (first, last), seen, piece = centre_span(0, n, spec.sr), 0, []  # the embedding's samples
     for c in _chunks(path, spec, start, n):
         found = fr.compute(c)
         k = c.count
         if spec.embedding:
-            lo, hi = max(0, centre - half - seen), min(len(c.new), centre + half - seen)
+            lo, hi = max(0, first - seen), min(len(c.new), last - seen)
             if hi > lo:
                 piece.append(c.new[lo:hi])
             seen += len(c.new)

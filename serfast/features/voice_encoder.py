@@ -23,8 +23,8 @@ import os
 
 import numpy as np
 
-__all__ = ["MODEL", "PARTIAL_SECONDS", "centre_piece", "clip_embeddings", "embed_pieces",
-           "partial_mels", "piece_embeddings", "window_embeddings"]
+__all__ = ["MODEL", "PARTIAL_SECONDS", "centre_piece", "centre_span", "clip_embeddings",
+           "embed_pieces", "partial_mels", "piece_embeddings", "window_embeddings"]
 
 #: The ONNX model shipped with serfast.
 MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_encoder.onnx")
@@ -106,11 +106,17 @@ def window_embeddings(audio: np.ndarray, base: int, starts, ends, sr: int) -> np
     return vectors[[row[span] for span in spans]]
 
 
-def centre_piece(audio: np.ndarray, start: int, end: int, sr: int) -> np.ndarray:
-    """The (up to) 1.6 s at the centre of ``audio[start:end]`` (samples at ``sr``)."""
+def centre_span(start: int, end: int, sr: int) -> tuple[int, int]:
+    """The samples [lo, hi) of the (up to) 1.6 s at the centre of [start, end) (at ``sr``)."""
     half = int(round(PARTIAL_SECONDS * sr / 2))
     centre = (start + end) // 2
-    return np.asarray(audio[max(start, centre - half):min(end, centre + half)], np.float32)
+    return max(start, centre - half), min(end, centre + half)
+
+
+def centre_piece(audio: np.ndarray, start: int, end: int, sr: int) -> np.ndarray:
+    """The (up to) 1.6 s at the centre of ``audio[start:end]`` (samples at ``sr``)."""
+    lo, hi = centre_span(start, end, sr)
+    return np.asarray(audio[lo:hi], np.float32)
 
 
 def embed_pieces(pieces: list[np.ndarray], sr: int) -> np.ndarray:
