@@ -500,6 +500,52 @@ def test_windows_are_cut_from_the_right_audio(predictor):
     assert np.all(error <= 1e-5 * np.abs(direct).max(axis=0))
 
 
+def test_a_window_embeds_the_speech_it_was_placed_over():
+    """With the speaker embedding, the windows of a short utterance share the encoder's
+    columns of the utterance's centre 1.6 s (a corpus clip's centre); windows inside a
+    longer region get their own centre's, as per window. The other columns are the
+    per-window computation's."""
+    from dataclasses import replace
+
+    from serfast.calls.channel import WindowOptions, _Labeller
+    from serfast.features.voice_encoder import centre_piece, clip_embeddings, piece_embeddings
+
+    sr = 22050
+    spec = replace(FeatureSpec(), embedding=True)
+    model = fit_predictor(spec)
+    y = 0.002 * np.random.default_rng(5).standard_normal(24 * sr).astype(np.float32)
+    for emotion, speaker, start, seconds in [("angry", 1, 2.0, 1.2), ("sad", 2, 8.0, 1.8),
+                                              ("happy", 3, 14.0, 6.0)]:
+        clip = synth_clip(emotion, speaker, 1, sr, seconds)
+        y[int(start * sr):int(start * sr) + len(clip)] += clip
+    state = _Labeller(model, WindowOptions(block_seconds=3.0, batch=3))
+    for i in range(0, len(y), int(2.3 * sr)):
+        state.push(y[i:i + int(2.3 * sr)])
+    seen = []
+    state.predictor = type("Recorder", (), dict(
+        labels=model.labels, spec=spec, needs_frames=False,
+        predict_proba=lambda self, v, f, g: seen.append(v) or model.predict_proba(v, f, g)))()
+    state.finish()
+    rows = np.concatenate(seen)[:, :-1]
+    at = spec.slices["embedding"]
+    short = [(a, b) for a, b in state.regions if b - a <= state.win]
+    assert len(short) == 2 and len(state.regions) == 3
+    for a, b in state.regions:
+        mine = [i for i, (s, e) in enumerate(state.spans) if s < b and e > a]
+        if (a, b) in short:
+            assert len(mine) == 3  # the three lead windows
+            want = piece_embeddings([centre_piece(y, a, b, sr)], sr)[0]
+        else:
+            assert len(mine) >= 4
+            want = clip_embeddings([y[s:e] for s, e in (state.spans[i] for i in mine)], sr)
+        np.testing.assert_allclose(rows[mine][:, at], np.broadcast_to(want, (len(mine), 512)),
+                                   rtol=0, atol=1e-6)
+    direct = compute_batch([y[a:b] for a, b in state.spans], replace(spec, embedding=False))
+    engine = np.delete(rows, np.arange(at.start, at.stop), axis=1)
+    error = np.abs(engine - direct.values).max(axis=0)
+    assert np.all(error <= 1e-5 * np.abs(direct.values).max(axis=0))
+
+
 # ------------------------------------------------------------------ workers and CLI
 
 def test_two_workers_give_the_same_rows(archive, predictor, tmp_path):

@@ -28,19 +28,21 @@ def test_partial_mels_are_resemblyzers_librosa_mel_spectrogram_at_minus_30_dbfs(
     assert not ve.partial_mels(np.zeros(16000, np.float32)).any()
 
 
-def test_embeddings_are_unit_vectors_of_any_window(tmp_path):
+def test_embeddings_are_unit_vectors_of_any_span(tmp_path):
     rng = np.random.default_rng(1)
     audio = rng.normal(0, 0.1, 22050 * 6).astype(np.float32)
     audio[22050 * 3:22050 * 4] = 0.0  # a silent window still gets a finite vector
     starts, ends = [0, 22050 * 3, 22050 * 5], [22050 * 2, 22050 * 4, 22050 * 5 + 4410]
     base = 1000  # the channel's audio begins at sample 1000
-    e = ve.window_embeddings(audio, base, [s + base for s in starts], [e + base for e in ends],
-                             22050)
-    assert e.shape == (3, 256) and np.isfinite(e).all()
+    rows = ve.span_embeddings(audio, base, [s + base for s in starts],
+                              [e + base for e in ends], 22050)
+    assert rows.shape == (3, 512) and np.isfinite(rows).all()
+    e = rows[:, :256]
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-5)
-    again = ve.window_embeddings(audio, base, [starts[0] + base], [ends[0] + base], 22050)
-    np.testing.assert_array_equal(again[0], e[0])
-    assert ve.window_embeddings(audio, 0, [], [], 22050).shape == (0, 256)
+    again = ve.span_embeddings(audio, base, [starts[0] + base], [ends[0] + base], 22050)
+    np.testing.assert_array_equal(again[0], rows[0])
+    np.testing.assert_array_equal(rows[0], ve.clip_embeddings([audio[:22050 * 2]], 22050)[0])
+    assert ve.span_embeddings(audio, 0, [], [], 22050).shape == (0, 512)
 
 
 def test_real_voices_are_closer_to_themselves_than_to_others(ravdess_files):
@@ -51,7 +53,7 @@ def test_real_voices_are_closer_to_themselves_than_to_others(ravdess_files):
     vectors = []
     for path in ravdess_files:
         y, sr = sf.read(path, dtype="float32")
-        vectors.append(ve.window_embeddings(y, 0, [0], [len(y)], sr)[0])
+        vectors.append(ve.span_embeddings(y, 0, [0], [len(y)], sr)[0, :256])
     sim = np.array(vectors) @ np.array(vectors).T
     same = actors[:, None] == actors[None, :]
     np.fill_diagonal(sim, -np.inf)

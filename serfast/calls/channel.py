@@ -32,6 +32,12 @@ temporary file once more than ``2 * group`` are held, and at the end the windows
 scored ``group`` at a time with the statistics of the whole channel: exactly as one call
 over all of them, with bounded memory. Other models see consecutive runs of ``group`` to
 ``2 * group - 1`` windows (each some minutes of speech) as groups.
+
+A window's speaker embedding (a model of ``spec.embedding``, and ``turns``) is the
+encoder's of the speech the window was placed over, the 1.6 s at the centre of that span
+(:func:`serfast.features.voice_encoder.span_embeddings`): a short region's, so that its
+lead windows share one, as a corpus clip gets the 1.6 s at its centre, the middle of its
+words; a window inside a longer region gets its own centre's, as per window.
 """
 
 from __future__ import annotations
@@ -127,16 +133,20 @@ class _Labeller:
                            for lead in options.leads)
         self.vad = speech_detector(sr, self.spec.hop_length, options.vad)
         self.audio, self.base = np.zeros(0, np.float32), 0  # audio[0] is sample `base`
-        self.planned: list[int] = []  # window starts not yet cut
+        #: windows not yet cut: (start, the short region it was placed over or None)
+        self.planned: list[tuple[int, tuple[int, int] | None]] = []
         self.open_emitted: set[int] = set()  # starts already planned in the open region
-        self.pending: list[tuple[int, int]] = []  # windows cut, features not computed
+        #: windows cut, features not computed: (start, end, their speech span)
+        self.pending: list[tuple[int, int, tuple[int, int]]] = []
         # windows from frames computed once on the CPU (sets with the seed columns);
         # otherwise each window is computed whole by the engine, but for its pitch and
         # voice columns, from pitch frames observed once
         from .window_features import ChannelFrames  # Numba: not in predict's parent
         from .window_prosody import ChannelProsody
 
-        self.channel_frames = (ChannelFrames(self.spec) if self.spec.has_seed
+        # the engine's columns; the speaker embedding's come from the speech spans (below)
+        self.engine_spec = replace(self.spec, embedding=False)
+        self.channel_frames = (ChannelFrames(self.engine_spec) if self.spec.has_seed
                                and resolve_device(options.device) == "cpu" else None)
         self.prosody = (ChannelProsody(self.spec) if self.channel_frames is None
                         and self.spec.has_prosody else None)
@@ -163,7 +173,7 @@ class _Labeller:
         self.audio = np.concatenate([self.audio, y])
         self._plan(self.vad.push(y))
         self._cut(final=False)
-        keep = min([self.vad.decided_sample - self.win] + self.planned)
+        keep = min([self.vad.decided_sample - self.win] + [s for s, _ in self.planned])
         if self.vad.open_start is not None:  # later windows start after those planned already,
             # or the region may stay short and get a centred window
             keep = min(keep, max(self.open_emitted) if self.open_emitted
@@ -252,21 +262,12 @@ class _Labeller:
         self.values = [values[take:]]
         self.frames = self.frames[take:]
 
-    def _speech_within(self, s: int, e: int) -> tuple[int, int]:
-        """The part of window [s, e) inside the closed speech region it overlaps last (the
-        region it was placed over; all of a short region's windows give the region), or
-        the window itself (a window of the open region)."""
-        for a, b in reversed(self.regions):
-            if b <= s:
-                break
-            if a < e:
-                return max(s, a), min(e, b)
-        return s, e
-
     def _plan(self, closed: list[tuple[int, int]]) -> None:
         for a, b in closed:
             self.regions.append((a, b))
-            self.planned += [s for s in region_windows(a, b, self.win, self.hop, self.leads)
+            short = (a, b) if b - a <= self.win else None  # all its windows share its speech
+            self.planned += [(s, short)
+                             for s in region_windows(a, b, self.win, self.hop, self.leads)
                              if s not in self.open_emitted]
             self.open_emitted = set()
         if self.vad.open_start is not None:  # windows certain to exist in a long open region
@@ -274,21 +275,22 @@ class _Labeller:
             for s in range(a, b - self.win + 1, self.hop):
                 if s not in self.open_emitted:
                     self.open_emitted.add(s)
-                    self.planned.append(s)
+                    self.planned.append((s, None))
 
     def _cut(self, final: bool) -> None:
         keep = []
         grid = self.spec.hop_length
-        for s in self.planned:
+        for s, short in self.planned:
             s = max(s, 0) // grid * grid
             e = s + self.win
             if e > self.end and not final:
-                keep.append(s)
+                keep.append((s, short))
                 continue
             if e > self.end:
                 s = max(0, self.end - self.win) // grid * grid
                 e = min(s + self.win, self.end)
-            self.pending.append((s, e))
+            a, b = short or (s, e)
+            self.pending.append((s, e, (max(a, self.base), min(b, self.end))))
             if len(self.pending) >= self.opt.batch:
                 self._features()
         self._features()
@@ -297,7 +299,7 @@ class _Labeller:
     def _features(self) -> None:
         if not self.pending:
             return
-        starts, ends = [s for s, _ in self.pending], [e for _, e in self.pending]
+        starts, ends, speech = (list(part) for part in zip(*self.pending))
         if self.channel_frames is not None:
             batch = self.channel_frames.features(self.audio, self.base, starts, ends,
                                                  self.predictor.needs_frames)
@@ -307,16 +309,18 @@ class _Labeller:
                                                       [starts[i] for i in rows],
                                                       [ends[i] for i in rows]))
             batch = batch_features([self.audio[s - self.base:e - self.base]
-                                    for s, e in self.pending], self.spec,
+                                    for s, e in zip(starts, ends)], self.engine_spec,
                                    self.predictor.needs_frames, self.opt.device,
                                    pitch_voice=pitch_voice)
-        self.spans += self.pending
-        if self.turns:
-            from ..features.voice_encoder import window_embeddings  # onnxruntime: only for turns
+        self.spans += list(zip(starts, ends))
+        if self.spec.embedding or self.turns:
+            from ..features.voice_encoder import span_embeddings  # onnxruntime: only here
 
-            speech = [self._speech_within(s, e) for s, e in self.pending]
-            self.voices.append(window_embeddings(self.audio, self.base, *zip(*speech),
-                                                 self.spec.sr))
+            encoded = span_embeddings(self.audio, self.base, *zip(*speech), self.spec.sr)
+            if self.spec.embedding:
+                batch.values = np.hstack([batch.values, encoded])
+            if self.turns:
+                self.voices.append(encoded[:, :256])
         self.values.append(batch.values)
         if batch.frames is not None:
             self.frames += batch.frames

@@ -30,7 +30,7 @@ def speaker_turns(embeddings: np.ndarray, starts: np.ndarray,
     """Voice index (0 = ``A``, 1 = ``B``) of each window.
 
     embeddings : (n, d) the windows' speaker embeddings (unit vectors,
-    :func:`serfast.features.voice_encoder.window_embeddings`).  starts : (n,) window starts
+    :func:`serfast.features.voice_encoder.span_embeddings`).  starts : (n,) window starts
     in seconds (any order).  Returns (n,) int64.
     """
     n = len(embeddings)

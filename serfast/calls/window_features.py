@@ -39,8 +39,8 @@ Sets with prosody (``all``) add, per window:
 * loudness: the frame RMS summed from the window's samples as the per-window computation
   sums it.
 
-The speaker embedding (``spec.embedding``) is the encoder's of the window's own samples,
-as per window. Windows too short to have an inside frame are computed whole. Frames are
+A spec with the speaker embedding is refused: the channel's caller knows the speech each
+window was placed over and embeds that (:mod:`serfast.calls.channel`). Windows too short to have an inside frame are computed whole. Frames are
 kept only for the audio the caller still holds (:meth:`ChannelFrames.trim`).
 """
 
@@ -56,7 +56,6 @@ from ..features.librosa_constants import (AMIN, PIPTRACK_THRESHOLD, TINY32, TUNI
                                           VARIANCE_FLOOR, ZCR_THRESHOLD)
 from ..features.spec import (BatchFeatures, FeatureSpec, inside_frame_range, n_frames,
                              pitch_bins)
-from ..features.voice_encoder import clip_embeddings
 from .window_prosody import ChannelProsody
 
 __all__ = ["ChannelFrames", "inside_frames"]
@@ -108,6 +107,9 @@ class ChannelFrames:
     """
 
     def __init__(self, spec: FeatureSpec):
+        if spec.embedding:
+            raise ValueError("ChannelFrames computes a spec without the speaker embedding; "
+                             "its caller adds those columns")
         self.spec = spec
         self.banks = filter_banks(spec)
         self.hop, self.half = spec.hop_length, spec.n_fft // 2
@@ -162,9 +164,6 @@ class ChannelFrames:
                 self._prosody(clips[i], f0, t0, t1, edge, logmel, known, values[i])]
             if with_frames:
                 frames[i] = np.concatenate([logmel, logmel @ self.banks.dct] + extra, axis=1)
-        if spec.embedding and framed:
-            values[framed, spec.slices["embedding"]] = clip_embeddings(
-                [clips[i] for i in framed], spec.sr)
         for i in sorted(set(range(len(starts))) - set(framed)):
             batch = compute_batch([clips[i]], spec, frames=with_frames)
             values[i] = batch.values[0]

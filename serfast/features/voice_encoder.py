@@ -13,7 +13,9 @@ partial centred in it; one shorter than 1.6 s is zero-padded, as Resemblyzer pad
 
 Uses: a store's ``embedding`` columns (:func:`clip_embeddings`: the unit vector and the
 mean of the second LSTM layer's outputs; standardised per speaker, they carry emotion),
-``predict --turns`` and ``--speakers voice`` (the unit vectors: who speaks when).
+the same columns of a call's windows (:func:`span_embeddings` of the speech each window
+was placed over), ``predict --turns`` and ``--speakers voice`` (the unit vectors: who
+speaks when).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import os
 import numpy as np
 
 __all__ = ["MODEL", "PARTIAL_SECONDS", "centre_piece", "centre_span", "clip_embeddings",
-           "embed_pieces", "partial_mels", "piece_embeddings", "window_embeddings"]
+           "embed_pieces", "partial_mels", "piece_embeddings", "span_embeddings"]
 
 #: The ONNX model shipped with serfast.
 MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_encoder.onnx")
@@ -95,15 +97,16 @@ def piece_embeddings(pieces: list[np.ndarray], sr: int) -> np.ndarray:
     return np.hstack([vectors, states]).astype(np.float32)
 
 
-def window_embeddings(audio: np.ndarray, base: int, starts, ends, sr: int) -> np.ndarray:
-    """(n, 256) embeddings of spans ``[starts[i], ends[i])`` (samples at ``sr``) of a
-    channel whose ``audio`` begins at sample ``base``: each of the 1.6 s at its centre.
-    Equal spans are embedded once."""
+def span_embeddings(audio: np.ndarray, base: int, starts, ends, sr: int) -> np.ndarray:
+    """(n, 512) encoder columns (:func:`piece_embeddings`) of spans ``[starts[i],
+    ends[i])`` (samples at ``sr``) of a channel whose ``audio`` begins at sample ``base``:
+    each of the 1.6 s at its centre. Equal spans are embedded once."""
     spans = list(zip(starts, ends))
     unique = sorted(set(spans))
-    vectors = embed_pieces([centre_piece(audio, s - base, e - base, sr) for s, e in unique], sr)
+    rows = piece_embeddings([centre_piece(audio, s - base, e - base, sr) for s, e in unique],
+                            sr)
     row = {span: k for k, span in enumerate(unique)}
-    return vectors[[row[span] for span in spans]]
+    return rows[[row[span] for span in spans]]
 
 
 def centre_span(start: int, end: int, sr: int) -> tuple[int, int]:
