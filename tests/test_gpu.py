@@ -402,7 +402,9 @@ def counted_own(*args):
     own.append(1)
     return own_pitch(*args)
 kernels_gpu.compute_batch_xp, shape.pitch_voice = counted, counted_own
-predictor, tmp = fit_predictor(FeatureSpec(name=sys.argv[1])), tempfile.mkdtemp()
+name, _, extra = sys.argv[1].partition("+")
+spec = FeatureSpec(name=name, embedding=extra == "embedding")
+predictor, tmp = fit_predictor(spec), tempfile.mkdtemp()
 wav = os.path.join(tmp, "call.wav")
 sf.write(wav, call(PLAN, 24.0), SR, subtype="ULAW")
 rows, devices, windows, own_pitches = {}, {}, {}, {}
@@ -428,12 +430,14 @@ print(json.dumps({"devices": devices, "engine_windows": windows, "own_pitch": ow
 """
 
 
-@pytest.mark.parametrize("feature_set", ["seed", "all"])
+@pytest.mark.parametrize("feature_set", ["seed", "all", "seed+embedding"])
 def test_predict_on_the_gpu_with_numpy_as_cupy(tmp_path, feature_set):
     """`serfast predict --device gpu` computes its windows with the GPU engine (CuPy
     stood in for by NumPy, CUDA kernels on the simulator) and labels as on the CPU. With
     prosody, each window's pitch and voice columns come from the channel's pitch frames
-    observed once, and give exactly what the window's own pitch gives.
+    observed once, and give exactly what the window's own pitch gives. With the speaker
+    embedding (the `telephone` model's set), the encoder's columns come from the same
+    speech on either device.
 
     The test double scores z-scores of every column, so the engines' differences in the
     prosody set's other columns (within 1e-4 of scale: tests/test_sets.py) move its
@@ -445,7 +449,7 @@ def test_predict_on_the_gpu_with_numpy_as_cupy(tmp_path, feature_set):
                               alone: "GPU 0 (Stand-in GPU)"}
     n = res["windows"]
     assert n >= 4 and res["engine_windows"] == {"cpu": 0, gpu: n, alone: n}
-    prosody = feature_set == "all"
+    prosody = feature_set.startswith("all")
     assert res["own_pitch"] == {"cpu": 0, gpu: 0, alone: n if prosody else 0}
     assert res["same_windows"] and res["same_labels"] and res["shared_vs_own"] == 0.0
     assert res["prob_diff"] < (0.05 if prosody else 1e-3)
