@@ -1,7 +1,9 @@
 """Benchmark: the prosody and all feature sets against librosa, openSMILE and the decoding
 floor, on the same real clips and one core, start-up included (one fresh process each).
 
-  - serfast ``extract --workers 1 --features prosody|all|seed``;
+  - serfast ``extract --workers 1 --features prosody|all|seed --no-embedding`` (the sets
+    as issue 15 defines them), and ``all`` with the speaker encoder's columns
+    (``all+embedding``: ``serfast extract``'s default store);
   - librosa's reference loop for the prosody columns (load, pyin, rms, contrast,
     flatness, roll-off, onset strength, mfcc, deltas);
   - openSMILE eGeMAPSv02 functionals (``pip install opensmile``, bench only);
@@ -80,24 +82,27 @@ def main() -> None:
         manifest = write_manifest(files, str(Path(tmp, "m.csv")))
         py = [sys.executable, "-c"]
         rates = {"floor": rate(py + [FLOOR, str(listing)], len(files), args.repeat)}
-        for name in ("seed", "prosody", "all"):
+        for name in ("seed", "prosody", "all", "all+embedding"):
+            feature_set, _, embedding = name.partition("+")
             rates[name] = statistics.median(
                 len(files) / run([sys.executable, "-m", "serfast_cli", "extract", manifest,
-                                  str(Path(tmp, f"{name}{i}.npy")), "--workers", "1",
-                                  "--features", name, "--offset", "0.6", "--duration", "2.5",
-                                  "--quiet"])[0]
+                                  str(Path(tmp, f"{feature_set}{i}{embedding}.npy")),
+                                  "--workers", "1", "--features", feature_set,
+                                  "--embedding" if embedding else "--no-embedding",
+                                  "--offset", "0.6", "--duration", "2.5", "--quiet"])[0]
                 for i in range(args.repeat))
         if not args.floor_only:
             rates["librosa"] = rate(py + [LIBROSA, str(listing)], len(files), args.repeat)
             rates["opensmile"] = rate(py + [OPENSMILE, str(listing)], len(files), args.repeat)
     print(f"{len(files)} clips, one core, clips/s (medians of {args.repeat}):")
     for k, v in rates.items():
-        print(f"  {k:10s} {v:8.1f}")
+        print(f"  {k:14s} {v:8.1f}")
     if not args.floor_only:
         print(f"prosody vs librosa {rates['prosody'] / rates['librosa']:.1f}x, vs openSMILE "
               f"{rates['prosody'] / rates['opensmile']:.1f}x; ", end="")
     print(f"floor/seed {rates['floor'] / rates['seed']:.2f}x, "
-          f"floor/all {rates['floor'] / rates['all']:.2f}x")
+          f"floor/all {rates['floor'] / rates['all']:.2f}x, "
+          f"floor/all+embedding {rates['floor'] / rates['all+embedding']:.2f}x")
 
 
 if __name__ == "__main__":
