@@ -40,8 +40,9 @@ Sets with prosody (``all``) add, per window:
   sums it.
 
 A spec with the speaker embedding is refused: the channel's caller knows the speech each
-window was placed over and embeds that (:mod:`serfast.calls.channel`). Windows too short to have an inside frame are computed whole. Frames are
-kept only for the audio the caller still holds (:meth:`ChannelFrames.trim`).
+window was placed over and embeds that (:mod:`serfast.calls.channel`). Windows too short
+to have an inside frame are computed whole. Frames are kept only for the audio the caller
+still holds (:meth:`ChannelFrames.trim`).
 """
 
 from __future__ import annotations
