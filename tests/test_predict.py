@@ -477,37 +477,42 @@ def test_long_channel_keeps_a_bounded_buffer(predictor):
     assert len(predictor.calls) >= 3 and all(40 <= n < 80 for n in predictor.calls[-3:])
 
 
+def _labelled_rows(model, y: np.ndarray, block: float):
+    """Stream ``y`` (22,050 Hz) through a channel labeller in blocks of ``block`` seconds:
+    the labeller (its spans and regions) and the rows its model scored, in span order."""
+    from serfast.calls.channel import WindowOptions, _Labeller
+
+    sr = model.spec.sr
+    state = _Labeller(model, WindowOptions(block_seconds=3.0, batch=3))
+    for i in range(0, len(y), int(block * sr)):
+        state.push(y[i:i + int(block * sr)])
+    seen = []
+    state.predictor = type("Recorder", (), dict(
+        labels=model.labels, spec=model.spec, needs_frames=False,
+        predict_proba=lambda self, v, f, g: seen.append(v) or model.predict_proba(v, f, g)))()
+    state.finish()
+    return state, np.concatenate(seen)[:, :-1]
+
+
 def test_windows_are_cut_from_the_right_audio(predictor):
     """Streaming in small blocks gives the features of the same windows cut from the
     whole signal (up to float rounding)."""
-    from serfast.calls.channel import WindowOptions, _Labeller
-
-    sr = 22050
-    y = call(PLAN + [(0, "happy", 2, 21.0)], 40.0)[:, 0]
-    y = resample(y, SR, sr)
-    state = _Labeller(predictor, WindowOptions(block_seconds=3.0, batch=3))
-    for i in range(0, len(y), int(2.3 * sr)):
-        state.push(y[i:i + int(2.3 * sr)])
-    seen = []
-    state.predictor = type("Recorder", (), dict(
-        labels=predictor.labels, spec=predictor.spec, needs_frames=False,
-        predict_proba=lambda self, v, f, g: seen.append(v) or predictor.predict_proba(v, f, g)))()
-    res = state.finish()
-    assert len(res.starts) >= 6
+    y = resample(call(PLAN + [(0, "happy", 2, 21.0)], 40.0)[:, 0], SR, 22050)
+    state, rows = _labelled_rows(predictor, y, 2.3)
+    assert len(state.spans) >= 6
     direct = compute_batch([y[a:b] for a, b in state.spans], predictor.spec).values
     # frames shared by windows are summed in another order: equal up to float rounding
-    error = np.abs(np.concatenate(seen)[:, :-1] - direct).max(axis=0)
+    error = np.abs(rows - direct).max(axis=0)
     assert np.all(error <= 1e-5 * np.abs(direct).max(axis=0))
 
 
 def test_a_window_embeds_the_speech_it_was_placed_over():
     """With the speaker embedding, the windows of a short utterance share the encoder's
     columns of the utterance's centre 1.6 s (a corpus clip's centre); windows inside a
-    longer region get their own centre's, as per window. The other columns are the
-    per-window computation's."""
+    longer region get their own centre's, as per window; however the channel streams.
+    The other columns are the per-window computation's."""
     from dataclasses import replace
 
-    from serfast.calls.channel import WindowOptions, _Labeller
     from serfast.features.voice_encoder import centre_piece, clip_embeddings, piece_embeddings
 
     sr = 22050
@@ -518,15 +523,7 @@ def test_a_window_embeds_the_speech_it_was_placed_over():
                                               ("happy", 3, 14.0, 6.0)]:
         clip = synth_clip(emotion, speaker, 1, sr, seconds)
         y[int(start * sr):int(start * sr) + len(clip)] += clip
-    state = _Labeller(model, WindowOptions(block_seconds=3.0, batch=3))
-    for i in range(0, len(y), int(2.3 * sr)):
-        state.push(y[i:i + int(2.3 * sr)])
-    seen = []
-    state.predictor = type("Recorder", (), dict(
-        labels=model.labels, spec=spec, needs_frames=False,
-        predict_proba=lambda self, v, f, g: seen.append(v) or model.predict_proba(v, f, g)))()
-    state.finish()
-    rows = np.concatenate(seen)[:, :-1]
+    state, rows = _labelled_rows(model, y, 2.3)
     at = spec.slices["embedding"]
     short = [(a, b) for a, b in state.regions if b - a <= state.win]
     assert len(short) == 2 and len(state.regions) == 3
@@ -544,6 +541,13 @@ def test_a_window_embeds_the_speech_it_was_placed_over():
     engine = np.delete(rows, np.arange(at.start, at.stop), axis=1)
     error = np.abs(engine - direct.values).max(axis=0)
     assert np.all(error <= 1e-5 * np.abs(direct.values).max(axis=0))
+    again, rows_again = _labelled_rows(model, y, 0.7)  # smaller blocks: older audio dropped
+    order = sorted(range(len(again.spans)), key=again.spans.__getitem__)
+    assert sorted(state.spans) == [again.spans[i] for i in order]
+    by_span = dict(zip(state.spans, rows[:, at]))
+    np.testing.assert_allclose(rows_again[order][:, at],
+                               np.stack([by_span[again.spans[i]] for i in order]),
+                               rtol=0, atol=1e-6)
 
 
 # ------------------------------------------------------------------ workers and CLI
