@@ -2,7 +2,8 @@
 
 Each call has two actors, one per channel (agent 0, customer 1), taking turns: every
 utterance is a RAVDESS clip trimmed to its speech (+0.2 s), band-limited to 300-3,400 Hz,
-resampled to 8 kHz and placed after a pause of 0.3-2 s. Each channel has its own gain
+resampled to 8 kHz and placed after a pause of 0.3-2 s (``--pause``); the other actor
+speaks next with probability 0.8 (``--turn-change``). Each channel has its own gain
 (±6 dB; the relative loudness of one speaker's utterances is kept) and its own background
 noise (pink noise and 50 Hz hum, 20-35 dB under that channel's speech). Some calls put the customer
 on hold: 15-30 s of synthetic hold music on the customer's channel, no speech. Files are
@@ -10,6 +11,11 @@ on hold: 15-30 s of synthetic hold music on the customer's channel, no speech. F
 speech in the call), label, actor, clip.
 
     python bench/make_call_archive.py OUT_DIR [--calls 20] [--minutes 3] [--actors 17-20]
+                                      [--pause 0.3,2] [--turn-change 0.8]
+
+Short pauses and few turn changes (``--pause 0.05,0.15 --turn-change 0.2``) make long
+stretches of one voice, as in real calls, where the VAD finds long speech regions instead
+of one per utterance.
 
 The corpus is read from ../shared/corpora/ravdess (``--corpus``) and never copied.
 """
@@ -80,8 +86,11 @@ def hold_music(seconds: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_call(clips_by_actor: dict, minutes: float, rng: np.random.Generator,
-              hold: bool) -> tuple[np.ndarray, list[dict]]:
-    """One stereo call (n, 2) float32 and its utterances."""
+              hold: bool, pause: tuple[float, float] = (0.3, 2.0),
+              turn_change: float = 0.8) -> tuple[np.ndarray, list[dict]]:
+    """One stereo call (n, 2) float32 and its utterances; ``pause`` (seconds) bounds the
+    silence after each utterance, ``turn_change`` is the chance the other actor speaks
+    next."""
     n = int(minutes * 60 * SR)
     actors = rng.choice(sorted(clips_by_actor), size=2, replace=False)
     gains = 10 ** (rng.uniform(-6, 6, size=2) / 20)
@@ -104,8 +113,8 @@ def make_call(clips_by_actor: dict, minutes: float, rng: np.random.Generator,
         utterances.append({"channel": ch, "start": a / SR, "end": (a + len(x)) / SR,
                            "label": clip.label, "actor": actors[ch],
                            "clip": os.path.basename(clip.path)})
-        t = (a + len(x)) / SR + rng.uniform(0.3, 2.0)
-        ch = 1 - ch if rng.uniform() < 0.8 else ch
+        t = (a + len(x)) / SR + rng.uniform(*pause)
+        ch = 1 - ch if rng.uniform() < turn_change else ch
     for c in range(2):
         mine = [u for u in utterances if u["channel"] == c] or utterances
         speech_rms = np.sqrt(np.mean([np.mean(y[int(u["start"] * SR):int(u["end"] * SR),
@@ -125,7 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--actors", default="17-20", help="RAVDESS actors, e.g. 17-20 or 1,2")
     p.add_argument("--hold", type=float, default=0.25, help="Share of calls with hold music.")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pause", default="0.3,2",
+                   help="Shortest and longest pause after an utterance, seconds.")
+    p.add_argument("--turn-change", type=float, default=0.8,
+                   help="Chance that the other actor speaks next.")
     args = p.parse_args(argv)
+    pause = tuple(float(v) for v in args.pause.split(","))
     wanted = actor_range(args.actors)
     clips_by_actor: dict[str, list] = {}
     for clip in read_corpus(args.corpus):
@@ -138,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     rows = []
     for i in range(args.calls):
-        y, utterances = make_call(clips_by_actor, args.minutes, rng, rng.uniform() < args.hold)
+        y, utterances = make_call(clips_by_actor, args.minutes, rng, rng.uniform() < args.hold,
+                                  pause, args.turn_change)
         name = f"call_{i:03d}.wav"
         sf.write(os.path.join(args.out, name), y, SR, subtype="ULAW")
         rows += [{"file": name, **u} for u in utterances]
