@@ -41,7 +41,7 @@ _HANN = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic
 def _mel_bank_t() -> np.ndarray:
     """librosa's mel bank at 16 kHz (float32 values), transposed: (201, 40) float64; from
     serfast's table cache."""
-    from ..features.table_cache import cached_tables
+    from .table_cache import cached_tables
 
     def build():
         import librosa
