@@ -2,6 +2,7 @@
 
     python bench/predict_bench.py --model DIR [--archive /tmp/serfast-calls] [--long 120]
                                   [--device gpu] [--no-denoise] [--hop S]
+                                  [--speakers voice]
 
 1. Builds the archive with bench/make_call_archive.py if it is missing (20 calls of
    3 minutes = 1 hour of stereo 8 kHz µ-law audio, actors 17-20).
@@ -197,10 +198,13 @@ def main() -> None:
     p.add_argument("--keep", help="Copy this run's labels.csv here.")
     p.add_argument("--hop", type=float, default=0,
                    help="serfast predict --hop in seconds (0: predict's default, half the window).")
+    p.add_argument("--speakers", default="",
+                   help="serfast predict --speakers (default: predict's, each channel alone).")
     args = p.parse_args()
     common = ["--workers", str(args.workers), "--device", args.device,
               "--no-denoise" if args.no_denoise else "--denoise"]
     common += ["--hop", str(args.hop)] if args.hop else []
+    common += ["--speakers", args.speakers] if args.speakers else []
     gen = [sys.executable, os.path.join(HERE, "make_call_archive.py")]
     if not os.path.exists(os.path.join(args.archive, "truth.csv")):
         subprocess.run(gen + [args.archive], check=True)
