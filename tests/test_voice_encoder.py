@@ -19,13 +19,13 @@ def test_partial_mels_are_resemblyzers_librosa_mel_spectrogram_at_minus_30_dbfs(
     scaled = y * (10 ** (ve.LEVEL_DBFS / 20) / np.sqrt(np.mean(y.astype(np.float64) ** 2)))
     want = librosa.feature.melspectrogram(y=scaled, sr=16000, n_fft=400, hop_length=160,
                                           n_mels=40).T[:160]
-    got = ve.partial_mels(y)
+    short = y[:8000]  # 0.5 s: zero-padded to 160 frames
+    got, louder, padded, silent = ve.partial_mels([y, y * 30, short, np.zeros(16000, np.float32)])
     assert got.shape == (160, 40) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * want.max())
-    np.testing.assert_allclose(ve.partial_mels(y * 30), got, rtol=1e-5, atol=1e-9)
-    short = ve.partial_mels(y[:8000])  # 0.5 s: zero-padded to 160 frames
-    assert short.shape == (160, 40) and not short[60:].any()
-    assert not ve.partial_mels(np.zeros(16000, np.float32)).any()
+    np.testing.assert_allclose(louder, got, rtol=1e-5, atol=1e-9)
+    assert not padded[60:].any() and not silent.any()
+    np.testing.assert_array_equal(ve.partial_mels([short])[0], padded)  # alone as in a batch
 
 
 def test_embeddings_are_unit_vectors_of_any_span(tmp_path):
