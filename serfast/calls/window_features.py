@@ -89,9 +89,11 @@ class _Frames:
             setattr(self, name, value[keep])
 
     def grow(self, count: int) -> None:
+        """Room for ``count`` more frames, left unset: a frame is computed before it is read."""
         for name, value in vars(self).items():
-            extra = np.zeros((count,) + value.shape[1:], value.dtype)
-            setattr(self, name, np.concatenate([value, extra]))
+            grown = np.empty((len(value) + count,) + value.shape[1:], value.dtype)
+            grown[:len(value)] = value
+            setattr(self, name, grown)
 
 
 def _negative(y: np.ndarray) -> np.ndarray:
@@ -172,10 +174,11 @@ class ChannelFrames:
         return BatchFeatures(values, frames if with_frames else None)
 
     def _reach(self, end: int) -> None:
-        """Make room for every frame and block up to sample ``end``."""
+        """Make room for every frame and block up to sample ``end`` (at least twice the
+        rows held, so that a channel's rows are copied a bounded number of times)."""
         rows = end // self.hop + 1 - self.first
         if rows > len(self.done):
-            extra = rows - len(self.done)
+            extra = max(rows, 2 * len(self.done)) - len(self.done)  # amortised: room doubles
             self.frames.grow(extra)
             self.done = np.concatenate([self.done, np.zeros(extra, bool)])
             self.powers = np.concatenate([self.powers, np.zeros((extra, 4), np.float64)])
@@ -191,28 +194,13 @@ class ChannelFrames:
         offset = (self.first - base // hop)  # row r is audio frame r + offset
         rows = np.arange(a, b)
         self._spectra([(audio, a + offset, b - a)], self.frames, rows)
-        # energy and crossings of whole frames, from running sums over their span
-        lo = (a + offset) * hop - half
-        seg = audio[lo:(b - 1 + offset) * hop + half]
-        sq = np.concatenate([[0.0], np.cumsum(np.square(seg, dtype=np.float64))])
-        neg = _negative(seg)
-        cross = np.concatenate([[0], np.cumsum(neg[1:] != neg[:-1])])  # cross[k]: 1..k
-        p0 = (rows - a) * hop
-        self.frames.energy[a:b] = sq[p0 + 2 * half] - sq[p0]
-        self.frames.crossings[a:b] = cross[p0 + 2 * half - 1] - cross[p0]
-        # power sums of the hop blocks these frames cover
-        block_lo, block_hi = a - half // hop, b - 1 + half // hop
-        self._powers(audio, base, block_lo, block_hi)
+        # the hop blocks these frames cover: their power sums, and the frames' energy and
+        # zero crossings from them
+        lo, hi = a - half // hop, b - 1 + half // hop
+        cpu_kernels.frame_time_sums(audio, (lo + self.first) * hop - base, hop,
+                                    (a + offset) * hop - half, 2 * half, self.powers[lo:hi],
+                                    self.frames.energy[a:b], self.frames.crossings[a:b])
         self.done[a:b] = True
-
-    def _powers(self, audio: np.ndarray, base: int, lo: int, hi: int) -> None:
-        """Power sums of blocks [lo, hi) (rows), from ``audio`` starting at ``base``."""
-        hop = self.hop
-        start = (lo + self.first) * hop - base
-        y = audio[start:start + (hi - lo) * hop].astype(np.float64).reshape(hi - lo, hop)
-        y2 = y * y
-        self.powers[lo:hi] = np.stack([y.sum(1), y2.sum(1), (y2 * y).sum(1),
-                                       (y2 * y2).sum(1)], axis=1)
 
     def _spectra(self, pieces: list[tuple[np.ndarray, int, int]], out: _Frames,
                  rows: np.ndarray) -> None:
