@@ -75,32 +75,6 @@ def test_zcr_and_rms_match_librosa_for_any_frame_and_hop(n_fft, hop):
         np.testing.assert_allclose(out[:2], [zcr, rms], rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("n_fft, hop, shift", [(2048, 512, 0), (1024, 256, 0), (1024, 300, 0),
-                                             (2048, 512, 100)])
-def test_frame_time_sums_equal_the_sums_of_each_frame(n_fft, hop, shift):
-    """A channel's block power sums, and its frames' energy and zero crossings, summed from
-    the blocks where frames are whole blocks, sample by sample where not (``shift``: the
-    frames off the blocks' grid)."""
-    from serfast.features.cpu_kernels import frame_time_sums
-
-    y = rng_signal(30000, 7)
-    y[::7] = 0.0  # exact zeros: |x| <= 1e-10 is no sign
-    block0, n_blocks, n_frames_ = 3 * hop, 20, 20 - n_fft // hop + 1
-    frame0 = block0 + shift
-    powers, energy = np.empty((n_blocks, 4)), np.empty(n_frames_)
-    crossings = np.empty(n_frames_, np.int64)
-    frame_time_sums(y, block0, hop, frame0, n_fft, powers, energy, crossings)
-    blocks = y[block0:block0 + n_blocks * hop].astype(np.float64).reshape(n_blocks, hop)
-    want = np.stack([(blocks ** k).sum(axis=1) for k in range(1, 5)], axis=1)
-    np.testing.assert_allclose(powers, want, rtol=1e-12, atol=1e-12)
-    negative = y < -1e-10
-    for t in range(n_frames_):
-        frame = y[frame0 + t * hop:frame0 + t * hop + n_fft].astype(np.float64)
-        sign = negative[frame0 + t * hop:frame0 + t * hop + n_fft]
-        assert crossings[t] == np.count_nonzero(sign[1:] != sign[:-1])
-        np.testing.assert_allclose(energy[t], (frame * frame).sum(), rtol=1e-12)
-
-
 def test_silent_clip_is_finite_and_matches_where_librosa_is_defined():
     silent = np.zeros(20000, np.float32)
     got = compute_batch([silent], SPEC).values[0].astype(np.float64)

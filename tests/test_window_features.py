@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from serfast.calls.window_features import ChannelFrames, inside_frames
+from serfast.calls.window_features import ChannelFrames, frame_time_sums, inside_frames
 from serfast.features.cpu import compute_batch
 from serfast.features.spec import FeatureSpec
 
@@ -53,6 +53,30 @@ def test_inside_frames_are_those_without_padding():
     for t in range(t0, t1):
         assert t * HOP - SPEC.n_fft // 2 >= 0 and t * HOP + SPEC.n_fft // 2 <= WIN
     assert inside_frames(1000, SPEC)[1] <= inside_frames(1000, SPEC)[0]
+
+
+@pytest.mark.parametrize("n_fft, hop, shift", [(2048, 512, 0), (1024, 256, 0), (1024, 300, 0),
+                                             (2048, 512, 100)])
+def test_frame_time_sums_equal_the_sums_of_each_frame(n_fft, hop, shift):
+    """A channel's block power sums, and its frames' energy and zero crossings, summed from
+    the blocks where frames are whole blocks, sample by sample where not (``shift``: the
+    frames off the blocks' grid)."""
+    y = np.random.default_rng(7).normal(0, 0.1, 30000).astype(np.float32)
+    y[::7] = 0.0  # exact zeros: |x| <= 1e-10 is no sign
+    block0, n_blocks, n_frames_ = 3 * hop, 20, 20 - n_fft // hop + 1
+    frame0 = block0 + shift
+    powers, energy = np.empty((n_blocks, 4)), np.empty(n_frames_)
+    crossings = np.empty(n_frames_, np.int64)
+    frame_time_sums(y, block0, hop, frame0, n_fft, powers, energy, crossings)
+    blocks = y[block0:block0 + n_blocks * hop].astype(np.float64).reshape(n_blocks, hop)
+    want = np.stack([(blocks ** k).sum(axis=1) for k in range(1, 5)], axis=1)
+    np.testing.assert_allclose(powers, want, rtol=1e-12, atol=1e-12)
+    negative = y < -1e-10
+    for t in range(n_frames_):
+        frame = y[frame0 + t * hop:frame0 + t * hop + n_fft].astype(np.float64)
+        sign = negative[frame0 + t * hop:frame0 + t * hop + n_fft]
+        assert crossings[t] == np.count_nonzero(sign[1:] != sign[:-1])
+        np.testing.assert_allclose(energy[t], (frame * frame).sum(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("spec", [SPEC, ALL], ids=["seed", "all"])

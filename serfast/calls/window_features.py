@@ -53,6 +53,7 @@ import scipy.fft
 from ..features import cpu_kernels, shape
 from ..features.cpu import compute_batch
 from ..features.filterbanks import filter_banks
+from ..features.kernel_cache import njit
 from ..features.librosa_constants import (AMIN, PIPTRACK_THRESHOLD, TINY32, TUNING_EDGES,
                                           VARIANCE_FLOOR, ZCR_THRESHOLD)
 from ..features.spec import (BatchFeatures, FeatureSpec, inside_frame_range, n_frames,
@@ -66,6 +67,69 @@ def inside_frames(length: int, spec: FeatureSpec) -> tuple[int, int]:
     """Frames [t0, t1) of a ``length``-sample clip's centred STFT that lie wholly inside
     it (t1 <= t0: none)."""
     return inside_frame_range(length, spec.n_fft, spec.hop_length)
+
+
+@njit(cache=True, fastmath=cpu_kernels._FAST)
+def frame_time_sums(y, block0, hop, frame0, n_fft, powers, energy, crossings):
+    """Time-domain sums of hop-long blocks and of n_fft-long frames of ``y``, all inside it.
+
+    y : (n,) float32.  powers : (n_blocks, 4) float64 receives the sums of y, y², y³, y⁴
+    of the blocks starting at samples ``block0 + k * hop``.  energy : (n_frames,) float64
+    and crossings : (n_frames,) int64 receive the sum of squares and the zero crossings
+    (as :func:`serfast.features.cpu_kernels.time_features` counts them: a frame's first
+    sample is never a crossing) of the frames starting at samples ``frame0 + t * hop``.
+    Frames made of whole blocks are summed from the blocks' sums, others sample by sample.
+    A kernel of its own here, not in ``cpu_kernels``: only predict's channels use it, and
+    the kernels the CLI warms are the extractor's.
+    """
+    n_blocks = powers.shape[0]
+    cross_in = np.zeros(n_blocks, np.int64)  # crossings into each block's samples
+    for blk in range(n_blocks):
+        a = block0 + blk * hop
+        seg = y[a:a + hop]
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        for i in range(hop):  # branch-free loops over views: vectorised
+            v = np.float64(seg[i])
+            v2 = v * v
+            s1 += v
+            s2 += v2
+            s3 += v2 * v
+            s4 += v2 * v2
+        powers[blk, 0] = s1
+        powers[blk, 1] = s2
+        powers[blk, 2] = s3
+        powers[blk, 3] = s4
+        lo = max(a, 1)  # sample 0 has no left neighbour
+        now = y[lo:a + hop]
+        before = y[lo - 1:a + hop - 1]
+        c = 0
+        for i in range(now.shape[0]):
+            c += cpu_kernels._crosses(before[i], now[i])
+        cross_in[blk] = c
+    per_frame = n_fft // hop
+    first = (frame0 - block0) // hop
+    aligned = (n_fft % hop == 0 and (frame0 - block0) % hop == 0 and first >= 0
+               and first + energy.shape[0] - 1 + per_frame <= n_blocks)
+    for t in range(energy.shape[0]):
+        p0 = frame0 + t * hop
+        e = 0.0
+        c = 0
+        if aligned:
+            for blk in range(first + t, first + t + per_frame):
+                e += powers[blk, 1]
+                c += cross_in[blk]
+            if p0 >= 1:  # the first sample of a frame is never a crossing
+                c -= cpu_kernels._crossing(y, p0)
+        else:
+            for i in range(p0, p0 + n_fft):
+                e += np.float64(y[i]) * y[i]
+            for i in range(p0 + 1, p0 + n_fft):
+                c += cpu_kernels._crossing(y, i)
+        energy[t] = e
+        crossings[t] = c
 
 
 class _Frames:
@@ -197,9 +261,9 @@ class ChannelFrames:
         # the hop blocks these frames cover: their power sums, and the frames' energy and
         # zero crossings from them
         lo, hi = a - half // hop, b - 1 + half // hop
-        cpu_kernels.frame_time_sums(audio, (lo + self.first) * hop - base, hop,
-                                    (a + offset) * hop - half, 2 * half, self.powers[lo:hi],
-                                    self.frames.energy[a:b], self.frames.crossings[a:b])
+        frame_time_sums(audio, (lo + self.first) * hop - base, hop, (a + offset) * hop - half,
+                        2 * half, self.powers[lo:hi], self.frames.energy[a:b],
+                        self.frames.crossings[a:b])
         self.done[a:b] = True
 
     def _spectra(self, pieces: list[tuple[np.ndarray, int, int]], out: _Frames,

@@ -22,8 +22,8 @@ from .kernel_cache import njit
 from .librosa_constants import (OCTAVE_ZERO_HZ, PIPTRACK_THRESHOLD, TINY32, VARIANCE_FLOOR,
                                 ZCR_THRESHOLD)
 
-__all__ = ["MEL_BLOCK", "clip_finish", "frame_clip", "frame_time_sums", "spectrum_frames",
-           "time_features", "tuning_bin"]
+__all__ = ["MEL_BLOCK", "clip_finish", "frame_clip", "spectrum_frames", "time_features",
+           "tuning_bin"]
 
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 #: Samples below this are negative for the zero-crossing rate.
@@ -158,67 +158,6 @@ def time_features(y, n_fft, hop, n_frames, out):
     else:
         out[4] = 0.0
         out[5] = 0.0
-
-
-@njit(cache=True, fastmath=_FAST)
-def frame_time_sums(y, block0, hop, frame0, n_fft, powers, energy, crossings):
-    """Time-domain sums of hop-long blocks and of n_fft-long frames of ``y``, all inside it.
-
-    y : (n,) float32.  powers : (n_blocks, 4) float64 receives the sums of y, y², y³, y⁴
-    of the blocks starting at samples ``block0 + k * hop``.  energy : (n_frames,) float64
-    and crossings : (n_frames,) int64 receive the sum of squares and the zero crossings
-    (as :func:`time_features` counts them: the frame's first sample never a crossing) of
-    the frames starting at samples ``frame0 + t * hop``. Frames made of whole blocks are
-    summed from the blocks' sums, others sample by sample.
-    """
-    n_blocks = powers.shape[0]
-    cross_in = np.zeros(n_blocks, np.int64)  # crossings into each block's samples
-    for blk in range(n_blocks):
-        a = block0 + blk * hop
-        seg = y[a:a + hop]
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        s4 = 0.0
-        for i in range(hop):  # branch-free loops over views: vectorised
-            v = np.float64(seg[i])
-            v2 = v * v
-            s1 += v
-            s2 += v2
-            s3 += v2 * v
-            s4 += v2 * v2
-        powers[blk, 0] = s1
-        powers[blk, 1] = s2
-        powers[blk, 2] = s3
-        powers[blk, 3] = s4
-        lo = max(a, 1)  # sample 0 has no left neighbour
-        now = y[lo:a + hop]
-        before = y[lo - 1:a + hop - 1]
-        c = 0
-        for i in range(now.shape[0]):
-            c += _crosses(before[i], now[i])
-        cross_in[blk] = c
-    per_frame = n_fft // hop
-    first = (frame0 - block0) // hop
-    aligned = (n_fft % hop == 0 and (frame0 - block0) % hop == 0 and first >= 0
-               and first + energy.shape[0] - 1 + per_frame <= n_blocks)
-    for t in range(energy.shape[0]):
-        p0 = frame0 + t * hop
-        e = 0.0
-        c = 0
-        if aligned:
-            for blk in range(first + t, first + t + per_frame):
-                e += powers[blk, 1]
-                c += cross_in[blk]
-            if p0 >= 1:  # the first sample of a frame is never a crossing
-                c -= _crossing(y, p0)
-        else:
-            for i in range(p0, p0 + n_fft):
-                e += np.float64(y[i]) * y[i]
-            for i in range(p0 + 1, p0 + n_fft):
-                c += _crossing(y, i)
-        energy[t] = e
-        crossings[t] = c
 
 
 #: Frames whose mel bands :func:`spectrum_frames` sums together (one SIMD register of
