@@ -2,7 +2,7 @@
 
     python bench/predict_bench.py --model DIR [--archive /tmp/serfast-calls] [--long 120]
                                   [--device gpu] [--no-denoise] [--hop S]
-                                  [--speakers voice]
+                                  [--speakers voice] [--repeat 3]
 
 1. Builds the archive with bench/make_call_archive.py if it is missing (20 calls of
    3 minutes = 1 hour of stereo 8 kHz µ-law audio, actors 17-20).
@@ -12,7 +12,8 @@
    run, the decoding floor: every channel of every call decoded in 30-s blocks and
    resampled to 22,050 Hz with soxr HQ (``serfast.io.audio.channel_blocks``, nothing
    else), in a fresh process with a spawn pool of as many workers as predict's (every
-   core by default); predict's wall time is also given as a multiple of it.
+   core by default); predict's wall time is also given as a multiple of it. Both run
+   ``--repeat`` times (3), in turn, and their medians are compared.
    ``--compare LABELS.csv`` prints how far this run's window probabilities are from
    another run's (windows matched by file, channel and start within one frame).
 3. Scores utterance-level accuracy: each utterance of truth.csv gets the mean of the
@@ -94,20 +95,21 @@ if __name__ == "__main__":
 """
 
 
-def decoding_floor(folder: str, workers: int) -> float:
+def floor_script(tmp: str) -> str:
+    """Write the decoding floor's script into ``tmp`` (spawned workers import it)."""
+    script = os.path.join(tmp, "decode_floor.py")
+    with open(script, "w") as fh:
+        fh.write(FLOOR_SCRIPT)
+    return script
+
+
+def decoding_floor(script: str, folder: str, workers: int) -> float:
     """Wall seconds of a fresh process that decodes and resamples every channel of the
-    archive (see the module doc), median of three."""
-    times = []
-    with tempfile.TemporaryDirectory() as tmp:
-        script = os.path.join(tmp, "decode_floor.py")  # spawned workers import it
-        with open(script, "w") as fh:
-            fh.write(FLOOR_SCRIPT)
-        for _ in range(3):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, script, folder, str(workers)], check=True,
-                           stdout=subprocess.DEVNULL)
-            times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    archive (see the module doc)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, script, folder, str(workers)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
 
 
 def compare_labels(mine: str, other: str) -> str:
@@ -200,6 +202,8 @@ def main() -> None:
                    help="serfast predict --hop in seconds (0: predict's default, half the window).")
     p.add_argument("--speakers", default="",
                    help="serfast predict --speakers (default: predict's, each channel alone).")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="Runs of predict, each followed by one of the floor; medians.")
     args = p.parse_args()
     common = ["--workers", str(args.workers), "--device", args.device,
               "--no-denoise" if args.no_denoise else "--denoise"]
@@ -213,18 +217,27 @@ def main() -> None:
     wavs = sorted(f for f in os.listdir(args.archive) if f.endswith(".wav"))
     hours = sum(sf.info(os.path.join(args.archive, f)).duration for f in wavs) / 3600
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "labels.csv")
-        wall, peak = run_predict([args.archive, "--model", args.model, "--out", out, *common])
+        out, script = os.path.join(tmp, "labels.csv"), floor_script(tmp)
+        walls, peaks, floors = [], [], []
+        for i in range(args.repeat):  # predict and the floor in turn: drift hits both
+            wall, peak = run_predict([args.archive, "--model", args.model, "--out",
+                                      out if i == 0 else os.path.join(tmp, f"again{i}.csv"),
+                                      *common])
+            walls.append(wall)
+            peaks.append(peak)
+            floors.append(decoding_floor(script, args.archive, args.workers))
+        wall, floor = float(np.median(walls)), float(np.median(floors))
         print(f"archive: {len(wavs)} stereo calls, {hours:.3f} h of audio")
-        print(f"wall {wall:.2f} s, real-time factor {hours * 3600 / wall:.0f}x, "
-              f"peak memory {peak / 2**20:.0f} MiB (process tree)")
+        print(f"wall {wall:.2f} s (median of {', '.join(f'{w:.2f}' for w in walls)}), "
+              f"real-time factor {hours * 3600 / wall:.0f}x, peak memory "
+              f"{max(peaks) / 2**20:.0f} MiB (process tree)")
         s = score(out, os.path.join(args.archive, "truth.csv"))
         print(f"utterance accuracy {s['accuracy']:.3f} over {s['utterances']} utterances "
               f"({s['missed']} without a window; {s['accuracy_found']:.3f} of those found); "
               f"{s['windows']} windows, {s['stray_windows']} over no utterance")
         print("per label: " + ", ".join(f"{k} {v:.2f}" for k, v in s["per_label"].items()))
-        floor = decoding_floor(args.archive, args.workers)
-        print(f"decoding floor {floor:.2f} s (median of 3); predict = {wall / floor:.2f}x "
+        print(f"decoding floor {floor:.2f} s (median of "
+              f"{', '.join(f'{f:.2f}' for f in floors)}); predict = {wall / floor:.2f}x "
               "the floor")
         if args.compare:
             print("against " + args.compare + ": " + compare_labels(out, args.compare))

@@ -44,8 +44,8 @@ def _audio(seconds: float) -> str:
               help="Folder of a trained model, or a model shipped with serfast: 'default' "
                    "(seed + prosody features and the speaker encoder's columns), "
                    "'telephone' (seed features and the encoder's columns, trained on "
-                   "telephone copies too: for call audio, about 2x faster than "
-                   "'default'), 'fast' (seed features alone: about 3x faster, less "
+                   "telephone copies too: for call audio, about 2.5x faster "
+                   "than 'default'), 'fast' (seed features alone: about 4x faster, less "
                    "accurate); 'auto' = 'telephone' when every recording is sampled at "
                    "8 kHz or less, else 'default'.")
 @click.option("--out", required=True, type=click.Path(),

@@ -46,7 +46,7 @@ DEFAULT_MODEL = "default"
 #: (the ``all`` feature set with the speaker encoder's columns: the best across corpora
 #: on wide-band audio), ``telephone`` (the seed set with the encoder's columns, trained on
 #: a telephone copy of every clip too: for call audio, as accurate there as the ``all``
-#: set and about 2x faster) and ``fast`` (the seed set alone: about 3x faster on call
+#: set and about 2.5x faster) and ``fast`` (the seed set alone: about 4x faster on call
 #: archives than ``default``, weaker on unseen corpora). README's model card has their
 #: leave-one-corpus-out tables.
 SHIPPED_MODELS = (DEFAULT_MODEL, "telephone", "fast")
