@@ -102,13 +102,7 @@ def frame_time_sums(y, block0, hop, frame0, n_fft, powers, energy, crossings):
         powers[blk, 1] = s2
         powers[blk, 2] = s3
         powers[blk, 3] = s4
-        lo = max(a, 1)  # sample 0 has no left neighbour
-        now = y[lo:a + hop]
-        before = y[lo - 1:a + hop - 1]
-        c = 0
-        for i in range(now.shape[0]):
-            c += cpu_kernels._crosses(before[i], now[i])
-        cross_in[blk] = c
+        cross_in[blk] = cpu_kernels.block_crossings(y, a, a + hop)
     per_frame = n_fft // hop
     first = (frame0 - block0) // hop
     aligned = (n_fft % hop == 0 and (frame0 - block0) % hop == 0 and first >= 0
@@ -122,12 +116,12 @@ def frame_time_sums(y, block0, hop, frame0, n_fft, powers, energy, crossings):
                 e += powers[blk, 1]
                 c += cross_in[blk]
             if p0 >= 1:  # the first sample of a frame is never a crossing
-                c -= cpu_kernels._crossing(y, p0)
+                c -= cpu_kernels.crossing(y, p0)
         else:
             for i in range(p0, p0 + n_fft):
                 e += np.float64(y[i]) * y[i]
             for i in range(p0 + 1, p0 + n_fft):
-                c += cpu_kernels._crossing(y, i)
+                c += cpu_kernels.crossing(y, i)
         energy[t] = e
         crossings[t] = c
 

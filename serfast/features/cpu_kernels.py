@@ -22,8 +22,8 @@ from .kernel_cache import njit
 from .librosa_constants import (OCTAVE_ZERO_HZ, PIPTRACK_THRESHOLD, TINY32, VARIANCE_FLOOR,
                                 ZCR_THRESHOLD)
 
-__all__ = ["MEL_BLOCK", "clip_finish", "frame_clip", "spectrum_frames", "time_features",
-           "tuning_bin"]
+__all__ = ["MEL_BLOCK", "block_crossings", "clip_finish", "crossing", "frame_clip",
+           "spectrum_frames", "time_features", "tuning_bin"]
 
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 #: Samples below this are negative for the zero-crossing rate.
@@ -64,9 +64,21 @@ def _crosses(before, now):
 
 
 @njit(cache=True, inline="always")
-def _crossing(y, i):
+def crossing(y, i):
     """:func:`_crosses` between ``y[i - 1]`` and ``y[i]``."""
     return _crosses(y[i - 1], y[i])
+
+
+@njit(cache=True, inline="always")
+def block_crossings(y, a, b):
+    """Zero crossings into the samples [a, b) of ``y`` (sample 0 has no left neighbour)."""
+    lo = max(a, 1)
+    now = y[lo:b]
+    before = y[lo - 1:b - 1]
+    c = 0
+    for i in range(now.shape[0]):  # a branch-free loop over views: vectorised
+        c += _crosses(before[i], now[i])
+    return c
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -102,14 +114,8 @@ def time_features(y, n_fft, hop, n_frames, out):
             v = np.float64(seg[i])
             e += v * v
             s += v
-        lo = max(a, 1)  # sample 0 has no left neighbour
-        now = y[lo:b]
-        before = y[lo - 1:b - 1]
-        c = 0
-        for i in range(now.shape[0]):
-            c += _crosses(before[i], now[i])
         block_energy[blk] = e
-        block_cross[blk] = c
+        block_cross[blk] = block_crossings(y, a, b)
         total += s
     per_frame = n_fft // hop
     aligned = half % hop == 0 and n_fft % hop == 0
@@ -125,14 +131,14 @@ def time_features(y, n_fft, hop, n_frames, out):
                 e += block_energy[blk]
                 c += block_cross[blk]
             if 1 <= p0 < n:  # the first sample of a frame is never a crossing
-                c -= _crossing(y, p0)
+                c -= crossing(y, p0)
         else:
             e = 0.0
             c = 0
             for i in range(max(p0, 0), min(p0 + n_fft, n)):
                 e += np.float64(y[i]) * y[i]
                 if i > max(p0, 0):
-                    c += _crossing(y, i)
+                    c += crossing(y, i)
         zcr += c
         rms += math.sqrt(max(e, 0.0) / n_fft)
     mean = total / n
